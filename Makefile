@@ -1,0 +1,81 @@
+# Cairn — the two commands a new user needs are `make demo` and `make test`.
+# Every target creates .venv/ on first use and installs what it needs.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console screenshots browser pin clean
+
+help:
+	@echo "make demo         run the whole platform locally on embedded defaults"
+	@echo "make test         install and run the full test suite"
+	@echo "make lint         ruff + generated-stub check"
+	@echo "make fmt          format and auto-fix with ruff"
+	@echo "make proto        regenerate gRPC stubs from proto/"
+	@echo "make bench        engine benchmark side by side with restic and borg"
+	@echo "make screenshots  PNGs of the console's main pages under var/screenshots/"
+	@echo "make pin          re-pin requirements/*.txt from requirements/*.in"
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per requirement set, so an edit to the pins reinstalls.
+$(VENV)/.console: requirements/console.txt requirements/agent.txt pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install -q -r requirements/console.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e . 2>/dev/null || $(PIP) install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: requirements/dev.txt $(VENV)/.console
+	$(PIP) install -q -r requirements/dev.txt
+	touch $@
+
+demo: $(VENV)/.console
+	$(PY) manage.py demo
+
+# Debian's chromium drives the browser tests (Playwright's own download cannot work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else echo "chromium missing: browser tests will be skipped (sudo apt-get install chromium)"; fi; }
+
+# Tools the benchmark compares against (Debian packages).
+bench-tools:
+	@command -v restic >/dev/null 2>&1 && command -v borg >/dev/null 2>&1 || { \
+	  apt-get update -q && apt-get install -y -q restic borgbackup; }
+
+test: $(VENV)/.dev browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The database tests again on the embedded SQLite configuration (CI runs both).
+test-sqlite: $(VENV)/.dev
+	env -u DATABASE_URL $(PY) -m pytest -m "not browser and not e2e" tests/console $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev proto-check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+proto: $(VENV)/.dev
+	$(PY) proto/build.py
+
+proto-check: $(VENV)/.dev
+	$(PY) proto/build.py --check
+
+bench: $(VENV)/.dev bench-tools
+	$(PY) -m tests.bench.engine_bench $(BENCH_ARGS)
+
+screenshots: $(VENV)/.dev browser
+	$(PY) -m tests.browser.screenshots
+
+pin:
+	bash requirements/pin.sh
+
+clean:
+	rm -rf var/ .pytest_cache

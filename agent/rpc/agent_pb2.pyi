@@ -1,0 +1,397 @@
+import datetime
+from collections.abc import Iterable as _Iterable
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class HostFacts(_message.Message):
+    __slots__ = ("hostname", "os", "os_version", "agent_version", "username", "arch")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    OS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    os: str
+    os_version: str
+    agent_version: str
+    username: str
+    arch: str
+    def __init__(
+        self,
+        hostname: str | None = ...,
+        os: str | None = ...,
+        os_version: str | None = ...,
+        agent_version: str | None = ...,
+        username: str | None = ...,
+        arch: str | None = ...,
+    ) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("token", "host", "csr_pem")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    host: HostFacts
+    csr_pem: bytes
+    def __init__(
+        self,
+        token: str | None = ...,
+        host: HostFacts | _Mapping | None = ...,
+        csr_pem: bytes | None = ...,
+    ) -> None: ...
+
+class RepositoryLocation(_message.Message):
+    __slots__ = ("url", "endpoint", "region")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    endpoint: str
+    region: str
+    def __init__(
+        self,
+        url: str | None = ...,
+        endpoint: str | None = ...,
+        region: str | None = ...,
+    ) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = (
+        "device_id",
+        "certificate_pem",
+        "ca_certificate_pem",
+        "repository",
+        "repository_keys",
+        "gateway_address",
+    )
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_KEYS_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    certificate_pem: bytes
+    ca_certificate_pem: bytes
+    repository: RepositoryLocation
+    repository_keys: bytes
+    gateway_address: str
+    def __init__(
+        self,
+        device_id: str | None = ...,
+        certificate_pem: bytes | None = ...,
+        ca_certificate_pem: bytes | None = ...,
+        repository: RepositoryLocation | _Mapping | None = ...,
+        repository_keys: bytes | None = ...,
+        gateway_address: str | None = ...,
+    ) -> None: ...
+
+class Hello(_message.Message):
+    __slots__ = ("host", "policy_revision", "protocol_version", "pending_command_ids")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PENDING_COMMAND_IDS_FIELD_NUMBER: _ClassVar[int]
+    host: HostFacts
+    policy_revision: str
+    protocol_version: str
+    pending_command_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(
+        self,
+        host: HostFacts | _Mapping | None = ...,
+        policy_revision: str | None = ...,
+        protocol_version: str | None = ...,
+        pending_command_ids: _Iterable[str] | None = ...,
+    ) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = (
+        "at",
+        "policy_revision",
+        "state",
+        "pause_reason",
+        "last_backup_at",
+        "next_backup_at",
+    )
+    AT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_BACKUP_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BACKUP_AT_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    policy_revision: str
+    state: str
+    pause_reason: str
+    last_backup_at: _timestamp_pb2.Timestamp
+    next_backup_at: _timestamp_pb2.Timestamp
+    def __init__(
+        self,
+        at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+        policy_revision: str | None = ...,
+        state: str | None = ...,
+        pause_reason: str | None = ...,
+        last_backup_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+        next_backup_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+    ) -> None: ...
+
+class CommandAck(_message.Message):
+    __slots__ = ("command_id", "accepted", "reason")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    accepted: bool
+    reason: str
+    def __init__(
+        self,
+        command_id: str | None = ...,
+        accepted: bool | None = ...,
+        reason: str | None = ...,
+    ) -> None: ...
+
+class JobProgress(_message.Message):
+    __slots__ = (
+        "job_id",
+        "command_id",
+        "kind",
+        "files_done",
+        "bytes_done",
+        "bytes_total",
+        "percent",
+    )
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FILES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    command_id: str
+    kind: str
+    files_done: int
+    bytes_done: int
+    bytes_total: int
+    percent: float
+    def __init__(
+        self,
+        job_id: str | None = ...,
+        command_id: str | None = ...,
+        kind: str | None = ...,
+        files_done: int | None = ...,
+        bytes_done: int | None = ...,
+        bytes_total: int | None = ...,
+        percent: float | None = ...,
+    ) -> None: ...
+
+class JobResult(_message.Message):
+    __slots__ = (
+        "job_id",
+        "command_id",
+        "kind",
+        "state",
+        "started_at",
+        "finished_at",
+        "snapshot_id",
+        "error",
+        "warnings",
+        "stats_json",
+        "policy_revision",
+    )
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    STATS_JSON_FIELD_NUMBER: _ClassVar[int]
+    POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    command_id: str
+    kind: str
+    state: str
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    snapshot_id: str
+    error: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    stats_json: str
+    policy_revision: str
+    def __init__(
+        self,
+        job_id: str | None = ...,
+        command_id: str | None = ...,
+        kind: str | None = ...,
+        state: str | None = ...,
+        started_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+        finished_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+        snapshot_id: str | None = ...,
+        error: str | None = ...,
+        warnings: _Iterable[str] | None = ...,
+        stats_json: str | None = ...,
+        policy_revision: str | None = ...,
+    ) -> None: ...
+
+class Report(_message.Message):
+    __slots__ = ("idempotency_key", "progress", "result", "snapshot")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    progress: JobProgress
+    result: JobResult
+    snapshot: SnapshotInfo
+    def __init__(
+        self,
+        idempotency_key: str | None = ...,
+        progress: JobProgress | _Mapping | None = ...,
+        result: JobResult | _Mapping | None = ...,
+        snapshot: SnapshotInfo | _Mapping | None = ...,
+    ) -> None: ...
+
+class SnapshotInfo(_message.Message):
+    __slots__ = ("snapshot_id", "time", "paths", "tags", "files", "bytes")
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: str
+    time: _timestamp_pb2.Timestamp
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    files: int
+    bytes: int
+    def __init__(
+        self,
+        snapshot_id: str | None = ...,
+        time: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+        paths: _Iterable[str] | None = ...,
+        tags: _Iterable[str] | None = ...,
+        files: int | None = ...,
+        bytes: int | None = ...,
+    ) -> None: ...
+
+class ReportBatch(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[Report]
+    def __init__(self, reports: _Iterable[Report | _Mapping] | None = ...) -> None: ...
+
+class ReportAck(_message.Message):
+    __slots__ = ("accepted_keys",)
+    ACCEPTED_KEYS_FIELD_NUMBER: _ClassVar[int]
+    accepted_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, accepted_keys: _Iterable[str] | None = ...) -> None: ...
+
+class AgentMessage(_message.Message):
+    __slots__ = ("hello", "heartbeat", "ack", "report")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    hello: Hello
+    heartbeat: Heartbeat
+    ack: CommandAck
+    report: Report
+    def __init__(
+        self,
+        hello: Hello | _Mapping | None = ...,
+        heartbeat: Heartbeat | _Mapping | None = ...,
+        ack: CommandAck | _Mapping | None = ...,
+        report: Report | _Mapping | None = ...,
+    ) -> None: ...
+
+class ApplyPolicy(_message.Message):
+    __slots__ = ("revision", "policy_json")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_JSON_FIELD_NUMBER: _ClassVar[int]
+    revision: str
+    policy_json: str
+    def __init__(
+        self, revision: str | None = ..., policy_json: str | None = ...
+    ) -> None: ...
+
+class RunJob(_message.Message):
+    __slots__ = ("kind", "args_json")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    args_json: str
+    def __init__(self, kind: str | None = ..., args_json: str | None = ...) -> None: ...
+
+class Cancel(_message.Message):
+    __slots__ = ("job_command_id",)
+    JOB_COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    job_command_id: str
+    def __init__(self, job_command_id: str | None = ...) -> None: ...
+
+class Ping(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ConsoleMessage(_message.Message):
+    __slots__ = ("command_id", "apply_policy", "run_job", "cancel", "ping")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    APPLY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RUN_JOB_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    apply_policy: ApplyPolicy
+    run_job: RunJob
+    cancel: Cancel
+    ping: Ping
+    def __init__(
+        self,
+        command_id: str | None = ...,
+        apply_policy: ApplyPolicy | _Mapping | None = ...,
+        run_job: RunJob | _Mapping | None = ...,
+        cancel: Cancel | _Mapping | None = ...,
+        ping: Ping | _Mapping | None = ...,
+    ) -> None: ...
+
+class StorageGrantRequest(_message.Message):
+    __slots__ = ("object_keys", "method")
+    OBJECT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    object_keys: _containers.RepeatedScalarFieldContainer[str]
+    method: str
+    def __init__(
+        self, object_keys: _Iterable[str] | None = ..., method: str | None = ...
+    ) -> None: ...
+
+class PresignedUrl(_message.Message):
+    __slots__ = ("object_key", "url")
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    object_key: str
+    url: str
+    def __init__(self, object_key: str | None = ..., url: str | None = ...) -> None: ...
+
+class StorageGrant(_message.Message):
+    __slots__ = ("urls", "expires_at")
+    URLS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    urls: _containers.RepeatedCompositeFieldContainer[PresignedUrl]
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(
+        self,
+        urls: _Iterable[PresignedUrl | _Mapping] | None = ...,
+        expires_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
+    ) -> None: ...

@@ -1,0 +1,33 @@
+"""Probe the services the console depends on (database, broker, object storage)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+
+
+def _database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return connection.vendor
+
+
+def _redis() -> str:
+    if not settings.REDIS_URL:
+        return "embedded (filesystem broker)"
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
+    return "redis"
+
+
+def check_services() -> dict:
+    checks = {}
+    ok = True
+    for name, probe in (("database", _database), ("broker", _redis)):
+        try:
+            checks[name] = {"ok": True, "detail": probe()}
+        except Exception as exc:  # a probe reports, it never raises
+            ok = False
+            checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+    return {"ok": ok, "env": settings.CAIRN_ENV, "checks": checks}

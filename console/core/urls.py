@@ -1,0 +1,8 @@
+from django.urls import path
+
+from console.core import views
+
+urlpatterns = [
+    path("healthz", views.health, name="health"),
+    path("", views.home, name="home"),
+]
