@@ -1,12 +1,11 @@
 import datetime
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -24,15 +23,7 @@ class HostFacts(_message.Message):
     agent_version: str
     username: str
     arch: str
-    def __init__(
-        self,
-        hostname: str | None = ...,
-        os: str | None = ...,
-        os_version: str | None = ...,
-        agent_version: str | None = ...,
-        username: str | None = ...,
-        arch: str | None = ...,
-    ) -> None: ...
+    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., os_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., username: _Optional[str] = ..., arch: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
     __slots__ = ("token", "host", "csr_pem")
@@ -42,12 +33,7 @@ class EnrollRequest(_message.Message):
     token: str
     host: HostFacts
     csr_pem: bytes
-    def __init__(
-        self,
-        token: str | None = ...,
-        host: HostFacts | _Mapping | None = ...,
-        csr_pem: bytes | None = ...,
-    ) -> None: ...
+    def __init__(self, token: _Optional[str] = ..., host: _Optional[_Union[HostFacts, _Mapping]] = ..., csr_pem: _Optional[bytes] = ...) -> None: ...
 
 class RepositoryLocation(_message.Message):
     __slots__ = ("url", "endpoint", "region")
@@ -57,22 +43,10 @@ class RepositoryLocation(_message.Message):
     url: str
     endpoint: str
     region: str
-    def __init__(
-        self,
-        url: str | None = ...,
-        endpoint: str | None = ...,
-        region: str | None = ...,
-    ) -> None: ...
+    def __init__(self, url: _Optional[str] = ..., endpoint: _Optional[str] = ..., region: _Optional[str] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = (
-        "device_id",
-        "certificate_pem",
-        "ca_certificate_pem",
-        "repository",
-        "repository_keys",
-        "gateway_address",
-    )
+    __slots__ = ("device_id", "certificate_pem", "ca_certificate_pem", "repository", "repository_keys", "gateway_address")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     CA_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
@@ -85,15 +59,7 @@ class EnrollResponse(_message.Message):
     repository: RepositoryLocation
     repository_keys: bytes
     gateway_address: str
-    def __init__(
-        self,
-        device_id: str | None = ...,
-        certificate_pem: bytes | None = ...,
-        ca_certificate_pem: bytes | None = ...,
-        repository: RepositoryLocation | _Mapping | None = ...,
-        repository_keys: bytes | None = ...,
-        gateway_address: str | None = ...,
-    ) -> None: ...
+    def __init__(self, device_id: _Optional[str] = ..., certificate_pem: _Optional[bytes] = ..., ca_certificate_pem: _Optional[bytes] = ..., repository: _Optional[_Union[RepositoryLocation, _Mapping]] = ..., repository_keys: _Optional[bytes] = ..., gateway_address: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("host", "policy_revision", "protocol_version", "pending_command_ids")
@@ -105,23 +71,10 @@ class Hello(_message.Message):
     policy_revision: str
     protocol_version: str
     pending_command_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(
-        self,
-        host: HostFacts | _Mapping | None = ...,
-        policy_revision: str | None = ...,
-        protocol_version: str | None = ...,
-        pending_command_ids: _Iterable[str] | None = ...,
-    ) -> None: ...
+    def __init__(self, host: _Optional[_Union[HostFacts, _Mapping]] = ..., policy_revision: _Optional[str] = ..., protocol_version: _Optional[str] = ..., pending_command_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = (
-        "at",
-        "policy_revision",
-        "state",
-        "pause_reason",
-        "last_backup_at",
-        "next_backup_at",
-    )
+    __slots__ = ("at", "policy_revision", "state", "pause_reason", "last_backup_at", "next_backup_at")
     AT_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -134,15 +87,7 @@ class Heartbeat(_message.Message):
     pause_reason: str
     last_backup_at: _timestamp_pb2.Timestamp
     next_backup_at: _timestamp_pb2.Timestamp
-    def __init__(
-        self,
-        at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-        policy_revision: str | None = ...,
-        state: str | None = ...,
-        pause_reason: str | None = ...,
-        last_backup_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-        next_backup_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., state: _Optional[str] = ..., pause_reason: _Optional[str] = ..., last_backup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_backup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CommandAck(_message.Message):
     __slots__ = ("command_id", "accepted", "reason")
@@ -152,23 +97,10 @@ class CommandAck(_message.Message):
     command_id: str
     accepted: bool
     reason: str
-    def __init__(
-        self,
-        command_id: str | None = ...,
-        accepted: bool | None = ...,
-        reason: str | None = ...,
-    ) -> None: ...
+    def __init__(self, command_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = (
-        "job_id",
-        "command_id",
-        "kind",
-        "files_done",
-        "bytes_done",
-        "bytes_total",
-        "percent",
-    )
+    __slots__ = ("job_id", "command_id", "kind", "files_done", "bytes_done", "bytes_total", "percent")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -183,31 +115,10 @@ class JobProgress(_message.Message):
     bytes_done: int
     bytes_total: int
     percent: float
-    def __init__(
-        self,
-        job_id: str | None = ...,
-        command_id: str | None = ...,
-        kind: str | None = ...,
-        files_done: int | None = ...,
-        bytes_done: int | None = ...,
-        bytes_total: int | None = ...,
-        percent: float | None = ...,
-    ) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., files_done: _Optional[int] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., percent: _Optional[float] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = (
-        "job_id",
-        "command_id",
-        "kind",
-        "state",
-        "started_at",
-        "finished_at",
-        "snapshot_id",
-        "error",
-        "warnings",
-        "stats_json",
-        "policy_revision",
-    )
+    __slots__ = ("job_id", "command_id", "kind", "state", "started_at", "finished_at", "snapshot_id", "error", "warnings", "stats_json", "policy_revision")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -230,20 +141,7 @@ class JobResult(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     stats_json: str
     policy_revision: str
-    def __init__(
-        self,
-        job_id: str | None = ...,
-        command_id: str | None = ...,
-        kind: str | None = ...,
-        state: str | None = ...,
-        started_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-        finished_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-        snapshot_id: str | None = ...,
-        error: str | None = ...,
-        warnings: _Iterable[str] | None = ...,
-        stats_json: str | None = ...,
-        policy_revision: str | None = ...,
-    ) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_id: _Optional[str] = ..., error: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., stats_json: _Optional[str] = ..., policy_revision: _Optional[str] = ...) -> None: ...
 
 class Report(_message.Message):
     __slots__ = ("idempotency_key", "progress", "result", "snapshot")
@@ -255,13 +153,7 @@ class Report(_message.Message):
     progress: JobProgress
     result: JobResult
     snapshot: SnapshotInfo
-    def __init__(
-        self,
-        idempotency_key: str | None = ...,
-        progress: JobProgress | _Mapping | None = ...,
-        result: JobResult | _Mapping | None = ...,
-        snapshot: SnapshotInfo | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, idempotency_key: _Optional[str] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., snapshot: _Optional[_Union[SnapshotInfo, _Mapping]] = ...) -> None: ...
 
 class SnapshotInfo(_message.Message):
     __slots__ = ("snapshot_id", "time", "paths", "tags", "files", "bytes")
@@ -277,27 +169,19 @@ class SnapshotInfo(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     files: int
     bytes: int
-    def __init__(
-        self,
-        snapshot_id: str | None = ...,
-        time: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-        paths: _Iterable[str] | None = ...,
-        tags: _Iterable[str] | None = ...,
-        files: int | None = ...,
-        bytes: int | None = ...,
-    ) -> None: ...
+    def __init__(self, snapshot_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paths: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class ReportBatch(_message.Message):
     __slots__ = ("reports",)
     REPORTS_FIELD_NUMBER: _ClassVar[int]
     reports: _containers.RepeatedCompositeFieldContainer[Report]
-    def __init__(self, reports: _Iterable[Report | _Mapping] | None = ...) -> None: ...
+    def __init__(self, reports: _Optional[_Iterable[_Union[Report, _Mapping]]] = ...) -> None: ...
 
 class ReportAck(_message.Message):
     __slots__ = ("accepted_keys",)
     ACCEPTED_KEYS_FIELD_NUMBER: _ClassVar[int]
     accepted_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, accepted_keys: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, accepted_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "heartbeat", "ack", "report")
@@ -309,13 +193,7 @@ class AgentMessage(_message.Message):
     heartbeat: Heartbeat
     ack: CommandAck
     report: Report
-    def __init__(
-        self,
-        hello: Hello | _Mapping | None = ...,
-        heartbeat: Heartbeat | _Mapping | None = ...,
-        ack: CommandAck | _Mapping | None = ...,
-        report: Report | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., report: _Optional[_Union[Report, _Mapping]] = ...) -> None: ...
 
 class ApplyPolicy(_message.Message):
     __slots__ = ("revision", "policy_json")
@@ -323,9 +201,7 @@ class ApplyPolicy(_message.Message):
     POLICY_JSON_FIELD_NUMBER: _ClassVar[int]
     revision: str
     policy_json: str
-    def __init__(
-        self, revision: str | None = ..., policy_json: str | None = ...
-    ) -> None: ...
+    def __init__(self, revision: _Optional[str] = ..., policy_json: _Optional[str] = ...) -> None: ...
 
 class RunJob(_message.Message):
     __slots__ = ("kind", "args_json")
@@ -333,13 +209,13 @@ class RunJob(_message.Message):
     ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
     kind: str
     args_json: str
-    def __init__(self, kind: str | None = ..., args_json: str | None = ...) -> None: ...
+    def __init__(self, kind: _Optional[str] = ..., args_json: _Optional[str] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("job_command_id",)
     JOB_COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     job_command_id: str
-    def __init__(self, job_command_id: str | None = ...) -> None: ...
+    def __init__(self, job_command_id: _Optional[str] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ()
@@ -357,14 +233,7 @@ class ConsoleMessage(_message.Message):
     run_job: RunJob
     cancel: Cancel
     ping: Ping
-    def __init__(
-        self,
-        command_id: str | None = ...,
-        apply_policy: ApplyPolicy | _Mapping | None = ...,
-        run_job: RunJob | _Mapping | None = ...,
-        cancel: Cancel | _Mapping | None = ...,
-        ping: Ping | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, command_id: _Optional[str] = ..., apply_policy: _Optional[_Union[ApplyPolicy, _Mapping]] = ..., run_job: _Optional[_Union[RunJob, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ...) -> None: ...
 
 class StorageGrantRequest(_message.Message):
     __slots__ = ("object_keys", "method")
@@ -372,9 +241,7 @@ class StorageGrantRequest(_message.Message):
     METHOD_FIELD_NUMBER: _ClassVar[int]
     object_keys: _containers.RepeatedScalarFieldContainer[str]
     method: str
-    def __init__(
-        self, object_keys: _Iterable[str] | None = ..., method: str | None = ...
-    ) -> None: ...
+    def __init__(self, object_keys: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ...) -> None: ...
 
 class PresignedUrl(_message.Message):
     __slots__ = ("object_key", "url")
@@ -382,7 +249,7 @@ class PresignedUrl(_message.Message):
     URL_FIELD_NUMBER: _ClassVar[int]
     object_key: str
     url: str
-    def __init__(self, object_key: str | None = ..., url: str | None = ...) -> None: ...
+    def __init__(self, object_key: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
 
 class StorageGrant(_message.Message):
     __slots__ = ("urls", "expires_at")
@@ -390,8 +257,4 @@ class StorageGrant(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     urls: _containers.RepeatedCompositeFieldContainer[PresignedUrl]
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(
-        self,
-        urls: _Iterable[PresignedUrl | _Mapping] | None = ...,
-        expires_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, urls: _Optional[_Iterable[_Union[PresignedUrl, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
