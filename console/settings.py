@@ -27,7 +27,9 @@ PRODUCTION = CAIRN_ENV == "production"
 # --- core -------------------------------------------------------------------
 DEV_SECRET_KEY = "cairn-development-only-secret-key-never-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
-if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+if PRODUCTION and (
+    SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5
+):
     raise ImproperlyConfigured(
         "CAIRN_ENV=production needs SECRET_KEY set to a random value of at least 50 characters"
     )
@@ -50,7 +52,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -58,6 +59,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if PRODUCTION:
+    # Static files straight from the app servers, compressed and cache-busted.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"
