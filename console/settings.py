@@ -48,6 +48,15 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "console.core",
+    "console.accounts",
+    "console.fleet",
+    "console.policies",
+    "console.jobs",
+    "console.storage",
+    "console.audit",
+    "console.dashboard",
+    "console.api",
+    # the control plane adds "console.gateway" here
 ]
 
 MIDDLEWARE = [
@@ -163,6 +172,13 @@ LOCAL_STORAGE_DIR = Path(env_str("CAIRN_LOCAL_STORAGE_DIR", str(VAR_DIR / "stora
 if PRODUCTION and not S3_ENDPOINT:
     raise ImproperlyConfigured("CAIRN_ENV=production needs S3_ENDPOINT (MinIO or any S3)")
 CAIRN_ORG = env_str("CAIRN_ORG", "default")
+# Key that encrypts secrets stored in the database (S3 credentials); defaults
+# to a derivation of SECRET_KEY (console/storage/crypto.py).
+CAIRN_SECRETS_KEY = env_str("CAIRN_SECRETS_KEY", "")
+# A device not seen for this many days is flagged on the overview.
+CAIRN_STALE_DAYS = env_int("CAIRN_STALE_DAYS", 7)
+# Commands that are not delivered in time expire (hours).
+CAIRN_COMMAND_TTL_HOURS = env_int("CAIRN_COMMAND_TTL_HOURS", 72)
 
 # --- keys and TLS -------------------------------------------------------------
 # The organisation key wraps every device repository's keys (docs/security.md).
