@@ -52,7 +52,7 @@ test: $(VENV)/.dev browser
 
 # The database tests again on the embedded SQLite configuration (CI runs both).
 test-sqlite: $(VENV)/.dev
-	env -u DATABASE_URL $(PY) -m pytest -m "not browser and not e2e" tests/console $(PYTEST_ARGS)
+	env -u DATABASE_URL $(PY) -m pytest -m "not browser and not e2e" $(wildcard tests/foundation tests/console tests/gateway) $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev proto-check
 	$(VENV)/bin/ruff check .
