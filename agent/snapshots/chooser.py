@@ -1,0 +1,170 @@
+"""Pick the snapshot providers for a run and honour the policy's open-file mode.
+
+Each source path goes to the first provider that can cover it (so /home on
+btrfs is snapshotted while /srv on ext4 is read live). Then, by mode:
+
+* ``off``: no snapshot; every file is read live with the engine's
+  consistent-read checks.
+* ``preferred``: paths no provider covers, or whose snapshot fails, are read
+  live; the run carries a warning naming them and why.
+* ``required``: any such path fails the run before a byte is read, with the
+  reason (SnapshotRequiredError).
+
+Usage (the daemon)::
+
+    with point_in_time(sources, policy.open_files, state_dir=state) as pit:
+        result = backup(sources, translate=pit.translate, ...)
+    report_warnings = pit.warnings + result.warnings  # after the block: release
+                                                       # problems are appended on exit
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+
+from agent.snapshots.base import (
+    OpenFileMode,
+    SnapshotError,
+    SnapshotProvider,
+    SnapshotRequiredError,
+    SnapshotView,
+)
+
+
+@dataclass
+class PointInTime:
+    """What a run reads through: snapshot views plus the paths read live."""
+
+    mode: OpenFileMode
+    views: list[SnapshotView] = field(default_factory=list)
+    live: dict[str, str] = field(default_factory=dict)  # source path -> why it is read live
+    warnings: list[str] = field(default_factory=list)
+
+    def translate(self, path: str) -> str:
+        for view in self.views:
+            if view.covers(path):
+                return view.translate(path)
+        return path
+
+    @property
+    def providers(self) -> list[str]:
+        return [v.provider for v in self.views]
+
+    def describe(self) -> str:
+        """One line for ``agent status`` and the job report."""
+        if self.mode is OpenFileMode.OFF:
+            return "open-file snapshots off: consistent reads"
+        if not self.views:
+            return "no snapshot: consistent reads"
+        parts = [f"{v.provider} snapshot of {', '.join(v.roots)}" for v in self.views]
+        if self.live:
+            parts.append(f"live (consistent reads): {', '.join(self.live)}")
+        return "; ".join(parts)
+
+
+def default_providers(
+    state_dir: str | os.PathLike[str] | None, platform: str = sys.platform
+) -> list[SnapshotProvider]:
+    """The providers this OS can offer, most preferred first."""
+    if platform == "win32":
+        from agent.snapshots.windows_vss import VssProvider
+
+        return [VssProvider(state_dir)]
+    if platform == "darwin":
+        from agent.snapshots.macos_apfs import ApfsProvider
+
+        return [ApfsProvider(state_dir)]
+    if platform.startswith("linux"):
+        from agent.snapshots.linux_btrfs import BtrfsProvider
+        from agent.snapshots.linux_lvm import LvmProvider
+
+        return [BtrfsProvider(state_dir), LvmProvider(state_dir)]
+    return []
+
+
+def cleanup_stale_snapshots(
+    state_dir: str | os.PathLike[str] | None,
+    providers: Sequence[SnapshotProvider] | None = None,
+) -> list[str]:
+    """Call once when the agent starts: removes snapshots a crashed run left."""
+    lines: list[str] = []
+    for provider in providers if providers is not None else default_providers(state_dir):
+        try:
+            lines.extend(provider.cleanup_stale())
+        except Exception as exc:  # a broken provider must not stop the agent starting
+            lines.append(f"{provider.name}: stale snapshot cleanup failed: {exc}")
+    return lines
+
+
+@contextmanager
+def point_in_time(
+    paths: Iterable[str],
+    mode: OpenFileMode | str,
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    providers: Sequence[SnapshotProvider] | None = None,
+) -> Iterator[PointInTime]:
+    mode = OpenFileMode(mode)
+    paths = list(dict.fromkeys(paths))
+    pit = PointInTime(mode)
+    if mode is OpenFileMode.OFF:
+        yield pit
+        return
+    if providers is None:
+        providers = default_providers(state_dir)
+
+    # Which provider takes which path; why the others could not.
+    reasons: dict[str, list[str]] = {p: [] for p in paths}
+    candidates: dict[str, list[SnapshotProvider]] = {p: [] for p in paths}
+    for path in paths:
+        for provider in providers:
+            verdict = provider.available([path])
+            if verdict:
+                candidates[path].append(provider)
+            else:
+                reasons[path].append(f"{provider.name}: {verdict.reason}")
+        if not providers:
+            reasons[path].append(f"no snapshot mechanism is supported on {sys.platform}")
+
+    with ExitStack() as stack:
+        pending = [p for p in paths if candidates[p]]
+        while pending:
+            provider = candidates[pending[0]][0]
+            group = [p for p in pending if candidates[p] and candidates[p][0] is provider]
+            try:
+                view = stack.enter_context(provider.open(group))
+            except SnapshotError as exc:
+                for p in group:
+                    candidates[p].pop(0)
+                    reasons[p].append(f"{provider.name}: {exc}")
+            else:
+                pit.views.append(view)
+                for p in group:
+                    candidates[p] = []
+            pending = [p for p in pending if candidates[p]]
+
+        live = [p for p in paths if not any(v.covers(p) for v in pit.views)]
+        for p in live:
+            pit.live[p] = "; ".join(reasons[p]) or "no snapshot provider"
+        if live and mode is OpenFileMode.REQUIRED:
+            detail = "; ".join(f"{p} ({pit.live[p]})" for p in live)
+            raise SnapshotRequiredError(
+                f"open-file mode is 'required' but no snapshot could be taken for {detail}"
+            )
+        for p in live:
+            pit.warnings.append(
+                f"no snapshot for {p}: {pit.live[p]}; files read live with consistent-read checks"
+            )
+        for view in pit.views:
+            pit.warnings.extend(view.warnings)
+        try:
+            yield pit
+        finally:
+            before = [len(v.warnings) for v in pit.views]
+            stack.close()  # releases every snapshot, newest first
+            for view, n in zip(pit.views, before, strict=True):
+                pit.warnings.extend(view.warnings[n:])
