@@ -1,0 +1,513 @@
+"""S3 / MinIO object store through the ``minio`` SDK.
+
+:class:`S3Store` implements :class:`agent.engine.store.ObjectStore` on a bucket
+and key prefix (``s3://BUCKET/PREFIX``). What it adds to a plain SDK client:
+
+**Create-only puts.** Every PUT carries the S3 conditional-write header
+``If-None-Match: *`` (AWS S3 since 2024-08, MinIO, Ceph RGW and moto honour
+it): the server refuses atomically, with ``412 Precondition Failed``, to
+replace an existing key, and :class:`~agent.engine.store.ObjectExists` is
+raised. For large objects the multipart upload is *completed* with the same
+header, so the check is atomic there too. The public ``Minio.put_object`` maps
+unknown headers to ``x-amz-meta-*`` user metadata and so cannot send the
+header; the store therefore drives the SDK's request layer (``_put_object``,
+``_create_multipart_upload``, ``_upload_part``, ``_execute``), which is stable
+across minio 7.x and pinned in ``requirements/agent.txt``.
+
+A server that does not implement conditional writes answers ``501
+NotImplemented``; the store then falls back, for its lifetime, to HEAD then PUT
+(``conditional_put=False`` forces that mode; ``put_object`` with
+``part_size`` does the multipart). **Limitation of the fallback:** the check
+is not atomic, so two writers racing on the same key may both succeed and the
+last one wins. That is harmless for this engine (a key is random or derived
+from its content, so both writers write the same bytes), and production
+buckets deny agents overwrite rights anyway. A servers that *ignores* the
+header (an old S3-compatible) silently overwrites, with the same harmless
+outcome. A retried PUT whose first attempt did succeed (response lost) also
+ends in ``ObjectExists``, which callers treat as "already stored" — correct,
+for the same reason.
+
+**Retries.** Connection errors (refused, reset, DNS), connect/read timeouts,
+truncated bodies, HTTP 5xx, 429 and S3's ``SlowDown``/``RequestTimeout``/
+``InternalError`` codes are retried with exponential backoff and full jitter
+(``sleep = uniform(0, min(cap, base * 2**attempt))``; ``max_retries`` further
+attempts, 6 in total by default, ~20 s worst case). urllib3's own retries are
+switched off so the policy is in one place. Multipart uploads retry each part
+on its own, and abort the upload if they finally fail. Listing resumes after
+the last key it returned.
+
+**Timeouts and connections.** One ``urllib3.PoolManager`` with a connect and a
+read timeout (10 s / 60 s by default) and ``max_connections`` keep-alive
+connections to the endpoint (default 16: enough for the engine's parallel
+pack uploads and restore downloads plus parallel multipart parts).
+
+**Errors.** Every failure surfaces as :class:`~agent.engine.store.StoreError`
+(or its subclasses) with one readable line naming the operation, the key, the
+bucket and the endpoint: unreachable endpoint, rejected credentials, missing
+bucket, access denied. No SDK or urllib3 exception leaks to callers (the SDK
+exception is chained as ``__cause__`` for ``--debug``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.helpers import MIN_PART_SIZE, check_bucket_name, md5sum_hash
+
+from agent.engine.store import ObjectExists, ObjectNotFound, ObjectStore, StoreError, validate_key
+
+__all__ = ["S3Store"]
+
+T = TypeVar("T")
+
+#: S3 error codes worth another attempt even when the HTTP status is not 5xx.
+RETRY_CODES = frozenset(
+    {
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "OperationAborted",
+        "ConditionalRequestConflict",  # two conditional writes raced: AWS says retry
+        "XMinioServerNotInitialized",
+    }
+)
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+        "InvalidSecurity",
+    }
+)
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
+
+
+class _Retry(Exception):
+    """Internal: a failure that another attempt may cure (carries the cause)."""
+
+
+class S3Store(ObjectStore):
+    """Objects under ``prefix/`` in an S3 bucket (see the module docstring)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint: str = "s3.amazonaws.com",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str | None = None,
+        secure: bool = True,
+        *,
+        session_token: str | None = None,
+        part_size: int = 16 * 1024 * 1024,
+        parallel_parts: int = 4,
+        max_connections: int = 16,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 10.0,
+        conditional_put: bool | None = None,
+        list_page_size: int = 1000,
+        cert_check: bool = True,
+    ):
+        if not bucket:
+            raise StoreError("S3 store needs a bucket name")
+        try:
+            check_bucket_name(bucket)
+        except ValueError as exc:
+            raise StoreError(f"invalid S3 bucket name {bucket!r}: {exc}") from None
+        if part_size < MIN_PART_SIZE:
+            raise StoreError(f"S3 part size must be at least {MIN_PART_SIZE} bytes")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._root = self.prefix + "/" if self.prefix else ""
+        self.endpoint = endpoint
+        self.secure = secure
+        scheme = "https" if secure else "http"
+        self.location = f"s3://{bucket}/{self.prefix} at {scheme}://{endpoint}"
+        self.part_size = part_size
+        self.parallel_parts = max(1, parallel_parts)
+        self.max_retries = max(0, max_retries)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.list_page_size = max(1, min(1000, list_page_size))
+        #: True: If-None-Match on every put; False: HEAD then PUT; None: try the
+        #: header and fall back if the server says it does not implement it.
+        self.conditional_put = conditional_put
+        #: attempts made by the last operations (tests and diagnostics)
+        self.retries_done = 0
+        self._bucket_checked = False
+        self._lock = threading.Lock()
+        self._http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            maxsize=max_connections,
+            block=False,  # extra concurrent requests open extra (unkept) connections
+            retries=False,  # retries are ours (below), in one place
+            cert_reqs="CERT_REQUIRED" if cert_check else "CERT_NONE",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        )
+        try:
+            self._client = Minio(
+                endpoint,
+                access_key=access_key or None,
+                secret_key=secret_key if access_key else None,
+                session_token=session_token or os.environ.get("AWS_SESSION_TOKEN") or None,
+                secure=secure,
+                region=region or None,
+                http_client=self._http,
+            )
+        except ValueError as exc:  # bad endpoint syntax and the like
+            raise StoreError(f"invalid S3 endpoint {endpoint!r}: {exc}") from exc
+
+    # -- keys ----------------------------------------------------------------------
+    def _key(self, key: str) -> str:
+        return self._root + validate_key(key)
+
+    # -- the retry loop -------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2**attempt)))
+
+    def _call(self, op: str, key: str | None, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with retries; translate every failure into a StoreError."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except _NotImplemented:
+                raise
+            except Exception as exc:
+                if not _retriable(exc) or attempt >= self.max_retries:
+                    raise self._error(op, key, exc, attempt + 1) from exc
+            time.sleep(self._backoff(attempt))
+            attempt += 1
+            with self._lock:
+                self.retries_done += 1
+
+    def _error(self, op: str, key: str | None, exc: BaseException, attempts: int) -> StoreError:
+        """One readable line for an SDK / network failure."""
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, _Exists) and key:
+            return ObjectExists(key, f"s3://{self.bucket}/{self.prefix}")
+        what = f"{op} {key}" if key else op
+        where = f"s3://{self.bucket}/{self.prefix}"
+        endpoint = f"{'https' if self.secure else 'http'}://{self.endpoint}"
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(exc, S3Error):
+            code = exc.code or ""
+            if code in NOT_FOUND_CODES and key:
+                return ObjectNotFound(key, where)
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"cannot {what}: bucket {self.bucket!r} does not exist at {endpoint}"
+                )
+            if code in CREDENTIAL_CODES:
+                return StoreError(
+                    f"cannot {what} in {where}: {endpoint} rejected the credentials "
+                    f"({code}: {exc.message or 'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY'})"
+                )
+            if code == "AccessDenied":
+                return StoreError(
+                    f"cannot {what} in {where}: access denied by {endpoint} "
+                    "(wrong credentials, or no permission for this bucket/prefix)"
+                )
+            status = _status(exc)
+            return StoreError(
+                f"cannot {what} in {where}: S3 error {code or status}"
+                f"{': ' + exc.message if exc.message else ''}{tries}"
+            )
+        if isinstance(exc, ServerError | InvalidResponseError):
+            return StoreError(
+                f"cannot {what} in {where}: {endpoint} answered HTTP {_status(exc)}{tries}"
+            )
+        if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+            reason = _reason(exc)
+            return StoreError(f"cannot {what} in {where}: cannot reach {endpoint}{tries}: {reason}")
+        if isinstance(exc, MinioException | ValueError):
+            return StoreError(f"cannot {what} in {where}: {exc}")
+        return StoreError(f"cannot {what} in {where}: {type(exc).__name__}: {exc}")
+
+    def _check_bucket(self) -> None:
+        """A HEAD of a key in a missing bucket looks like a missing key (no body
+        to tell them apart): verify the bucket once, on the first miss."""
+        if self._bucket_checked:
+            return
+        exists = self._call("find bucket", None, lambda: self._client.bucket_exists(self.bucket))
+        if not exists:
+            raise StoreError(
+                f"bucket {self.bucket!r} does not exist at "
+                f"{'https' if self.secure else 'http'}://{self.endpoint}"
+            )
+        self._bucket_checked = True
+
+    # -- put ------------------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> None:
+        name = self._key(key)
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if self.conditional_put is not False:
+            try:
+                if len(data) <= self.part_size:
+                    self._call("write", key, lambda: self._put_single(name, data))
+                else:
+                    self._put_multipart(key, name, data)
+                return
+            except _NotImplemented:
+                self.conditional_put = False  # this server cannot: fall back for good
+        # Fallback: HEAD then PUT; not atomic (see module docstring).
+        if self.exists(key):
+            raise ObjectExists(key, f"s3://{self.bucket}/{self.prefix}")
+        self._call("write", key, lambda: self._put_plain(name, data))
+
+    def _conditional_error(self, exc: S3Error) -> None:
+        if exc.code == "PreconditionFailed" or _status(exc) == 412:
+            raise _Exists() from exc
+        if exc.code == "NotImplemented" or _status(exc) == 501:
+            raise _NotImplemented() from exc
+
+    def _put_single(self, name: str, data: bytes) -> None:
+        headers = {"Content-Type": "application/octet-stream", "If-None-Match": "*"}
+        try:
+            self._client._put_object(self.bucket, name, data, headers)
+        except S3Error as exc:
+            self._conditional_error(exc)
+            raise
+        self.conditional_put = True
+
+    def _put_plain(self, name: str, data: bytes) -> None:
+        import io
+
+        self._client.put_object(
+            self.bucket,
+            name,
+            io.BytesIO(data),
+            len(data),
+            part_size=self.part_size,
+            num_parallel_uploads=self.parallel_parts,
+        )
+
+    def _put_multipart(self, key: str, name: str, data: bytes) -> None:
+        headers = {"Content-Type": "application/octet-stream"}
+        upload_id = self._call(
+            "start multipart upload of",
+            key,
+            lambda: self._client._create_multipart_upload(self.bucket, name, dict(headers)),
+        )
+        view = memoryview(data)
+        ranges = [
+            (number, start, min(start + self.part_size, len(data)))
+            for number, start in enumerate(range(0, len(data), self.part_size), start=1)
+        ]
+
+        def upload(part: tuple[int, int, int]) -> tuple[int, str]:
+            number, start, end = part
+            chunk = bytes(view[start:end])
+            etag = self._call(
+                f"upload part {number} of",
+                key,
+                lambda: self._client._upload_part(
+                    self.bucket, name, chunk, None, upload_id, number
+                ),
+            )
+            return number, etag
+
+        try:
+            with ThreadPoolExecutor(min(self.parallel_parts, len(ranges))) as pool:
+                etags = sorted(pool.map(upload, ranges))
+            self._call(
+                "complete multipart upload of", key, lambda: self._complete(name, upload_id, etags)
+            )
+        except BaseException:
+            try:
+                self._client._abort_multipart_upload(self.bucket, name, upload_id)
+            except Exception:  # best effort: a lifecycle rule reclaims the rest
+                pass
+            raise
+        self.conditional_put = True
+
+    def _complete(self, name: str, upload_id: str, etags: list[tuple[int, str]]) -> None:
+        root = ET.Element("CompleteMultipartUpload")
+        for number, etag in etags:
+            part = ET.SubElement(root, "Part")
+            ET.SubElement(part, "PartNumber").text = str(number)
+            ET.SubElement(part, "ETag").text = f'"{etag}"'
+        body = ET.tostring(root)
+        headers = {
+            "Content-Type": "application/xml",
+            "Content-MD5": md5sum_hash(body),
+            "If-None-Match": "*",
+        }
+        try:
+            response = self._client._execute(
+                "POST",
+                self.bucket,
+                name,
+                body=body,
+                headers=headers,
+                query_params={"uploadId": upload_id},
+            )
+        except S3Error as exc:
+            self._conditional_error(exc)
+            raise
+        # S3 may answer 200 with an <Error> body when completion fails late.
+        if response.data and ET.fromstring(response.data).tag.rpartition("}")[2] == "Error":
+            raise _Retry(f"CompleteMultipartUpload failed: {response.data[:200]!r}")
+
+    # -- reads ----------------------------------------------------------------------
+    def _read(self, name: str, offset: int = 0, length: int = 0) -> bytes:
+        response = self._client.get_object(self.bucket, name, offset=offset, length=length)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def get(self, key: str) -> bytes:
+        name = self._key(key)
+        return self._call("read", key, lambda: self._read(name))
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise StoreError(f"invalid range {offset}+{length} for {key}")
+        name = self._key(key)
+        if length == 0:  # the SDK reads "length 0" as "to the end"
+            if not self.exists(key):
+                raise ObjectNotFound(key, f"s3://{self.bucket}/{self.prefix}")
+            return b""
+
+        def read() -> bytes:
+            try:
+                return self._read(name, offset, length)
+            except S3Error as exc:
+                if exc.code == "InvalidRange" or _status(exc) == 416:
+                    return b""  # entirely past the end: the bytes that exist are none
+                raise
+
+        return self._call("read", key, read)
+
+    def _stat(self, key: str):
+        name = self._key(key)
+
+        def stat():
+            try:
+                return self._client.stat_object(self.bucket, name)
+            except S3Error as exc:
+                if exc.code in NOT_FOUND_CODES or _status(exc) == 404:
+                    return None
+                raise
+
+        info = self._call("inspect", key, stat)
+        if info is None:
+            self._check_bucket()
+        return info
+
+    def exists(self, key: str) -> bool:
+        return self._stat(key) is not None
+
+    def size(self, key: str) -> int:
+        info = self._stat(key)
+        if info is None:
+            raise ObjectNotFound(key, f"s3://{self.bucket}/{self.prefix}")
+        return int(info.size)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        full = self._root + prefix
+        cut = len(self._root)
+        last: str | None = None
+        attempt = 0
+        while True:
+            try:
+                for obj in self._client._list_objects(
+                    self.bucket,
+                    prefix=full,
+                    max_keys=self.list_page_size,
+                    start_after=last,
+                    encoding_type="url",
+                ):
+                    if obj.is_dir or not obj.object_name:
+                        continue
+                    last = obj.object_name
+                    attempt = 0
+                    yield obj.object_name[cut:]
+                return
+            except Exception as exc:
+                if not _retriable(exc) or attempt >= self.max_retries:
+                    raise self._error("list", prefix or "(all)", exc, attempt + 1) from exc
+            time.sleep(self._backoff(attempt))
+            attempt += 1
+            with self._lock:
+                self.retries_done += 1
+
+    def delete(self, key: str) -> None:
+        name = self._key(key)
+        self._call("delete", key, lambda: self._client.remove_object(self.bucket, name))
+
+    def close(self) -> None:
+        self._http.clear()
+
+
+class _Exists(Exception):
+    """Internal: the conditional write was refused (translated to ObjectExists)."""
+
+
+class _NotImplemented(Exception):
+    """Internal: the server does not implement conditional writes."""
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, S3Error):
+        return getattr(exc.response, "status", None)
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    if isinstance(exc, InvalidResponseError):
+        return getattr(exc, "_code", None)
+    return None
+
+
+def _retriable(exc: BaseException) -> bool:
+    if isinstance(exc, _Retry):
+        return True
+    if isinstance(exc, _Exists | _NotImplemented | StoreError):
+        return False
+    if isinstance(exc, S3Error):
+        status = _status(exc) or 0
+        return exc.code in RETRY_CODES or status >= 500 or status == 429
+    if isinstance(exc, ServerError | InvalidResponseError):
+        status = _status(exc) or 0
+        return status >= 500 or status in (408, 429)
+    # Refused/reset connections, timeouts, truncated bodies (IncompleteRead).
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError | OSError)
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause of a urllib3 error, without its object reprs."""
+    inner = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+    seen = 0
+    while inner is not None and seen < 5 and not isinstance(inner, str):
+        exc = inner
+        inner = getattr(inner, "reason", None) or inner.__cause__
+        seen += 1
+    text = str(exc)
+    # "<urllib3.connection.HTTPConnection object at 0x..>: Failed to establish a new
+    # connection: [Errno 111] Connection refused" -> the part after the repr.
+    if text.startswith("<") and ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text or type(exc).__name__
