@@ -1,0 +1,329 @@
+"""Business rules of policies: save (a new immutable revision), assign to
+groups with a precedence, compute each device's effective policy, roll it out.
+
+Effective policy of a device: the policies assigned to any of its groups,
+ordered by precedence (lower number first; ties broken by the older
+assignment). The first decides every setting; excludes accumulate
+(console/policies/spec.py: merge_specs). Its hash is the SHA-256 of the
+merged canonical spec: the agent reports the hash it runs, and the console
+counts a device as *acknowledged* when the two match.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Q
+
+from console.audit.services import SYSTEM, Actor, record
+from console.fleet.models import AT_RISK_FACTOR, DEFAULT_RPO, Device, DeviceGroup
+from console.policies import spec as specs
+from console.policies.models import Policy, PolicyAssignment, PolicyRevision
+
+
+class PolicyValidationError(ValidationError):
+    """Field-level errors: ``.errors`` maps a dotted path to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__(errors)
+
+
+@dataclass
+class Effective:
+    policy: Policy | None
+    revision: PolicyRevision | None
+    spec: dict
+    hash: str
+    rpo: timedelta
+    contributors: list[tuple[Policy, PolicyRevision, DeviceGroup, int]] = field(
+        default_factory=list
+    )
+
+
+def _validate(name: str, spec_data, policy: Policy | None = None) -> dict:
+    spec, errors = specs.validate_spec(spec_data)
+    name = (name or "").strip()
+    if not name:
+        errors.setdefault("name", []).append("This field is required.")
+    elif len(name) > 120:
+        errors.setdefault("name", []).append("At most 120 characters.")
+    else:
+        clash = Policy.objects.filter(name__iexact=name)
+        if policy is not None:
+            clash = clash.exclude(pk=policy.pk)
+        if clash.exists():
+            errors.setdefault("name", []).append(f"A policy named {name!r} already exists.")
+    if errors:
+        raise PolicyValidationError(errors)
+    return spec
+
+
+def _new_revision(policy: Policy, spec: dict, actor: Actor, comment: str) -> PolicyRevision:
+    last = policy.revisions.order_by("-number").values_list("number", flat=True).first() or 0
+    revision = PolicyRevision.objects.create(
+        policy=policy,
+        number=last + 1,
+        spec=spec,
+        hash=specs.spec_hash(spec),
+        comment=comment[:255],
+        created_by=actor.user,
+    )
+    policy.current_revision = revision
+    policy.updated_at = revision.created_at
+    policy.save(update_fields=["current_revision", "updated_at"])
+    return revision
+
+
+@transaction.atomic
+def create_policy(
+    actor: Actor, name: str, spec_data, description: str = "", comment: str = ""
+) -> Policy:
+    spec = _validate(name, spec_data)
+    policy = Policy.objects.create(name=name.strip(), description=description)
+    revision = _new_revision(policy, spec, actor, comment or "Created")
+    record(
+        actor,
+        "policy.create",
+        policy,
+        after={
+            "name": policy.name,
+            "revision": revision.number,
+            "hash": revision.hash,
+            "spec": spec,
+        },
+    )
+    return policy
+
+
+@transaction.atomic
+def update_policy(
+    actor: Actor, policy: Policy, name: str, spec_data, description: str = "", comment: str = ""
+) -> Policy:
+    """Save a policy: a new revision when the spec changed, then roll it out."""
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    spec = _validate(name, spec_data, policy)
+    current = policy.current_revision
+    before = {
+        "name": policy.name,
+        "description": policy.description,
+        "revision": current.number if current else None,
+        "hash": current.hash if current else None,
+    }
+    policy.name, policy.description = name.strip(), description
+    policy.save(update_fields=["name", "description"])
+    spec_changed = current is None or specs.spec_hash(spec) != current.hash
+    if spec_changed:
+        revision = _new_revision(policy, spec, actor, comment or "Edited")
+    else:
+        revision = current
+    after = {
+        "name": policy.name,
+        "description": policy.description,
+        "revision": revision.number,
+        "hash": revision.hash,
+    }
+    if spec_changed:
+        after["changes"] = specs.diff_specs(current.spec if current else None, spec)
+    record(actor, "policy.update", policy, before=before, after=after)
+    if spec_changed:
+        rollout_policy(policy, actor=actor)
+    return policy
+
+
+@transaction.atomic
+def delete_policy(actor: Actor, policy: Policy) -> None:
+    """Delete a policy that no group uses and no job history refers to."""
+    from console.jobs.models import JobRun
+
+    if policy.assignments.exists():
+        raise ValidationError("Unassign the policy from every group before deleting it.")
+    if JobRun.objects.filter(policy_revision__policy=policy).exists():
+        raise ValidationError("Job history refers to this policy; it cannot be deleted.")
+    record(actor, "policy.delete", policy, before={"name": policy.name})
+    Policy.objects.filter(pk=policy.pk).update(current_revision=None)
+    Policy.objects.filter(pk=policy.pk).delete()  # cascades to its revisions
+
+
+@transaction.atomic
+def assign_policy(
+    actor: Actor, policy: Policy, group: DeviceGroup, precedence: int = 100
+) -> PolicyAssignment:
+    if not 1 <= int(precedence) <= 10000:
+        raise ValidationError({"precedence": ["Must be between 1 and 10000."]})
+    assignment, created = PolicyAssignment.objects.get_or_create(
+        policy=policy, group=group, defaults={"precedence": precedence}
+    )
+    before = None if created else {"precedence": assignment.precedence}
+    if not created:
+        assignment.precedence = precedence
+        assignment.save(update_fields=["precedence"])
+    record(
+        actor,
+        "policy.assign",
+        policy,
+        before=before,
+        after={"group": group.name, "precedence": precedence},
+    )
+    rollout_devices(_group_device_ids([group.pk]), actor=actor)
+    return assignment
+
+
+@transaction.atomic
+def unassign_policy(actor: Actor, assignment: PolicyAssignment) -> None:
+    group_id = assignment.group_id
+    record(
+        actor,
+        "policy.unassign",
+        assignment.policy,
+        before={"group": assignment.group.name, "precedence": assignment.precedence},
+    )
+    assignment.delete()
+    rollout_devices(_group_device_ids([group_id]), actor=actor)
+
+
+def _group_device_ids(group_ids) -> list:
+    return list(
+        Device.groups.through.objects.filter(devicegroup_id__in=group_ids)
+        .values_list("device_id", flat=True)
+        .distinct()
+    )
+
+
+# --- effective policy -----------------------------------------------------------
+
+
+def _assignments_by_group() -> dict[int, list[PolicyAssignment]]:
+    by_group: dict[int, list[PolicyAssignment]] = defaultdict(list)
+    for a in PolicyAssignment.objects.select_related(
+        "policy", "policy__current_revision", "group"
+    ).filter(policy__current_revision__isnull=False):
+        by_group[a.group_id].append(a)
+    return by_group
+
+
+def _effective_for(group_ids, by_group) -> Effective:
+    chosen = sorted(
+        (a for gid in group_ids for a in by_group.get(gid, ())),
+        key=lambda a: (a.precedence, a.created_at, a.pk),
+    )
+    seen: set[int] = set()
+    contributors = []
+    for a in chosen:
+        if a.policy_id in seen:
+            continue
+        seen.add(a.policy_id)
+        contributors.append((a.policy, a.policy.current_revision, a.group, a.precedence))
+    if not contributors:
+        return Effective(None, None, {}, "", DEFAULT_RPO)
+    merged = specs.merge_specs([rev.spec for _, rev, _, _ in contributors])
+    rpo = timedelta(hours=merged.get("rpo_hours") or 24)
+    policy, revision = contributors[0][0], contributors[0][1]
+    return Effective(policy, revision, merged, specs.spec_hash(merged), rpo, contributors)
+
+
+def effective_policy_for_device(device: Device) -> Effective:
+    """The device's effective policy, computed now (device page; gateway's
+    apply-policy payload)."""
+    group_ids = list(device.groups.values_list("pk", flat=True))
+    return _effective_for(group_ids, _assignments_by_group())
+
+
+@transaction.atomic
+def rollout_devices(device_ids, *, actor: Actor = SYSTEM, send_commands: bool = True) -> int:
+    """Recompute the effective policy of these devices; for each whose hash
+    changed, store it and (if send_commands) queue an apply-policy command.
+    Returns how many devices changed. Bulk: one query per distinct group set."""
+    device_ids = list(device_ids)
+    if not device_ids:
+        return 0
+    by_group = _assignments_by_group()
+    memberships: dict = defaultdict(set)
+    for dev_id, gid in Device.groups.through.objects.filter(device_id__in=device_ids).values_list(
+        "device_id", "devicegroup_id"
+    ):
+        memberships[dev_id].add(gid)
+    current = {
+        row["pk"]: row
+        for row in Device.objects.filter(pk__in=device_ids, revoked=False).values(
+            "pk", "effective_hash", "rpo"
+        )
+    }
+    by_signature: dict[frozenset, list] = defaultdict(list)
+    for dev_id in current:
+        by_signature[frozenset(memberships.get(dev_id, ()))].append(dev_id)
+    changed: list = []
+    for signature, ids in by_signature.items():
+        eff = _effective_for(signature, by_group)
+        stale = [i for i in ids if current[i]["effective_hash"] != eff.hash]
+        rpo_changed = [i for i in ids if current[i]["rpo"] != eff.rpo]
+        if stale or rpo_changed:
+            Device.objects.filter(pk__in=set(stale) | set(rpo_changed)).update(
+                effective_policy=eff.policy,
+                effective_revision=eff.revision,
+                effective_hash=eff.hash,
+                rpo=eff.rpo,
+                protected_until=F("last_success_at") + eff.rpo,
+                at_risk_until=F("last_success_at") + eff.rpo * AT_RISK_FACTOR,
+            )
+        if eff.hash:
+            changed.extend((i, eff) for i in stale)
+    if send_commands and changed:
+        from console.jobs.services import queue_apply_policy
+
+        queue_apply_policy(changed, actor=actor)
+    return len(changed)
+
+
+def rollout_policy(policy: Policy, *, actor: Actor = SYSTEM) -> int:
+    group_ids = list(policy.assignments.values_list("group_id", flat=True))
+    return rollout_devices(_group_device_ids(group_ids), actor=actor)
+
+
+def rollout_progress(policy: Policy | None = None) -> list[dict]:
+    """Per revision that is some device's effective revision: targeted and
+    acknowledged counts (acknowledged = the agent reports the effective hash)."""
+    qs = Device.objects.filter(revoked=False, effective_revision__isnull=False)
+    if policy is not None:
+        qs = qs.filter(effective_policy=policy)
+    rows = (
+        qs.values("effective_revision", "effective_policy")
+        .annotate(
+            targeted=Count("pk"),
+            acknowledged=Count("pk", filter=Q(applied_hash=F("effective_hash"))),
+        )
+        .order_by("effective_policy", "-effective_revision")
+    )
+    rows = list(rows)
+    revisions = PolicyRevision.objects.select_related("policy").in_bulk(
+        [r["effective_revision"] for r in rows]
+    )
+    out = []
+    for r in rows:
+        rev = revisions.get(r["effective_revision"])
+        if rev is None:
+            continue
+        pct = round(100 * r["acknowledged"] / r["targeted"]) if r["targeted"] else 0
+        out.append(
+            {
+                "policy": rev.policy,
+                "revision": rev,
+                "targeted": r["targeted"],
+                "acknowledged": r["acknowledged"],
+                "percent": pct,
+            }
+        )
+    return out
+
+
+def revision_diff(revision: PolicyRevision) -> list[dict]:
+    previous = (
+        PolicyRevision.objects.filter(policy=revision.policy, number__lt=revision.number)
+        .order_by("-number")
+        .first()
+    )
+    return specs.diff_specs(previous.spec if previous else None, revision.spec)
