@@ -1,0 +1,836 @@
+"""Backup: walk the sources, store new content, write trees, index and snapshot.
+
+Pipeline (two cores, bounded memory):
+
+* The calling thread walks directories, decides per file whether it must be
+  read (incremental: size, mtime, ctime and inode against the parent
+  snapshot), reads files in large blocks and cuts them into chunks
+  (FastCDC releases the GIL while cutting).
+* Each chunk goes to a pool of worker threads (one per core): keyed BLAKE3,
+  dedup against the index, zstd, AES-GCM straight into a pack buffer. Work is
+  split by chunk, not by file, so one huge file keeps both cores busy. A
+  semaphore bounds the chunks in flight.
+* Full packs go to upload threads; the pack buffer pool is bounded, so slow
+  storage holds back reading (backpressure). Memory stays bounded whatever the
+  file sizes: chunks in flight + pack buffers (~100 MiB at the defaults).
+* Directory trees are written when all their files' chunks are done, in
+  post-order, without draining the pipeline at each directory.
+* Index objects are written after the packs they name are stored; the
+  snapshot is written last. A crash at any point leaves the repository valid.
+
+Files that change while read are re-read up to ``read_retries`` times; if
+they keep changing they are stored flagged ``changed-during-read`` with a
+warning in the snapshot and the result, never presented as a good copy.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import getpass
+import grp
+import os
+import pwd
+import stat as statmod
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from agent.engine import compress
+from agent.engine.chunker import Chunker
+from agent.engine.crypto import OVERHEAD
+from agent.engine.errors import BackupCancelled, EngineError, SnapshotNotFound
+from agent.engine.index import INDEX_EVERY_PACKS
+from agent.engine.pack import DATA, TREE, TREE_PACK_SIZE, FinishedPack, PackWriter, pack_key
+from agent.engine.repository import Repository, default_hostname
+from agent.engine.snapshot import Snapshot, utcnow_iso
+from agent.engine.source import NotARegularFile, open_source_file
+from agent.engine.store import ObjectExists
+from agent.engine.tree import (
+    BLOCKDEV,
+    CHANGED_DURING_READ,
+    CHARDEV,
+    DIR,
+    FIFO,
+    FILE,
+    SOCKET,
+    SYMLINK,
+    UNREADABLE,
+    decode_name,
+    display_path,
+    encode_name,
+    encode_tree,
+    join_path,
+)
+from agent.engine.walker import ExcludeMatcher, list_dir
+
+#: re-reads of a file that changed while it was read, before storing it flagged
+READ_RETRIES = 3
+#: a file modified this close to (or after) the parent's start may have been
+#: read mid-write by the parent with unchanged timestamps on a coarse-clock
+#: filesystem: read it again rather than trust the parent's copy
+RACY_MARGIN_NS = 2_000_000_000
+#: directories whose files are still in the pipeline before the walk waits
+MAX_PENDING_DIRS = 4096
+PROGRESS_INTERVAL = 0.25
+
+
+@dataclass
+class BackupWarning:
+    path: str
+    kind: str  # vanished | permission-denied | read-error | changed-during-read | unreadable-dir
+    message: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class BackupStats:
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_read: int = 0  # files whose content was read (new + changed, not retries)
+    dirs_new: int = 0
+    dirs_changed: int = 0
+    dirs_unchanged: int = 0
+    other_entries: int = 0  # symlinks, FIFOs, sockets, devices
+    total_files: int = 0
+    total_bytes: int = 0  # size of all files in the snapshot
+    bytes_read: int = 0  # bytes read from disk (with retries)
+    bytes_added: int = 0  # bytes of new blobs stored (compressed + encrypted)
+    bytes_added_raw: int = 0  # plaintext bytes of new blobs
+    data_blobs_added: int = 0
+    tree_blobs_added: int = 0
+    packs_written: int = 0
+    retries: int = 0
+    duration: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class BackupProgress:
+    """Handed to the progress callback (a copy, at most every 0.25 s)."""
+
+    files_done: int = 0
+    bytes_done: int = 0  # bytes of files done (read or unchanged)
+    files_total: int | None = None  # from the background scan; None until known
+    bytes_total: int | None = None
+    scan_done: bool = False
+    bytes_read: int = 0
+    bytes_added: int = 0
+    current: str = ""
+    elapsed: float = 0.0
+
+
+@dataclass
+class BackupResult:
+    snapshot_id: str
+    snapshot: Snapshot
+    stats: BackupStats
+    warnings: list[BackupWarning] = field(default_factory=list)
+    parent: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "parent": self.parent,
+            "stats": self.stats.to_dict(),
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+def run_backup(
+    repo: Repository,
+    paths: Iterable[str | bytes],
+    *,
+    excludes: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    parent: str | None = "auto",
+    progress: Callable[[BackupProgress], None] | None = None,
+    translate: Callable[[str], str] | None = None,
+    cancel: threading.Event | None = None,
+    hostname: str | None = None,
+    workers: int | None = None,
+    read_retries: int = READ_RETRIES,
+    estimate: bool = True,
+) -> BackupResult:
+    """Back up ``paths`` (absolute; relative ones are made absolute) into ``repo``.
+
+    * ``parent``: ``"auto"`` (latest snapshot of this host, preferring the
+      same paths), a snapshot id/prefix, or None for a full read.
+    * ``translate``: maps an original absolute path to the path to read it
+      from (a filesystem snapshot view). It is called for each source path
+      and each directory; the snapshot records original paths.
+    * ``cancel``: when set, the backup stops soon, indexes what it uploaded
+      and raises BackupCancelled.
+    * ``progress``: called from the backup thread with a BackupProgress copy,
+      at most every 0.25 s; keep it cheap.
+    """
+    return _Backup(
+        repo,
+        paths,
+        excludes=list(excludes),
+        tags=list(tags),
+        parent=parent,
+        progress=progress,
+        translate=translate,
+        cancel=cancel or threading.Event(),
+        hostname=hostname or default_hostname(),
+        workers=workers or max(1, min(os.cpu_count() or 1, 8)),
+        read_retries=read_retries,
+        estimate=estimate,
+    ).run()
+
+
+class _DirJob:
+    """A directory being backed up: its nodes, and files still in flight."""
+
+    __slots__ = (
+        "path",
+        "real",
+        "node",
+        "nodes",
+        "pending",
+        "entries",
+        "i",
+        "plan",
+        "prev",
+        "prev_tree",
+        "_done",
+    )
+
+    def __init__(self, path, real, node, entries, plan=None, prev=None, prev_tree=None):
+        self.path: bytes = path  # original path ("" for the root)
+        self.real: bytes = real  # path to read from
+        self.node: dict | None = node  # this directory's node in its parent
+        self.nodes: list[dict] = []
+        self.pending: list[tuple[dict, list[Future]]] = []
+        self.entries = entries  # [(name, DirEntry | None)]
+        self.i = 0
+        self.plan = plan  # for directories above the sources: names to visit
+        self.prev: dict[bytes, dict] | None = prev  # parent snapshot's nodes by name
+        self.prev_tree: str | None = prev_tree  # parent snapshot's tree id for this dir
+        self._done = 0  # futures known to be done (cursor into flattened pending)
+
+    def all_done(self) -> bool:
+        for _node, futures in self.pending[self._done :]:
+            if not all(f.done() for f in futures):
+                return False
+            self._done += 1
+        return True
+
+    def first_not_done(self) -> Future | None:
+        for _node, futures in self.pending[self._done :]:
+            for f in futures:
+                if not f.done():
+                    return f
+        return None
+
+
+_SOURCE = object()  # marks a source path in the plan
+
+
+class _Backup:
+    def __init__(self, repo: Repository, paths, **opts):
+        self.repo = repo
+        self.sources = _normalise_sources(paths)
+        if not self.sources:
+            raise EngineError("nothing to back up: no paths given")
+        self.excludes = opts["excludes"]
+        self.matcher = ExcludeMatcher(self.excludes)
+        self.tags = opts["tags"]
+        self.parent_ref = opts["parent"]
+        self.progress_cb = opts["progress"]
+        self.translate = opts["translate"]
+        self.cancel: threading.Event = opts["cancel"]
+        self.hostname = opts["hostname"]
+        self.workers = opts["workers"]
+        self.read_retries = opts["read_retries"]
+        self.estimate = opts["estimate"]
+
+        self.stats = BackupStats()
+        self.progress = BackupProgress()
+        self.warnings: list[BackupWarning] = []
+        self.chunker = Chunker(repo.chunker_params)
+        self.min_chunk = repo.chunker_params.min_size
+        self.level = repo.compression_level
+
+        self._lock = threading.Lock()  # claimed set, stats touched by workers
+        self._claimed: set[bytes] = set()
+        self._index_lock = threading.Lock()
+        self._unindexed: dict[str, list] = {}  # uploaded packs not yet in an index object
+        self._indexed_packs = 0
+        self._upload_errors: list[BaseException] = []
+        self._uploads: set[Future] = set()
+        self._ready: collections.deque[_DirJob] = collections.deque()
+        self._root_tree: bytes | None = None
+        self._last_progress = 0.0
+        self._owner_names: dict[tuple[str, int], str] = {}
+        self._parent_start_ns = 0
+
+    # --- driver -------------------------------------------------------------------
+    def run(self) -> BackupResult:
+        self.t0 = time.monotonic()
+        started = utcnow_iso()
+        parent = self._resolve_parent()
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cairn-chunk")
+        self.upload_pool = ThreadPoolExecutor(2, thread_name_prefix="cairn-upload")
+        self.inflight = threading.Semaphore(self.workers * 2 + 2)
+        max_blob = self.repo.chunker_params.max_size
+        self.data_packer = PackWriter(
+            self.repo.cipher, self.repo.pack_size, max_blob, self._on_pack_full, buffers=3
+        )
+        self.tree_packer = PackWriter(
+            self.repo.cipher, TREE_PACK_SIZE, max_blob, self._on_pack_full, buffers=2
+        )
+        scanner = None
+        if self.progress_cb is not None and self.estimate:
+            scanner = threading.Thread(target=self._scan_totals, daemon=True, name="cairn-scan")
+            scanner.start()
+        try:
+            try:
+                self._walk(parent)
+                self._finalize_ready(block=True)
+            except BaseException:
+                self._drain(abort=True)
+                raise
+            self._drain(abort=False)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.upload_pool.shutdown(wait=True)
+            self.cancel_scan = True
+        assert self._root_tree is not None
+        self.stats.duration = round(time.monotonic() - self.t0, 3)
+        snapshot = Snapshot(
+            tree=self._root_tree.hex(),
+            paths=[os.fsdecode(p) for p in self.sources],
+            hostname=self.hostname,
+            time=started,
+            end_time=utcnow_iso(),
+            username=_username(),
+            tags=self.tags,
+            excludes=self.excludes,
+            parent=parent.id if parent else None,
+            stats=self.stats.to_dict(),
+            warnings=[w.to_dict() for w in self.warnings[: Snapshot.MAX_WARNINGS]],
+            warnings_total=len(self.warnings),
+            program=f"cairn-agent {_version()}",
+        )
+        snapshot_id = self.repo.save_snapshot(snapshot)
+        self._report(force=True)
+        return BackupResult(
+            snapshot_id, snapshot, self.stats, self.warnings, parent.id if parent else None
+        )
+
+    def _drain(self, abort: bool) -> None:
+        """Finish in-flight work, flush packs, wait for uploads, write the index.
+        On abort (error or cancel) whatever was uploaded is still indexed, so
+        the next backup reuses it."""
+        if abort:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            self.pool.shutdown(wait=True)
+        try:
+            self.data_packer.flush()
+            self.tree_packer.flush()
+        except Exception:
+            if not abort:
+                raise
+        for f in list(self._uploads):
+            f.exception()  # waits
+        if self._upload_errors and not abort:
+            raise self._upload_errors[0]
+        self._write_index(final=True)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise BackupCancelled("backup cancelled")
+        if self._upload_errors:
+            raise self._upload_errors[0]
+
+    def _resolve_parent(self) -> Snapshot | None:
+        if self.parent_ref is None:
+            return None
+        if self.parent_ref == "auto":
+            snaps = [s for s in self.repo.snapshots() if s.hostname == self.hostname]
+            wanted = sorted(os.fsdecode(p) for p in self.sources)
+            same = [s for s in snaps if sorted(s.paths) == wanted]
+            parent = (same or snaps or [None])[-1]
+        else:
+            try:
+                parent = self.repo.find_snapshot(self.parent_ref)
+            except SnapshotNotFound:
+                raise
+        if parent is not None:
+            self._parent_start_ns = int(parent.start.timestamp() * 1e9)
+            try:
+                self._parent_root = self._tree_by_name(parent.tree)
+            except EngineError:
+                self._parent_root = None  # a damaged parent only costs a full read
+        return parent
+
+    def _tree_by_name(self, tree_id: str | None) -> dict[bytes, dict] | None:
+        if not tree_id:
+            return None
+        try:
+            return {decode_name(n): n for n in self.repo.load_tree(tree_id)}
+        except EngineError:
+            return None
+
+    # --- walking ---------------------------------------------------------------------
+    def _plan(self) -> dict:
+        plan: dict = {}
+        for src in sorted(self.sources, key=len):
+            parts = [p for p in src.split(b"/") if p]
+            level = plan
+            for i, part in enumerate(parts):
+                cur = level.get(part)
+                if cur is _SOURCE:
+                    break  # an ancestor is already a source
+                if i == len(parts) - 1:
+                    level[part] = _SOURCE
+                else:
+                    level = level.setdefault(part, {})
+        return plan
+
+    def _real(self, path: bytes) -> bytes:
+        if self.translate is None:
+            return path or b"/"
+        return os.fsencode(self.translate(os.fsdecode(path or b"/")))
+
+    def _walk(self, parent: Snapshot | None) -> None:
+        plan = self._plan()
+        prev_root = getattr(self, "_parent_root", None) if parent else None
+        root = _DirJob(
+            b"", self._real(b""), None, [(n, None) for n in sorted(plan)], plan, prev_root
+        )
+        stack = [root]
+        while stack:
+            job = stack[-1]
+            if job.i < len(job.entries):
+                self._check_cancel()
+                name, entry = job.entries[job.i]
+                job.i += 1
+                child = self._entry(job, name, entry)
+                if child is not None:
+                    stack.append(child)
+                self._finalize_ready(block=False)
+                self._report()
+            else:
+                stack.pop()
+                job.entries = None
+                self._ready.append(job)
+                self._finalize_ready(block=len(self._ready) > MAX_PENDING_DIRS)
+
+    def _warn(self, path: bytes, kind: str, message: str) -> None:
+        self.warnings.append(BackupWarning(display_path(path), kind, message))
+
+    def _entry(self, job: _DirJob, name: bytes, entry) -> _DirJob | None:
+        path = join_path(job.path, name)
+        sub_plan = job.plan.get(name) if job.plan is not None else None
+        in_plan = job.plan is not None
+        if not in_plan and self.matcher and self.matcher.excluded(path, name):
+            return None
+        real = self._real(path) if in_plan else join_path(job.real, name)
+        try:
+            st = os.lstat(real)
+        except FileNotFoundError:
+            if in_plan and sub_plan is _SOURCE:
+                self._warn(path, "vanished", "source path does not exist")
+            elif not in_plan:
+                self._warn(path, "vanished", "vanished before it could be read")
+            return None
+        except OSError as exc:
+            self._warn(path, _kind(exc), f"cannot stat: {exc.strerror or exc}")
+            return None
+        if isinstance(sub_plan, dict) and not statmod.S_ISDIR(st.st_mode):
+            return None  # a path above a source is not a directory: nothing below it
+        node = self._meta(name, st)
+        prev = job.prev.get(name) if job.prev else None
+        mode = st.st_mode
+        if statmod.S_ISDIR(mode):
+            node["type"] = DIR
+            job.nodes.append(node)
+            prev_nodes = prev_tree = None
+            if prev is not None and prev.get("type") == DIR:
+                prev_tree = prev.get("subtree")
+                prev_nodes = self._tree_by_name(prev_tree)
+            if isinstance(sub_plan, dict):
+                entries = [(n, None) for n in sorted(sub_plan)]
+                return _DirJob(path, real, node, entries, sub_plan, prev_nodes, prev_tree)
+            try:
+                entries = list_dir(real)
+            except FileNotFoundError:
+                job.nodes.pop()
+                self._warn(path, "vanished", "directory vanished before it could be listed")
+                return None
+            except OSError as exc:
+                node["flags"] = [UNREADABLE]
+                self._warn(path, "unreadable-dir", f"cannot list directory: {exc.strerror or exc}")
+                entries = []
+            return _DirJob(path, real, node, entries, None, prev_nodes, prev_tree)
+        if statmod.S_ISREG(mode):
+            self._file(job, node, st, path, real, prev)
+            return None
+        self.stats.other_entries += 1
+        if statmod.S_ISLNK(mode):
+            node["type"] = SYMLINK
+            try:
+                encode_name(os.readlink(real), node, "target")
+            except FileNotFoundError:
+                self._warn(path, "vanished", "symlink vanished before it could be read")
+                return None
+            except OSError as exc:
+                self._warn(path, _kind(exc), f"cannot read symlink: {exc.strerror or exc}")
+                return None
+        elif statmod.S_ISFIFO(mode):
+            node["type"] = FIFO  # recorded, never opened
+        elif statmod.S_ISSOCK(mode):
+            node["type"] = SOCKET
+        elif statmod.S_ISCHR(mode) or statmod.S_ISBLK(mode):
+            node["type"] = CHARDEV if statmod.S_ISCHR(mode) else BLOCKDEV
+            node["rdev"] = st.st_rdev
+        else:
+            return None
+        job.nodes.append(node)
+        return None
+
+    def _meta(self, name: bytes, st: os.stat_result) -> dict:
+        node: dict = {}
+        encode_name(name, node)
+        node.update(
+            mode=statmod.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            ino=st.st_ino,
+        )
+        user = self._owner("user", st.st_uid)
+        group = self._owner("group", st.st_gid)
+        if user:
+            node["user"] = user
+        if group:
+            node["group"] = group
+        return node
+
+    def _owner(self, kind: str, num: int) -> str:
+        key = (kind, num)
+        name = self._owner_names.get(key)
+        if name is None:
+            try:
+                name = pwd.getpwuid(num).pw_name if kind == "user" else grp.getgrgid(num).gr_name
+            except (KeyError, OverflowError):
+                name = ""
+            self._owner_names[key] = name
+        return name
+
+    # --- files ------------------------------------------------------------------------
+    def _unchanged(self, prev: dict | None, st: os.stat_result) -> bool:
+        if prev is None or prev.get("type") != FILE or prev.get("flags"):
+            return False
+        if (
+            prev.get("size") != st.st_size
+            or prev.get("mtime_ns") != st.st_mtime_ns
+            or prev.get("ctime_ns") != st.st_ctime_ns
+            or prev.get("ino") != st.st_ino
+        ):
+            return False
+        if st.st_mtime_ns >= self._parent_start_ns - RACY_MARGIN_NS:
+            return False
+        index = self.repo.index
+        return all(bytes.fromhex(c) in index for c in prev.get("content", ()))
+
+    def _file(self, job, node, st, path, real, prev) -> None:
+        node["type"] = FILE
+        self.progress.current = display_path(path)
+        if self._unchanged(prev, st):
+            node["size"] = st.st_size
+            node["content"] = prev["content"]
+            job.nodes.append(node)
+            self.stats.files_unchanged += 1
+            self._file_done(st.st_size)
+            return
+        read = self._read_file(path, real)
+        if read is None:
+            return
+        futures, st_read, changed = read
+        node.update(
+            size=st_read.st_size,
+            mtime_ns=st_read.st_mtime_ns,
+            ctime_ns=st_read.st_ctime_ns,
+            ino=st_read.st_ino,
+            mode=statmod.S_IMODE(st_read.st_mode),
+        )
+        if changed:
+            node["flags"] = [CHANGED_DURING_READ]
+        job.nodes.append(node)
+        job.pending.append((node, futures))
+        self.stats.files_read += 1
+        if prev is not None and prev.get("type") == FILE:
+            self.stats.files_changed += 1
+        else:
+            self.stats.files_new += 1
+        self._file_done(st_read.st_size)
+
+    def _file_done(self, size: int) -> None:
+        self.stats.total_files += 1
+        self.stats.total_bytes += size
+        self.progress.files_done += 1
+        self.progress.bytes_done += size
+
+    def _read_file(self, path: bytes, real: bytes):
+        """(chunk futures, stat, changed) or None if the file could not be read."""
+        attempts = 1 + max(0, self.read_retries)
+        for attempt in range(attempts):
+            try:
+                f = open_source_file(real)
+            except FileNotFoundError:
+                self._warn(path, "vanished", "vanished before it could be read")
+                return None
+            except NotARegularFile:
+                self._warn(path, "vanished", "replaced by a non-regular file during the backup")
+                return None
+            except OSError as exc:
+                self._warn(path, _kind(exc), f"cannot open: {exc.strerror or exc}")
+                return None
+            try:
+                with f:
+                    before = os.fstat(f.fileno())
+                    futures, nread = self._chunk_file(f, before.st_size)
+                    after = os.fstat(f.fileno())
+            except OSError as exc:
+                self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
+                return None
+            if _same(before, after) and nread == after.st_size:
+                return futures, before, False
+            if attempt + 1 < attempts:
+                self.stats.retries += 1
+                time.sleep(0.02 * (attempt + 1))
+        self._warn(
+            path,
+            "changed-during-read",
+            f"kept changing while read ({attempts} attempts); stored flagged as changed during read",
+        )
+        return futures, after, True
+
+    def _chunk_file(self, f, size_hint: int) -> tuple[list[Future], int]:
+        futures: list[Future] = []
+        if size_hint < self.min_chunk:
+            # Small file: one read, one chunk (skips the chunker's set-up).
+            data = f.read(self.min_chunk + 1)
+            if len(data) <= self.min_chunk:
+                self._account_read(len(data))
+                if data:
+                    futures.append(self._submit(data))
+                return futures, len(data)
+            # It grew: chunk it properly from the start.
+            f.seek(0)
+        nread = 0
+        for view in self.chunker.cut_stream(f):
+            self._check_cancel()
+            data = bytes(view)
+            nread += len(data)
+            self._account_read(len(data))
+            futures.append(self._submit(data))
+            self._report()
+        return futures, nread
+
+    def _account_read(self, n: int) -> None:
+        self.stats.bytes_read += n
+        self.progress.bytes_read += n
+
+    def _submit(self, data: bytes) -> Future:
+        self.inflight.acquire()
+        try:
+            fut = self.pool.submit(self._store_chunk, data)
+        except BaseException:
+            self.inflight.release()
+            raise
+        fut.add_done_callback(lambda _f: self.inflight.release())
+        return fut
+
+    # --- workers ---------------------------------------------------------------------
+    def _store_chunk(self, data: bytes) -> bytes:
+        blob_id = self.repo.blob_id(data)
+        with self._lock:
+            if blob_id in self._claimed or blob_id in self.repo.index:
+                return blob_id
+            self._claimed.add(blob_id)
+        method, payload = compress.thread_compressor(self.level).compress(data)
+        self.data_packer.add(blob_id, DATA, method, len(data), payload)
+        with self._lock:
+            self.stats.data_blobs_added += 1
+            self.stats.bytes_added += len(payload) + OVERHEAD
+            self.stats.bytes_added_raw += len(data)
+        return blob_id
+
+    def _store_tree(self, data: bytes) -> bytes:
+        blob_id = self.repo.blob_id(data)
+        with self._lock:
+            if blob_id in self._claimed or blob_id in self.repo.index:
+                return blob_id
+            self._claimed.add(blob_id)
+        method, payload = compress.thread_compressor(self.level).compress(data)
+        self.tree_packer.add(blob_id, TREE, method, len(data), payload)
+        with self._lock:
+            self.stats.tree_blobs_added += 1
+            self.stats.bytes_added += len(payload) + OVERHEAD
+            self.stats.bytes_added_raw += len(data)
+        return blob_id
+
+    # --- packs, uploads and the index --------------------------------------------------
+    def _on_pack_full(self, pack: FinishedPack) -> None:
+        fut = self.upload_pool.submit(self._upload, pack)
+        with self._index_lock:
+            self._uploads.add(fut)
+        fut.add_done_callback(self._upload_done)
+
+    def _upload(self, pack: FinishedPack) -> None:
+        try:
+            try:
+                self.repo.store.put(pack_key(pack.id), pack.data)
+            except ObjectExists:
+                pass  # same bytes, same name: already stored
+        finally:
+            pack.release()
+        with self._index_lock:
+            self._unindexed[pack.id] = pack.entries
+        self.repo.index.add_pack(pack.id, pack.entries)
+        with self._lock:
+            self.stats.packs_written += 1
+            self.progress.bytes_added = self.stats.bytes_added
+
+    def _upload_done(self, fut: Future) -> None:
+        with self._index_lock:
+            self._uploads.discard(fut)
+        exc = fut.exception()
+        if exc is not None:
+            self._upload_errors.append(exc)
+
+    def _write_index(self, final: bool) -> None:
+        with self._index_lock:
+            if not self._unindexed or (not final and len(self._unindexed) < INDEX_EVERY_PACKS):
+                return
+            packs, self._unindexed = self._unindexed, {}
+        self.repo.save_index(packs)
+
+    # --- trees -----------------------------------------------------------------------
+    def _finalize_ready(self, block: bool) -> None:
+        while self._ready:
+            job = self._ready[0]
+            if not job.all_done():
+                if not block:
+                    break
+                job.first_not_done().result()  # waits; raises a worker's error
+                continue
+            self._ready.popleft()
+            self._finalize(job)
+        self._write_index(final=False)
+
+    def _finalize(self, job: _DirJob) -> None:
+        for node, futures in job.pending:
+            node["content"] = [f.result().hex() for f in futures]
+        tree_id = self._store_tree(encode_tree(job.nodes)).hex()
+        if job.node is None:
+            self._root_tree = bytes.fromhex(tree_id)
+            return
+        job.node["subtree"] = tree_id
+        if job.prev_tree is None:
+            self.stats.dirs_new += 1
+        elif job.prev_tree == tree_id:
+            self.stats.dirs_unchanged += 1
+        else:
+            self.stats.dirs_changed += 1
+
+    # --- progress ----------------------------------------------------------------------
+    def _report(self, force: bool = False) -> None:
+        if self.progress_cb is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        self.progress.elapsed = now - self.t0
+        self.progress.bytes_added = self.stats.bytes_added
+        self.progress_cb(dataclasses.replace(self.progress))
+
+    def _scan_totals(self) -> None:
+        """Count files and bytes ahead of the backup, for ETA. Best effort."""
+        files = size = 0
+        self.cancel_scan = False
+        stack = []
+        for src in self.sources:
+            try:
+                st = os.lstat(self._real(src))
+            except OSError:
+                continue
+            if statmod.S_ISDIR(st.st_mode):
+                stack.append((src, self._real(src)))
+            elif statmod.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+        while stack and not self.cancel_scan and not self.cancel.is_set():
+            path, real = stack.pop()
+            try:
+                with os.scandir(real) as it:
+                    for e in it:
+                        p = join_path(path, e.name)
+                        if self.matcher and self.matcher.excluded(p, e.name):
+                            continue
+                        try:
+                            if e.is_dir(follow_symlinks=False):
+                                stack.append((p, join_path(real, e.name)))
+                            elif e.is_file(follow_symlinks=False):
+                                files += 1
+                                size += e.stat(follow_symlinks=False).st_size
+                        except OSError:
+                            pass
+            except OSError:
+                pass
+            self.progress.files_total, self.progress.bytes_total = files, size
+        self.progress.files_total, self.progress.bytes_total = files, size
+        self.progress.scan_done = True
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (
+        a.st_size == b.st_size
+        and a.st_mtime_ns == b.st_mtime_ns
+        and a.st_ctime_ns == b.st_ctime_ns
+        and a.st_ino == b.st_ino
+    )
+
+
+def _kind(exc: OSError) -> str:
+    return "permission-denied" if isinstance(exc, PermissionError) else "read-error"
+
+
+def _normalise_sources(paths) -> list[bytes]:
+    out = []
+    for p in paths:
+        p = os.fsencode(p)
+        p = os.path.normpath(os.path.abspath(p))
+        if p.startswith(b"//"):
+            p = b"/" + p.lstrip(b"/")
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""
+
+
+def _version() -> str:
+    from agent import __version__
+
+    return __version__

@@ -1,0 +1,560 @@
+"""Restore: files of a snapshot back onto disk, verified as they are written.
+
+Each file goes to ``target + original absolute path`` (``target="/"``
+restores in place). Content is fetched pack by pack in parallel (neighbouring
+blobs coalesced into one ranged read), every blob is authenticated and its id
+re-computed from the plaintext before it is written, all-zero chunks become
+holes (sparse files stay sparse), and each file is written to a temporary
+name in its directory and renamed over the destination only when complete:
+an interrupted restore never leaves a half-written file under a real name,
+and an existing file is replaced atomically or not at all.
+
+Existing files at the destination (``overwrite``):
+
+* ``never`` (default): kept, with a warning;
+* ``if-newer``: replaced only when the snapshot's copy is newer (mtime) than
+  the local file; identical files (same size and mtime) are left alone;
+* ``always``: replaced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import secrets
+import stat as statmod
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from agent.engine.errors import BackupCancelled, CorruptObject, EngineError
+from agent.engine.pack import pack_key
+from agent.engine.repository import Repository
+from agent.engine.snapshot import Snapshot
+from agent.engine.store import StoreError
+from agent.engine.tree import (
+    BLOCKDEV,
+    CHANGED_DURING_READ,
+    CHARDEV,
+    DIR,
+    FIFO,
+    FILE,
+    SOCKET,
+    SYMLINK,
+    decode_name,
+    display_path,
+)
+
+OVERWRITE_POLICIES = ("never", "if-newer", "always")
+#: blobs of one pack closer than this are fetched in one ranged read
+COALESCE_GAP = 256 * 1024
+MAX_RANGE = 16 * 1024 * 1024
+TEMP_PREFIX = b".cairn-restore-"
+
+
+class RestoreCancelled(BackupCancelled):
+    pass
+
+
+@dataclass
+class RestoreIssue:
+    path: str
+    kind: str  # exists | damaged | missing | unsupported | changed-during-read | error
+    message: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RestoreStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    special: int = 0
+    bytes_written: int = 0  # file sizes restored (holes included)
+    files_skipped: int = 0
+    files_failed: int = 0
+    duration: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RestoreProgress:
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass
+class RestoreResult:
+    snapshot_id: str
+    target: str
+    stats: RestoreStats
+    warnings: list[RestoreIssue] = field(default_factory=list)
+    errors: list[RestoreIssue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "target": self.target,
+            "stats": self.stats.to_dict(),
+            "warnings": [w.to_dict() for w in self.warnings],
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
+class IncludeMatcher:
+    """Include patterns select nodes by their original absolute path:
+    a pattern without ``/`` matches a name anywhere (``*.docx``); one with
+    ``/`` matches a path (``/home/ana/Documents``, ``/home/*/Mail``).
+    A selected directory selects everything under it."""
+
+    def __init__(self, patterns: Iterable[str]):
+        self.patterns = [p.rstrip("/") or "/" for p in patterns]
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, path: bytes) -> bool:
+        text = os.fsdecode(path)
+        name = text.rsplit("/", 1)[-1]
+        for p in self.patterns:
+            if "/" in p:
+                if fnmatch.fnmatchcase(text, p):
+                    return True
+            elif fnmatch.fnmatchcase(name, p):
+                return True
+        return False
+
+
+class _FileJob:
+    __slots__ = ("dest", "temp", "node", "remaining", "failed", "lock", "size")
+
+    def __init__(self, dest: bytes, temp: bytes, node: dict, chunks: int):
+        self.dest = dest
+        self.temp = temp
+        self.node = node
+        self.remaining = chunks
+        self.failed: str | None = None
+        self.lock = threading.Lock()
+        self.size = node.get("size", 0)
+
+
+def run_restore(
+    repo: Repository,
+    snapshot: Snapshot | str,
+    target: str | bytes,
+    *,
+    include: Iterable[str] = (),
+    overwrite: str | bool = "never",
+    progress: Callable[[RestoreProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    workers: int = 4,
+    restore_owner: bool | None = None,
+) -> RestoreResult:
+    """Restore ``snapshot`` (object, id, prefix or ``latest``) under ``target``.
+
+    ``overwrite``: "never" | "if-newer" | "always" (True = "always",
+    False = "never"). ``restore_owner``: chown to the recorded owner;
+    default only when running as root."""
+    if isinstance(overwrite, bool):
+        overwrite = "always" if overwrite else "never"
+    if overwrite not in OVERWRITE_POLICIES:
+        raise ValueError(f"overwrite must be one of {OVERWRITE_POLICIES}")
+    if not isinstance(snapshot, Snapshot):
+        snapshot = repo.find_snapshot(snapshot)
+    if restore_owner is None:
+        restore_owner = hasattr(os, "geteuid") and os.geteuid() == 0
+    r = _Restore(
+        repo,
+        snapshot,
+        os.fsencode(os.path.abspath(target)),
+        IncludeMatcher(include),
+        overwrite,
+        progress,
+        cancel or threading.Event(),
+        workers,
+        restore_owner,
+    )
+    return r.run()
+
+
+class _Restore:
+    def __init__(
+        self, repo, snapshot, target, matcher, overwrite, progress, cancel, workers, owner
+    ):
+        self.repo = repo
+        self.snapshot = snapshot
+        self.target = target.rstrip(b"/")  # b"" for "/"
+        self.matcher = matcher
+        self.overwrite = overwrite
+        self.progress_cb = progress
+        self.cancel = cancel
+        self.workers = workers
+        self.restore_owner = owner
+        self.stats = RestoreStats()
+        self.progress = RestoreProgress()
+        self.warnings: list[RestoreIssue] = []
+        self.errors: list[RestoreIssue] = []
+        self._lock = threading.Lock()
+        self._last_report = 0.0
+
+    def dest(self, path: bytes) -> bytes:
+        return self.target + path
+
+    def issue(self, kind: str, path: bytes, message: str, error: bool = False):
+        item = RestoreIssue(display_path(path), kind, message)
+        with self._lock:
+            (self.errors if error else self.warnings).append(item)
+
+    def run(self) -> RestoreResult:
+        t0 = self.t0 = time.monotonic()
+        files, links, specials, dirs = self._select()
+        self.progress.files_total = len(files)
+        self.progress.bytes_total = sum(n.get("size", 0) for _, n in files)
+        for path, node in dirs:
+            self._make_dir(path, node)
+        jobs = self._prepare_files(files)
+        self._fetch(jobs)
+        for path, node in links:
+            self._make_link(path, node)
+        for path, node in specials:
+            self._make_special(path, node)
+        # Directory metadata last and deepest first: writing into a directory
+        # changes its mtime, and a read-only mode would block the writes.
+        for path, node in reversed(dirs):
+            self._apply_meta(self.dest(path), node, is_link=False)
+        self.stats.duration = round(time.monotonic() - t0, 3)
+        self._report(force=True)
+        return RestoreResult(
+            self.snapshot.id,
+            os.fsdecode(self.target or b"/"),
+            self.stats,
+            self.warnings,
+            self.errors,
+        )
+
+    # --- selecting -------------------------------------------------------------------
+    def _select(self):
+        files, links, specials, dirs = [], [], [], []
+        stack: list[tuple[bytes, str, bool]] = [(b"", self.snapshot.tree, not self.matcher)]
+        while stack:
+            base, tree_id, selected = stack.pop()
+            try:
+                nodes = self.repo.load_tree(tree_id)
+            except (CorruptObject, StoreError) as exc:
+                self.issue("damaged", base or b"/", f"cannot read directory listing: {exc}", True)
+                continue
+            for node in nodes:
+                path = base + b"/" + decode_name(node)
+                sel = selected or self.matcher.matches(path)
+                kind = node.get("type")
+                if kind == DIR:
+                    if sel:
+                        dirs.append((path, node))
+                    if node.get("subtree"):
+                        stack.append((path, node["subtree"], sel))
+                elif not sel:
+                    continue
+                elif kind == FILE:
+                    files.append((path, node))
+                elif kind == SYMLINK:
+                    links.append((path, node))
+                elif kind in (FIFO, SOCKET, CHARDEV, BLOCKDEV):
+                    specials.append((path, node))
+        dirs.sort(key=lambda item: item[0])
+        return files, links, specials, dirs
+
+    # --- directories and metadata ----------------------------------------------------
+    def _make_dir(self, path: bytes, node: dict) -> None:
+        dest = self.dest(path)
+        try:
+            os.makedirs(dest, mode=0o700, exist_ok=True)
+            self.stats.dirs += 1
+        except OSError as exc:
+            self.issue("error", path, f"cannot create directory: {exc.strerror or exc}", True)
+
+    def _ensure_parent(self, path: bytes) -> None:
+        parent = os.path.dirname(self.dest(path))
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+
+    def _apply_meta(self, dest: bytes, node: dict, *, is_link: bool) -> None:
+        try:
+            if self.restore_owner and "uid" in node:
+                os.chown(dest, node["uid"], node.get("gid", -1), follow_symlinks=False)
+            if not is_link and "mode" in node:
+                os.chmod(dest, node["mode"])
+            if "mtime_ns" in node:
+                ns = node["mtime_ns"]
+                if not is_link or os.utime in os.supports_follow_symlinks:
+                    os.utime(dest, ns=(ns, ns), follow_symlinks=not is_link)
+        except OSError as exc:
+            self.issue("metadata", dest, f"cannot restore metadata: {exc.strerror or exc}")
+
+    def _existing_allows(self, path: bytes, node: dict) -> bool:
+        """Whether the destination may be (re)written; warns when not."""
+        try:
+            st = os.lstat(self.dest(path))
+        except FileNotFoundError:
+            return True
+        if self.overwrite == "always" and not statmod.S_ISDIR(st.st_mode):
+            return True
+        if statmod.S_ISDIR(st.st_mode):
+            self.issue("exists", path, "a directory exists at this path; not replaced")
+            return False
+        if self.overwrite == "if-newer":
+            if st.st_size == node.get("size") and st.st_mtime_ns == node.get("mtime_ns"):
+                return False  # identical by metadata: nothing to do, no warning
+            if node.get("mtime_ns", 0) > st.st_mtime_ns:
+                return True
+            self.issue("exists", path, "the local file is newer; not overwritten")
+            return False
+        self.issue("exists", path, "exists; not overwritten (use overwrite)")
+        return False
+
+    # --- files -----------------------------------------------------------------------
+    def _prepare_files(self, files) -> dict[bytes, list[tuple[_FileJob, int]]]:
+        """Create each file's temporary copy; map blob id -> (job, offset)."""
+        wanted: dict[bytes, list[tuple[_FileJob, int]]] = {}
+        index = self.repo.index
+        for path, node in files:
+            if self.cancel.is_set():
+                raise RestoreCancelled("restore cancelled")
+            if not self._existing_allows(path, node):
+                self.stats.files_skipped += 1
+                self._file_done(node.get("size", 0))
+                continue
+            if CHANGED_DURING_READ in node.get("flags", ()):
+                self.issue(
+                    "changed-during-read",
+                    path,
+                    "this file kept changing while it was backed up; its content may be inconsistent",
+                )
+            content = [bytes.fromhex(c) for c in node.get("content", ())]
+            missing = [c for c in content if c not in index]
+            if missing:
+                self.issue(
+                    "missing",
+                    path,
+                    f"{len(missing)} of {len(content)} chunks are missing from the repository",
+                    True,
+                )
+                self.stats.files_failed += 1
+                continue
+            dest = self.dest(path)
+            try:
+                self._ensure_parent(path)
+                temp = os.path.join(
+                    os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode()
+                )
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                try:
+                    os.ftruncate(fd, node.get("size", 0))
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self.issue("error", path, f"cannot create file: {exc.strerror or exc}", True)
+                self.stats.files_failed += 1
+                continue
+            job = _FileJob(dest, temp, node, len(content))
+            if not content:
+                self._finish_file(job)
+                continue
+            offset = 0
+            for blob_id in content:
+                wanted.setdefault(blob_id, []).append((job, offset))
+                offset += index.raw_length(blob_id)
+            if offset != job.size:
+                # The recorded size disagrees with the chunks: trust the chunks.
+                job.size = offset
+        return wanted
+
+    def _fetch(self, wanted: dict[bytes, list[tuple[_FileJob, int]]]) -> None:
+        by_pack: dict[str, list] = {}
+        for blob_id in wanted:
+            e = self.repo.index.get(blob_id)
+            by_pack.setdefault(e.pack_id, []).append((e.offset, e.length, blob_id, e))
+        tasks = []
+        for pack_id, blobs in by_pack.items():
+            blobs.sort()
+            group = [blobs[0]]
+            for b in blobs[1:]:
+                start = group[0][0]
+                end = group[-1][0] + group[-1][1]
+                if b[0] - end <= COALESCE_GAP and b[0] + b[1] - start <= MAX_RANGE:
+                    group.append(b)
+                else:
+                    tasks.append((pack_id, group))
+                    group = [b]
+            tasks.append((pack_id, group))
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="cairn-restore") as pool:
+            for _ in pool.map(lambda t: self._fetch_range(wanted, *t), tasks):
+                self._report()
+                if self.cancel.is_set():
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise RestoreCancelled("restore cancelled")
+
+    def _fetch_range(self, wanted, pack_id: str, group) -> None:
+        if self.cancel.is_set():
+            return
+        start = group[0][0]
+        end = group[-1][0] + group[-1][1]
+        try:
+            data = memoryview(self.repo.store.get_range(pack_key(pack_id), start, end - start))
+        except (StoreError, OSError) as exc:
+            for _off, _len, blob_id, _e in group:
+                self._fail_blob(wanted[blob_id], f"cannot read pack {pack_id[:16]}: {exc}")
+            return
+        for off, length, blob_id, entry in group:
+            try:
+                plain = self.repo.open_blob(
+                    blob_id, entry, data[off - start : off - start + length]
+                )
+            except CorruptObject as exc:
+                self._fail_blob(wanted[blob_id], str(exc))
+                continue
+            zero = plain[:1] == b"\0" and plain[-1:] == b"\0" and plain.count(0) == len(plain)
+            for job, file_offset in wanted[blob_id]:
+                if job.failed:
+                    self._chunk_done(job)
+                    continue
+                try:
+                    if not zero:  # zeros stay holes: the file was truncated to size
+                        fd = os.open(job.temp, os.O_WRONLY | os.O_CLOEXEC)
+                        try:
+                            view = memoryview(plain)
+                            pos = file_offset
+                            while view:
+                                n = os.pwrite(fd, view, pos)
+                                view = view[n:]
+                                pos += n
+                        finally:
+                            os.close(fd)
+                except OSError as exc:
+                    job.failed = f"write failed: {exc.strerror or exc}"
+                self._chunk_done(job)
+
+    def _fail_blob(self, dests, reason: str) -> None:
+        for job, _offset in dests:
+            if not job.failed:
+                job.failed = reason
+            self._chunk_done(job)
+
+    def _chunk_done(self, job: _FileJob) -> None:
+        with job.lock:
+            job.remaining -= 1
+            last = job.remaining == 0
+        if last:
+            self._finish_file(job)
+
+    def _finish_file(self, job: _FileJob) -> None:
+        path = job.dest[len(self.target) :]
+        if job.failed:
+            self.issue("damaged", path, f"not restored: {job.failed}", True)
+            with self._lock:
+                self.stats.files_failed += 1
+            try:
+                os.unlink(job.temp)
+            except OSError:
+                pass
+            return
+        try:
+            os.truncate(job.temp, job.size)
+            self._apply_meta(job.temp, job.node, is_link=False)
+            os.rename(job.temp, job.dest)
+        except OSError as exc:
+            self.issue("error", path, f"cannot finish file: {exc.strerror or exc}", True)
+            with self._lock:
+                self.stats.files_failed += 1
+            try:
+                os.unlink(job.temp)
+            except OSError:
+                pass
+            return
+        with self._lock:
+            self.stats.files += 1
+            self.stats.bytes_written += job.size
+        self._file_done(job.size)
+
+    def _file_done(self, size: int) -> None:
+        with self._lock:
+            self.progress.files_done += 1
+            self.progress.bytes_done += size
+
+    # --- links and special files -------------------------------------------------------
+    def _make_link(self, path: bytes, node: dict) -> None:
+        dest = self.dest(path)
+        if not self._existing_allows(path, node):
+            self.stats.files_skipped += 1
+            return
+        try:
+            self._ensure_parent(path)
+            target = decode_name(node, "target")
+            if os.path.lexists(dest):
+                tmp = os.path.join(
+                    os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode()
+                )
+                os.symlink(target, tmp)
+                os.rename(tmp, dest)
+            else:
+                os.symlink(target, dest)
+            self._apply_meta(dest, node, is_link=True)
+            self.stats.symlinks += 1
+        except OSError as exc:
+            self.issue("error", path, f"cannot create symlink: {exc.strerror or exc}", True)
+
+    def _make_special(self, path: bytes, node: dict) -> None:
+        kind = node["type"]
+        dest = self.dest(path)
+        if os.path.lexists(dest):
+            self.issue("exists", path, "exists; not replaced")
+            return
+        try:
+            self._ensure_parent(path)
+            if kind == FIFO:
+                os.mkfifo(dest, node.get("mode", 0o600))
+            elif kind in (CHARDEV, BLOCKDEV) and os.geteuid() == 0:
+                flag = statmod.S_IFCHR if kind == CHARDEV else statmod.S_IFBLK
+                os.mknod(dest, flag | node.get("mode", 0o600), node.get("rdev", 0))
+            else:
+                self.issue("unsupported", path, f"{kind} not restored")
+                return
+            self._apply_meta(dest, node, is_link=False)
+            self.stats.special += 1
+        except OSError as exc:
+            self.issue("error", path, f"cannot create {kind}: {exc.strerror or exc}", True)
+
+    def _report(self, force: bool = False) -> None:
+        if self.progress_cb is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_report < 0.25:
+            return
+        self._last_report = now
+        self.progress.elapsed = now - self.t0
+        self.progress_cb(dataclasses.replace(self.progress))
+
+
+__all__ = [
+    "EngineError",
+    "IncludeMatcher",
+    "RestoreCancelled",
+    "RestoreIssue",
+    "RestoreProgress",
+    "RestoreResult",
+    "RestoreStats",
+    "run_restore",
+]
