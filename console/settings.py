@@ -56,7 +56,7 @@ INSTALLED_APPS = [
     "console.audit",
     "console.dashboard",
     "console.api",
-    # the control plane adds "console.gateway" here
+    "console.gateway",
 ]
 
 MIDDLEWARE = [

@@ -2,12 +2,20 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ProtocolVersion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROTOCOL_VERSION_UNSPECIFIED: _ClassVar[ProtocolVersion]
+    PROTOCOL_VERSION_1: _ClassVar[ProtocolVersion]
+PROTOCOL_VERSION_UNSPECIFIED: ProtocolVersion
+PROTOCOL_VERSION_1: ProtocolVersion
 
 class HostFacts(_message.Message):
     __slots__ = ("hostname", "os", "os_version", "agent_version", "username", "arch")
@@ -46,48 +54,74 @@ class RepositoryLocation(_message.Message):
     def __init__(self, url: _Optional[str] = ..., endpoint: _Optional[str] = ..., region: _Optional[str] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("device_id", "certificate_pem", "ca_certificate_pem", "repository", "repository_keys", "gateway_address")
+    __slots__ = ("device_id", "certificate_pem", "ca_certificate_pem", "repository", "repository_keys", "gateway_address", "org", "storage_access")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     CA_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_KEYS_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ORG_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_ACCESS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     certificate_pem: bytes
     ca_certificate_pem: bytes
     repository: RepositoryLocation
     repository_keys: bytes
     gateway_address: str
-    def __init__(self, device_id: _Optional[str] = ..., certificate_pem: _Optional[bytes] = ..., ca_certificate_pem: _Optional[bytes] = ..., repository: _Optional[_Union[RepositoryLocation, _Mapping]] = ..., repository_keys: _Optional[bytes] = ..., gateway_address: _Optional[str] = ...) -> None: ...
+    org: str
+    storage_access: str
+    def __init__(self, device_id: _Optional[str] = ..., certificate_pem: _Optional[bytes] = ..., ca_certificate_pem: _Optional[bytes] = ..., repository: _Optional[_Union[RepositoryLocation, _Mapping]] = ..., repository_keys: _Optional[bytes] = ..., gateway_address: _Optional[str] = ..., org: _Optional[str] = ..., storage_access: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("host", "policy_revision", "protocol_version", "pending_command_ids")
+    __slots__ = ("host", "policy_revision", "protocol_version", "pending_command_ids", "protocol", "handled_command_ids")
     HOST_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PENDING_COMMAND_IDS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    HANDLED_COMMAND_IDS_FIELD_NUMBER: _ClassVar[int]
     host: HostFacts
     policy_revision: str
     protocol_version: str
     pending_command_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, host: _Optional[_Union[HostFacts, _Mapping]] = ..., policy_revision: _Optional[str] = ..., protocol_version: _Optional[str] = ..., pending_command_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    protocol: int
+    handled_command_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, host: _Optional[_Union[HostFacts, _Mapping]] = ..., policy_revision: _Optional[str] = ..., protocol_version: _Optional[str] = ..., pending_command_ids: _Optional[_Iterable[str]] = ..., protocol: _Optional[int] = ..., handled_command_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("device_id", "gateway_id", "protocol", "heartbeat_interval_seconds", "server_time")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    gateway_id: str
+    protocol: int
+    heartbeat_interval_seconds: int
+    server_time: _timestamp_pb2.Timestamp
+    def __init__(self, device_id: _Optional[str] = ..., gateway_id: _Optional[str] = ..., protocol: _Optional[int] = ..., heartbeat_interval_seconds: _Optional[int] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("at", "policy_revision", "state", "pause_reason", "last_backup_at", "next_backup_at")
+    __slots__ = ("at", "policy_revision", "state", "pause_reason", "last_backup_at", "next_backup_at", "current", "outbox_size")
     AT_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAUSE_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_BACKUP_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_BACKUP_AT_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_SIZE_FIELD_NUMBER: _ClassVar[int]
     at: _timestamp_pb2.Timestamp
     policy_revision: str
     state: str
     pause_reason: str
     last_backup_at: _timestamp_pb2.Timestamp
     next_backup_at: _timestamp_pb2.Timestamp
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., state: _Optional[str] = ..., pause_reason: _Optional[str] = ..., last_backup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_backup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    current: JobProgress
+    outbox_size: int
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., state: _Optional[str] = ..., pause_reason: _Optional[str] = ..., last_backup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_backup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current: _Optional[_Union[JobProgress, _Mapping]] = ..., outbox_size: _Optional[int] = ...) -> None: ...
 
 class CommandAck(_message.Message):
     __slots__ = ("command_id", "accepted", "reason")
@@ -100,7 +134,7 @@ class CommandAck(_message.Message):
     def __init__(self, command_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("job_id", "command_id", "kind", "files_done", "bytes_done", "bytes_total", "percent")
+    __slots__ = ("job_id", "command_id", "kind", "files_done", "bytes_done", "bytes_total", "percent", "files_total", "current_path", "started_at", "trigger")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +142,10 @@ class JobProgress(_message.Message):
     BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
     BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_PATH_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     command_id: str
     kind: str
@@ -115,10 +153,14 @@ class JobProgress(_message.Message):
     bytes_done: int
     bytes_total: int
     percent: float
-    def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., files_done: _Optional[int] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., percent: _Optional[float] = ...) -> None: ...
+    files_total: int
+    current_path: str
+    started_at: _timestamp_pb2.Timestamp
+    trigger: str
+    def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., files_done: _Optional[int] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., percent: _Optional[float] = ..., files_total: _Optional[int] = ..., current_path: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger: _Optional[str] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "command_id", "kind", "state", "started_at", "finished_at", "snapshot_id", "error", "warnings", "stats_json", "policy_revision")
+    __slots__ = ("job_id", "command_id", "kind", "state", "started_at", "finished_at", "snapshot_id", "error", "warnings", "stats_json", "policy_revision", "trigger", "files_total", "bytes_added")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +172,9 @@ class JobResult(_message.Message):
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     STATS_JSON_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BYTES_ADDED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     command_id: str
     kind: str
@@ -141,7 +186,10 @@ class JobResult(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     stats_json: str
     policy_revision: str
-    def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_id: _Optional[str] = ..., error: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., stats_json: _Optional[str] = ..., policy_revision: _Optional[str] = ...) -> None: ...
+    trigger: str
+    files_total: int
+    bytes_added: int
+    def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_id: _Optional[str] = ..., error: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., stats_json: _Optional[str] = ..., policy_revision: _Optional[str] = ..., trigger: _Optional[str] = ..., files_total: _Optional[int] = ..., bytes_added: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
     __slots__ = ("idempotency_key", "progress", "result", "snapshot")
@@ -222,34 +270,53 @@ class Ping(_message.Message):
     def __init__(self) -> None: ...
 
 class ConsoleMessage(_message.Message):
-    __slots__ = ("command_id", "apply_policy", "run_job", "cancel", "ping")
+    __slots__ = ("command_id", "apply_policy", "run_job", "cancel", "ping", "welcome", "report_ack", "expires_at")
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     APPLY_POLICY_FIELD_NUMBER: _ClassVar[int]
     RUN_JOB_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ACK_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     apply_policy: ApplyPolicy
     run_job: RunJob
     cancel: Cancel
     ping: Ping
-    def __init__(self, command_id: _Optional[str] = ..., apply_policy: _Optional[_Union[ApplyPolicy, _Mapping]] = ..., run_job: _Optional[_Union[RunJob, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ...) -> None: ...
+    welcome: Welcome
+    report_ack: ReportAck
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, command_id: _Optional[str] = ..., apply_policy: _Optional[_Union[ApplyPolicy, _Mapping]] = ..., run_job: _Optional[_Union[RunJob, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., report_ack: _Optional[_Union[ReportAck, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StorageGrantRequest(_message.Message):
-    __slots__ = ("object_keys", "method")
+    __slots__ = ("object_keys", "method", "list_prefix", "continuation_token")
     OBJECT_KEYS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    LIST_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     object_keys: _containers.RepeatedScalarFieldContainer[str]
     method: str
-    def __init__(self, object_keys: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ...) -> None: ...
+    list_prefix: str
+    continuation_token: str
+    def __init__(self, object_keys: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ..., list_prefix: _Optional[str] = ..., continuation_token: _Optional[str] = ...) -> None: ...
 
 class PresignedUrl(_message.Message):
-    __slots__ = ("object_key", "url")
+    __slots__ = ("object_key", "url", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
     object_key: str
     url: str
-    def __init__(self, object_key: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, object_key: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class StorageGrant(_message.Message):
     __slots__ = ("urls", "expires_at")

@@ -1,0 +1,137 @@
+"""`agent enroll`: generate a key pair locally, send a CSR with a one-time
+token, store the signed certificate, the CA and the repository key."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import platform
+import socket
+import sys
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.daemon import channel
+from agent.daemon.home import AgentHome, Identity
+from agent.rpc import agent_pb2 as pb
+from agent.rpc import agent_pb2_grpc as pb_grpc
+
+
+class EnrollError(Exception):
+    pass
+
+
+def agent_version() -> str:
+    try:
+        from agent import __version__
+
+        return __version__
+    except ImportError:
+        return "0"
+
+
+def host_facts() -> pb.HostFacts:
+    system = platform.system().lower()
+    os_name = {"darwin": "macos", "windows": "windows"}.get(system, "linux")
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = ""
+    return pb.HostFacts(
+        hostname=socket.gethostname(),
+        os=os_name,
+        os_version=platform.release(),
+        agent_version=agent_version(),
+        username=user,
+        arch=platform.machine(),
+    )
+
+
+def ca_fingerprint(pem: bytes) -> str:
+    cert = x509.load_pem_x509_certificate(pem)
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _normalise_fp(fp: str) -> str:
+    return fp.replace(":", "").replace(" ", "").lower()
+
+
+def enroll(
+    home: AgentHome,
+    server: str,
+    token: str,
+    ca_cert_file: str | None = None,
+    ca_fingerprint_expected: str | None = None,
+    server_name: str = "",
+    host: pb.HostFacts | None = None,
+    out=sys.stderr,
+    timeout: float = 30.0,
+) -> Identity:
+    home.ensure()
+    if ca_cert_file:
+        with open(ca_cert_file, "rb") as f:
+            ca_pem = f.read()
+    else:
+        ca_pem = channel.fetch_ca_chain(server)
+        fp = ca_fingerprint(ca_pem)
+        if ca_fingerprint_expected:
+            if _normalise_fp(ca_fingerprint_expected) != fp:
+                raise EnrollError(
+                    f"the server's CA fingerprint {fp} does not match the expected one"
+                )
+        else:
+            print(f"trusting the console CA on first use: SHA-256 {fp}", file=out)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, socket.gethostname())]))
+        .sign(key, hashes.SHA256())
+    )
+    request = pb.EnrollRequest(
+        token=token,
+        host=host or host_facts(),
+        csr_pem=csr.public_bytes(serialization.Encoding.PEM),
+    )
+    with channel.enroll_channel(server, ca_pem, server_name) as ch:
+        stub = pb_grpc.AgentGatewayStub(ch)
+        try:
+            resp = stub.Enroll(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise EnrollError(f"enrollment refused: {exc.details() or exc.code().name}") from None
+    if ca_fingerprint(resp.ca_certificate_pem) != ca_fingerprint(ca_pem):
+        raise EnrollError("the console returned a CA certificate other than the one it presented")
+    cert = x509.load_pem_x509_certificate(resp.certificate_pem)
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise EnrollError("the returned certificate is not for our key")
+    home.keys.put(
+        "device.key",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    home.keys.put("repo.key", resp.repository_keys)
+    (home.path / "device.crt").write_bytes(resp.certificate_pem)
+    (home.path / "ca.crt").write_bytes(resp.ca_certificate_pem)
+    gateway = resp.gateway_address or server
+    identity = Identity(
+        device_id=resp.device_id,
+        gateway_address=gateway,
+        org=resp.org,
+        repository_url=resp.repository.url,
+        storage_endpoint=resp.repository.endpoint,
+        storage_region=resp.repository.region,
+        storage_access=resp.storage_access or "grant",
+        server_name=server_name,
+        extra={
+            "enrolled_via": server,
+            "ca_sha256": hashlib.sha256(resp.ca_certificate_pem).hexdigest(),
+        },
+    )
+    home.save_identity(identity)
+    return identity

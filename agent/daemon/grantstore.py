@@ -1,0 +1,160 @@
+"""An ObjectStore over pre-signed URLs from the gateway (docs/security.md).
+
+The agent holds no storage credential. For each object it asks the gateway
+(``GetStorageGrant`` over mutual TLS) for a short-lived URL scoped to one key
+of its own repository, then talks to S3/MinIO directly with it: backup bytes
+never pass through the console. PUT grants carry ``If-None-Match: *``, so an
+existing object can never be replaced; there is no DELETE grant at all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import grpc
+import urllib3
+
+from agent.engine.store import ObjectExists, ObjectNotFound, ObjectStore, StoreError, validate_key
+from agent.rpc import agent_pb2 as pb
+from agent.rpc import agent_pb2_grpc as pb_grpc
+
+_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+class GrantStore(ObjectStore):
+    def __init__(self, stub: pb_grpc.AgentGatewayStub, location: str, prefix: str = ""):
+        self.stub = stub
+        self.location = location
+        # Full key prefix of the repository (org/device/), to strip from listings.
+        self.prefix = prefix.strip("/") + "/" if prefix else ""
+        self.http = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=8,
+            timeout=urllib3.Timeout(connect=10, read=120),
+            retries=urllib3.Retry(
+                total=4,
+                backoff_factor=0.5,
+                status_forcelist=(500, 502, 503, 504),
+                allowed_methods=None,
+            ),
+        )
+        self._cache: dict[tuple[str, str], tuple[str, dict, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- grants -------------------------------------------------------------------
+    def _grant(self, method: str, key: str) -> tuple[str, dict]:
+        now = time.time()
+        with self._lock:
+            hit = self._cache.get((method, key))
+            if hit and hit[2] - 60 > now and method != "PUT":
+                return hit[0], hit[1]
+        try:
+            resp = self.stub.GetStorageGrant(
+                pb.StorageGrantRequest(method=method, object_keys=[key]), timeout=30
+            )
+        except grpc.RpcError as exc:
+            raise StoreError(
+                f"no {method} grant for {key}: {exc.details() or exc.code().name}"
+            ) from None
+        url = resp.urls[0]
+        expires = resp.expires_at.ToSeconds() if resp.expires_at.seconds else now + 300
+        if method != "PUT":
+            with self._lock:
+                self._cache[(method, key)] = (url.url, dict(url.headers), expires)
+        return url.url, dict(url.headers)
+
+    def _request(self, method: str, key: str, body=None, headers=None):
+        url, signed = self._grant("HEAD" if method == "HEAD" else method, key)
+        try:
+            return self.http.request(
+                method, url, body=body, headers={**signed, **(headers or {})}, preload_content=True
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise StoreError(f"{method} {key}: {exc}") from exc
+
+    # -- ObjectStore ------------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> None:
+        validate_key(key)
+        r = self._request("PUT", key, body=bytes(data))
+        if r.status == 412:
+            raise ObjectExists(key, self.location)
+        if r.status >= 300:
+            raise StoreError(f"PUT {key}: HTTP {r.status} {r.data[:200]!r}")
+
+    def get(self, key: str) -> bytes:
+        validate_key(key)
+        r = self._request("GET", key)
+        if r.status == 404:
+            raise ObjectNotFound(key, self.location)
+        if r.status >= 300:
+            raise StoreError(f"GET {key}: HTTP {r.status}")
+        return r.data
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        validate_key(key)
+        if length <= 0:
+            return b""
+        r = self._request("GET", key, headers={"Range": f"bytes={offset}-{offset + length - 1}"})
+        if r.status == 404:
+            raise ObjectNotFound(key, self.location)
+        if r.status == 416:
+            return b""
+        if r.status >= 300:
+            raise StoreError(f"GET {key} (range): HTTP {r.status}")
+        data = r.data
+        if r.status == 200:  # server ignored the range
+            data = data[offset : offset + length]
+        return data
+
+    def exists(self, key: str) -> bool:
+        validate_key(key)
+        r = self._request("HEAD", key)
+        if r.status == 404:
+            return False
+        if r.status >= 300:
+            raise StoreError(f"HEAD {key}: HTTP {r.status}")
+        return True
+
+    def size(self, key: str) -> int:
+        r = self._request("HEAD", validate_key(key))
+        if r.status == 404:
+            raise ObjectNotFound(key, self.location)
+        if r.status >= 300:
+            raise StoreError(f"HEAD {key}: HTTP {r.status}")
+        return int(r.headers.get("Content-Length", 0))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        token = ""
+        while True:
+            try:
+                resp = self.stub.GetStorageGrant(
+                    pb.StorageGrantRequest(
+                        method="LIST", list_prefix=prefix, continuation_token=token
+                    ),
+                    timeout=30,
+                )
+            except grpc.RpcError as exc:
+                raise StoreError(f"no LIST grant for {prefix!r}: {exc.details()}") from None
+            r = self.http.request("GET", resp.urls[0].url)
+            if r.status >= 300:
+                raise StoreError(f"LIST {prefix!r}: HTTP {r.status}")
+            root = ET.fromstring(r.data)
+            for item in root.iter(f"{_S3_NS}Contents"):
+                full = item.findtext(f"{_S3_NS}Key") or ""
+                if full.startswith(self.prefix):
+                    yield full[len(self.prefix) :]
+            truncated = (root.findtext(f"{_S3_NS}IsTruncated") or "false") == "true"
+            token = root.findtext(f"{_S3_NS}NextContinuationToken") or ""
+            if not truncated or not token:
+                return
+
+    def delete(self, key: str) -> None:
+        raise StoreError(
+            f"cannot delete {key}: devices have no delete rights (server-side maintenance only)"
+        )
+
+    def close(self) -> None:
+        self.http.clear()

@@ -1,0 +1,36 @@
+"""Glue between the daemon (and the console's enrollment) and the engine's
+repository: per-device key slots, opening the device's store."""
+
+from __future__ import annotations
+
+from agent.engine.repository import Repository
+from agent.engine.store import ObjectStore, open_store
+
+
+def init_repository(store: ObjectStore, *, org_key: bytes, device_key: bytes) -> Repository:
+    """A new repository whose random data keys are wrapped twice: by the
+    organisation key (the console can restore and maintain without the PC)
+    and by the device's own key (what the agent holds). Revoking a device
+    does not require re-encrypting anything: its key file can be removed
+    server-side."""
+    repo = Repository.init(store, org_key=org_key)
+    repo.add_key(org_key=device_key)
+    return repo
+
+
+def open_device_store(identity, stub=None) -> ObjectStore:
+    """The device's repository store: pre-signed grants through the gateway
+    (S3/MinIO), or the local directory of the embedded setup."""
+    if identity.storage_access == "grant":
+        from agent.daemon.grantstore import GrantStore
+
+        if stub is None:
+            raise RuntimeError("grant storage needs a gateway connection")
+        url = identity.repository_url
+        prefix = url.split("://", 1)[1].split("/", 1)[1] if url.startswith("s3://") else ""
+        return GrantStore(stub, location=url, prefix=prefix)
+    return open_store(identity.repository_url)
+
+
+def open_repository(store: ObjectStore, device_key: bytes) -> Repository:
+    return Repository.open(store, key=device_key)

@@ -1,0 +1,504 @@
+"""The gRPC gateway (grpc.aio): thin handlers over console/gateway/services.
+
+Two listeners on one server:
+
+* ``GATEWAY_BIND`` - mutual TLS, a client certificate signed by the console's
+  CA is required: Connect, SubmitReports, GetStorageGrant;
+* ``GATEWAY_ENROLL_BIND`` - server-authenticated TLS only, for Enroll (a PC
+  has no certificate before it enrolls). Calls other than Enroll there are
+  refused, as they carry no client certificate.
+
+Per stream: one reader task and the handler writing from a queue. Heartbeats
+are buffered and written in batches; commands reach the stream from Redis
+pub/sub (Celery's delivery task publishes to the instance holding the device)
+and from a periodic sweep of the database, which also closes the streams of
+revoked devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from django import db as django_db
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agent.rpc import agent_pb2 as pb
+from agent.rpc import agent_pb2_grpc as pb_grpc
+from console.gateway import conf, pki
+from console.gateway.registry import AsyncRegistry
+from console.gateway.services import (
+    commands,
+    connections,
+    enrollment,
+    identity,
+    policy,
+    reports,
+    storage,
+)
+
+log = logging.getLogger("cairn.gateway")
+
+PROTOCOL = pb.PROTOCOL_VERSION_1
+POLICY_PREFIX = "policy:"
+_CLOSE = object()
+
+
+def _ts(value: dt.datetime | None) -> Timestamp:
+    t = Timestamp()
+    if value is not None:
+        t.FromDatetime(value)
+    return t
+
+
+def _from_ts(t) -> dt.datetime | None:
+    if t is None or (not t.seconds and not t.nanos):
+        return None
+    return t.ToDatetime(tzinfo=dt.UTC)
+
+
+def command_message(cmd) -> pb.ConsoleMessage:
+    """The wire form of a Command row (apply_policy is built by the caller)."""
+    msg = pb.ConsoleMessage(command_id=str(cmd.id))
+    if cmd.expires_at:
+        msg.expires_at.CopyFrom(_ts(cmd.expires_at))
+    payload = cmd.payload or {}
+    if cmd.kind == "cancel":
+        msg.cancel.job_command_id = str(
+            payload.get("command_id") or payload.get("job_command_id") or ""
+        )
+    else:
+        msg.run_job.kind = cmd.kind
+        msg.run_job.args_json = json.dumps(payload)
+    return msg
+
+
+def policy_message(digest: str, spec: dict, command_id: str = "") -> pb.ConsoleMessage:
+    return pb.ConsoleMessage(
+        command_id=command_id or f"{POLICY_PREFIX}{digest}",
+        apply_policy=pb.ApplyPolicy(revision=digest, policy_json=json.dumps(spec)),
+    )
+
+
+class Session:
+    __slots__ = ("device_id", "queue", "policy_sent", "policy_sent_at", "applied", "facts")
+
+    def __init__(self, device_id: str):
+        self.device_id = device_id
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.policy_sent = ""
+        self.policy_sent_at = 0.0
+        self.applied = ""
+        self.facts: dict = {}
+
+    def send(self, msg) -> None:
+        self.queue.put_nowait(msg)
+
+    def close(self, code: grpc.StatusCode, reason: str) -> None:
+        self.queue.put_nowait((_CLOSE, code, reason))
+
+
+class Gateway(pb_grpc.AgentGatewayServicer):
+    def __init__(self, instance_id: str | None = None, db_threads: int = 8):
+        self.instance_id = instance_id or conf.instance_id()
+        self.sessions: dict[str, Session] = {}
+        self.heartbeats: dict[str, dict] = {}
+        self.registry = AsyncRegistry(self.instance_id)
+        self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="gw-db")
+        self.ca = pki.ensure_ca()
+        self.stats = {"heartbeats": 0, "reports": 0, "streams_opened": 0}
+        self._tasks: list[asyncio.Task] = []
+
+    # -- plumbing -----------------------------------------------------------------
+    async def db(self, fn, *args, **kwargs):
+        def call():
+            try:
+                return fn(*args, **kwargs)
+            except django_db.OperationalError:
+                django_db.close_old_connections()
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def _caller(self, context) -> str:
+        pem = (context.auth_context().get("x509_pem_cert") or [None])[0]
+        try:
+            caller = identity.caller_from_pem(pem)
+            await self.db(identity.authenticate, caller)
+        except identity.Refused as exc:
+            code = (
+                grpc.StatusCode.PERMISSION_DENIED
+                if exc.revoked
+                else grpc.StatusCode.UNAUTHENTICATED
+            )
+            await context.abort(code, str(exc))
+        except pki.PKIError as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        return caller.device_id
+
+    # -- Enroll -------------------------------------------------------------------------
+    async def Enroll(self, request, context):
+        host = {
+            f: getattr(request.host, f)
+            for f in ("hostname", "os", "os_version", "agent_version", "username", "arch")
+        }
+        try:
+            result = await self.db(
+                enrollment.enroll, request.token, host, request.csr_pem, ca=self.ca
+            )
+        except enrollment.EnrollmentRefused as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        log.info("enrolled device %s (%s)", result.device.pk, result.device.hostname)
+        return pb.EnrollResponse(
+            device_id=str(result.device.pk),
+            certificate_pem=result.certificate_pem,
+            ca_certificate_pem=result.ca_certificate_pem,
+            repository=pb.RepositoryLocation(
+                url=result.repository_url,
+                endpoint=result.storage_endpoint,
+                region=result.storage_region,
+            ),
+            repository_keys=result.repository_key,
+            gateway_address=result.gateway_address,
+            org=result.org,
+            storage_access=result.storage_access,
+        )
+
+    # -- unary calls ---------------------------------------------------------------------
+    async def SubmitReports(self, request, context):
+        device_id = await self._caller(context)
+        accepted = []
+        for report in request.reports:
+            if await self.db(reports.ingest, device_id, report):
+                accepted.append(report.idempotency_key)
+        self.stats["reports"] += len(accepted)
+        return pb.ReportAck(accepted_keys=accepted)
+
+    async def GetStorageGrant(self, request, context):
+        device_id = await self._caller(context)
+        try:
+            urls, expires_at = await self.db(
+                storage.grant,
+                device_id,
+                request.method,
+                list(request.object_keys),
+                request.list_prefix,
+                request.continuation_token,
+            )
+        except storage.GrantRefused as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        return pb.StorageGrant(
+            urls=[pb.PresignedUrl(object_key=k, url=u, headers=h) for k, u, h in urls],
+            expires_at=_ts(expires_at),
+        )
+
+    # -- the stream ----------------------------------------------------------------------
+    async def Connect(self, request_iterator, context):
+        device_id = await self._caller(context)
+        try:
+            first = await asyncio.wait_for(context.read(), timeout=30)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Hello within 30 s")
+        if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "the first message must be Hello"
+            )
+        hello = first.hello
+        old = self.sessions.get(device_id)
+        if old is not None:
+            old.close(grpc.StatusCode.ABORTED, "replaced by a newer connection")
+        session = Session(device_id)
+        self.sessions[device_id] = session
+        self.stats["streams_opened"] += 1
+        reader = None
+        try:
+            host = {
+                f: getattr(hello.host, f)
+                for f in ("hostname", "os_version", "agent_version", "username")
+            }
+            await self.db(connections.hello, device_id, host, self.instance_id)
+            await self.registry.register([device_id])
+            await context.write(
+                pb.ConsoleMessage(
+                    welcome=pb.Welcome(
+                        device_id=device_id,
+                        gateway_id=self.instance_id,
+                        protocol=PROTOCOL,
+                        heartbeat_interval_seconds=conf.heartbeat_interval(),
+                        server_time=_ts(dt.datetime.now(dt.UTC)),
+                    )
+                )
+            )
+            session.applied = hello.policy_revision
+            if hello.policy_revision:
+                await self.db(policy.acknowledge, device_id, hello.policy_revision)
+            running = set(hello.pending_command_ids) | set(hello.handled_command_ids)
+            policy_queued = False
+            for cmd in await self.db(commands.deliverable_for, device_id):
+                if str(cmd.id) in running:
+                    continue
+                await self._deliver(session, cmd)
+                policy_queued |= cmd.kind == "apply_policy"
+            if not policy_queued:
+                await self._push_policy(session, force=True)
+            reader = asyncio.create_task(self._read(session, context))
+            while True:
+                item = await session.queue.get()
+                if isinstance(item, tuple) and item and item[0] is _CLOSE:
+                    await context.abort(item[1], item[2])
+                await context.write(item)
+        finally:
+            if reader is not None:
+                reader.cancel()
+            if self.sessions.get(device_id) is session:
+                del self.sessions[device_id]
+                self.heartbeats.pop(device_id, None)
+                await self.registry.unregister(device_id)
+                try:
+                    await self.db(connections.goodbye, device_id, self.instance_id)
+                except Exception:
+                    log.exception("could not record disconnect of %s", device_id)
+
+    async def _read(self, session: Session, context) -> None:
+        try:
+            while True:
+                msg = await context.read()
+                if msg is grpc.aio.EOF:
+                    session.close(grpc.StatusCode.OK, "stream closed by the agent")
+                    return
+                await self._handle(session, msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken stream or a bug: end the stream
+            log.warning("stream of %s ended: %s", session.device_id, exc)
+            session.close(grpc.StatusCode.UNAVAILABLE, "stream error")
+
+    async def _handle(self, session: Session, msg) -> None:
+        kind = msg.WhichOneof("body")
+        device_id = session.device_id
+        if kind == "heartbeat":
+            hb = msg.heartbeat
+            self.stats["heartbeats"] += 1
+            facts = {
+                "state": hb.state,
+                "pause_reason": hb.pause_reason,
+                "next_backup_at": _from_ts(hb.next_backup_at),
+                "outbox_size": hb.outbox_size,
+            }
+            previous = session.facts
+            facts["changed"] = {k: v for k, v in facts.items()} != {
+                k: v for k, v in previous.items() if k != "changed"
+            }
+            if previous.get("changed") and device_id in self.heartbeats:
+                facts["changed"] = True  # not flushed yet
+            session.facts = facts
+            self.heartbeats[device_id] = facts
+            if hb.policy_revision and hb.policy_revision != session.applied:
+                session.applied = hb.policy_revision
+                await self.db(policy.acknowledge, device_id, hb.policy_revision)
+        elif kind == "ack":
+            ack = msg.ack
+            if ack.command_id.startswith(POLICY_PREFIX):
+                if ack.accepted:
+                    session.applied = ack.command_id[len(POLICY_PREFIX) :]
+                    await self.db(policy.acknowledge, device_id, session.applied)
+            else:
+                await self.db(
+                    commands.acknowledge, device_id, ack.command_id, ack.accepted, ack.reason
+                )
+        elif kind == "report":
+            ok = await self.db(reports.ingest, device_id, msg.report)
+            self.stats["reports"] += 1
+            if ok and msg.report.idempotency_key:
+                session.send(
+                    pb.ConsoleMessage(
+                        report_ack=pb.ReportAck(accepted_keys=[msg.report.idempotency_key])
+                    )
+                )
+        elif kind == "hello":
+            pass  # only the first message may be Hello; ignore repeats
+
+    async def _deliver(self, session: Session, cmd) -> None:
+        if cmd.kind == "apply_policy":
+            eff = await self.db(policy.effective, session.device_id)
+            if eff is None:
+                await self.db(
+                    commands.acknowledge, session.device_id, str(cmd.id), False, "no policy"
+                )
+                return
+            msg = policy_message(eff[0], eff[1], command_id=str(cmd.id))
+            session.policy_sent, session.policy_sent_at = eff[0], time.monotonic()
+        else:
+            msg = command_message(cmd)
+        session.send(msg)
+        await self.db(commands.mark_sent, [cmd.id])
+
+    async def _push_policy(self, session: Session, force: bool = False) -> None:
+        eff = await self.db(policy.effective, session.device_id)
+        if eff is None:
+            return
+        digest, spec = eff
+        if digest == session.applied:
+            return
+        recently = time.monotonic() - session.policy_sent_at < 60
+        if not force and session.policy_sent == digest and recently:
+            return
+        session.policy_sent, session.policy_sent_at = digest, time.monotonic()
+        session.send(policy_message(digest, spec))
+
+    # -- messages from Celery (Redis pub/sub) -----------------------------------------------
+    async def on_message(self, message: dict) -> None:
+        kind = message.get("type")
+        device_id = str(message.get("device", ""))
+        if kind == "revoke":
+            session = self.sessions.get(device_id)
+            if session is not None:
+                session.close(grpc.StatusCode.PERMISSION_DENIED, "device revoked")
+            return
+        session = self.sessions.get(device_id)
+        if session is None:
+            return
+        if kind == "command":
+            cmd = await self.db(commands.get, message.get("command", ""))
+            if cmd is not None and cmd.state in ("pending", "sent"):
+                await self._deliver(session, cmd)
+        elif kind == "policy":
+            await self._push_policy(session)
+
+    # -- periodic work --------------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        interval = conf.heartbeat_flush_seconds()
+        last_register = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            batch, self.heartbeats = self.heartbeats, {}
+            try:
+                await self.db(connections.flush_heartbeats, batch)
+            except Exception:
+                log.exception("heartbeat flush failed; will retry")
+                for k, v in batch.items():
+                    self.heartbeats.setdefault(k, v)
+            for facts in batch.values():
+                facts["changed"] = False
+            if time.monotonic() - last_register > self.registry.ttl / 3:
+                try:
+                    await self.registry.alive()
+                    await self.registry.register(list(self.sessions))
+                    last_register = time.monotonic()
+                except Exception as exc:
+                    log.warning("registry refresh failed: %s", exc)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(conf.sweep_seconds())
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        held = list(self.sessions)
+        if not held:
+            return
+        for device_id in await self.db(identity.revoked_among, held):
+            session = self.sessions.get(device_id)
+            if session is not None:
+                session.close(grpc.StatusCode.PERMISSION_DENIED, "device revoked")
+        for cmd in await self.db(commands.pending_for_devices, held):
+            session = self.sessions.get(str(cmd.device_id))
+            if session is not None:
+                await self._deliver(session, cmd)
+        for device_id in await self.db(policy.drifted, held):
+            session = self.sessions.get(device_id)
+            if session is not None:
+                await self._push_policy(session)
+
+    async def start_background(self) -> None:
+        await self.registry.alive()
+        self._tasks = [
+            asyncio.create_task(self._flush_loop()),
+            asyncio.create_task(self._sweep_loop()),
+            asyncio.create_task(self.registry.listen(self.on_message)),
+        ]
+
+    async def stop_background(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        batch, self.heartbeats = self.heartbeats, {}
+        try:
+            await self.db(connections.flush_heartbeats, batch)
+        except Exception:
+            log.exception("final heartbeat flush failed")
+        try:
+            await self.registry.shutdown(list(self.sessions))
+        except Exception as exc:
+            log.warning("registry shutdown: %s", exc)
+
+
+SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_connection_age_grace_ms", 30_000),
+]
+
+
+def _hosts(*binds: str) -> list[str]:
+    hosts = []
+    for b in binds:
+        host = b.rpartition(":")[0].strip("[]")
+        if host and host not in ("0.0.0.0", "::"):
+            hosts.append(host)
+    return hosts
+
+
+async def serve(
+    bind: str | None = None,
+    enroll_bind: str | None = None,
+    instance_id: str | None = None,
+    ready=None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    bind = bind or conf.bind()
+    enroll_bind = enroll_bind or conf.enroll_bind()
+    gateway = Gateway(instance_id)
+    public_host = conf.public_address().rpartition(":")[0]
+    key_pem, chain_pem = pki.ensure_server_certificate(
+        _hosts(bind, enroll_bind) + ([public_host] if public_host else []), ca=gateway.ca
+    )
+    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None)
+    pb_grpc.add_AgentGatewayServicer_to_server(gateway, server)
+    mtls = grpc.ssl_server_credentials(
+        [(key_pem, chain_pem)], root_certificates=gateway.ca.cert_pem, require_client_auth=True
+    )
+    server_only = grpc.ssl_server_credentials([(key_pem, chain_pem)])
+    port = server.add_secure_port(bind, mtls)
+    eport = server.add_secure_port(enroll_bind, server_only)
+    if not port or not eport:
+        raise SystemExit(f"cannot listen on {bind} / {enroll_bind}")
+    await server.start()
+    await gateway.start_background()
+    log.info("gateway %s listening: mTLS %s, enrollment %s", gateway.instance_id, bind, enroll_bind)
+    if ready is not None:
+        ready(gateway)
+    stop_event = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop_event.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await stop_event.wait()
+    log.info("gateway %s stopping", gateway.instance_id)
+    await server.stop(grace=3)
+    await gateway.stop_background()
+    gateway.executor.shutdown(wait=False)

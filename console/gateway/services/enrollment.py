@@ -1,0 +1,117 @@
+"""Enrollment: a one-time token buys a device certificate.
+
+The token is checked and consumed atomically (row lock), the device row is
+created in the token's group, the CSR is signed by the console's CA with the
+new device id as subject, and the device's repository is prepared in object
+storage with a fresh per-device key (wrapped in the repository next to the
+organisation key's wrap), which is returned to the agent once over TLS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+
+from console.fleet import services as fleet
+from console.fleet.models import Device
+from console.gateway import conf, pki
+from console.gateway.services import storage
+
+log = logging.getLogger(__name__)
+
+
+class EnrollmentRefused(Exception):
+    pass
+
+
+@dataclass
+class EnrollResult:
+    device: Device
+    certificate_pem: bytes
+    ca_certificate_pem: bytes
+    repository_url: str
+    storage_endpoint: str
+    storage_region: str
+    storage_access: str
+    repository_key: bytes
+    gateway_address: str
+    org: str
+
+
+def enroll(
+    token: str, host: dict, csr_pem: bytes, ca: pki.CA | None = None, address: str | None = None
+) -> EnrollResult:
+    """Consume the token and create the device (console.fleet.services),
+    sign its CSR, prepare its repository. Raises EnrollmentRefused."""
+    ca = ca or pki.ensure_ca()
+    device_id = uuid.uuid4()
+    try:
+        cert = pki.sign_device_csr(ca, csr_pem, device_id)
+    except pki.PKIError as exc:
+        raise EnrollmentRefused(str(exc)) from exc
+    try:
+        device = fleet.enroll_device(
+            token.strip(),
+            hostname=host.get("hostname") or "unknown",
+            os=(host.get("os") or "").lower(),
+            os_version=host.get("os_version") or "",
+            agent_version=host.get("agent_version") or "",
+            owner=host.get("username") or "",
+            cert_fingerprint=cert.fingerprint,
+            device_id=device_id,
+            address=address,
+        )
+    except fleet.EnrollmentError as exc:
+        raise EnrollmentRefused(str(exc)) from exc
+    t = storage.target()
+    device_key = os.urandom(32)
+    bootstrap_repository(t, str(device.pk), device_key)
+    return EnrollResult(
+        device=device,
+        certificate_pem=cert.pem,
+        ca_certificate_pem=ca.cert_pem,
+        repository_url=storage.repository_url(t, str(device.pk)),
+        storage_endpoint=t.endpoint,
+        storage_region=t.region,
+        storage_access="grant" if t.kind == "s3" else "direct",
+        repository_key=device_key,
+        gateway_address=conf.public_address(),
+        org=t.prefix,
+    )
+
+
+def org_key() -> bytes:
+    """The organisation master key (32 bytes), created on first use in
+    development (settings.ORG_KEY_FILE, mode 0600)."""
+    from django.conf import settings
+
+    path = settings.ORG_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+    data = path.read_bytes()
+    if len(data) == 64:  # hex-encoded
+        data = bytes.fromhex(data.decode())
+    if len(data) != 32:
+        raise RuntimeError(f"{path}: the organisation key must be 32 bytes")
+    return data
+
+
+def bootstrap_repository(t: storage.Target, device_id: str, device_key: bytes) -> None:
+    """Create the device's repository (server-side, full rights), its data
+    keys wrapped by the organisation key and by the device key."""
+    from agent.daemon import repo as repo_glue
+
+    store = storage.admin_store(t, device_id)
+    try:
+        repo_glue.init_repository(store, org_key=org_key(), device_key=device_key)
+    finally:
+        store.close()

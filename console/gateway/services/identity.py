@@ -1,0 +1,60 @@
+"""Who is calling: the verified client certificate names a device; the device
+row must exist, not be revoked, and pin that exact certificate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.fleet.models import Device
+from console.gateway import pki
+
+
+class Refused(Exception):
+    """The caller is not (or no longer) an enrolled device."""
+
+    def __init__(self, message: str, *, revoked: bool = False):
+        super().__init__(message)
+        self.revoked = revoked
+
+
+@dataclass(frozen=True)
+class Caller:
+    device_id: str
+    fingerprint: str
+
+
+def caller_from_pem(cert_pem: bytes | str | None) -> Caller:
+    if not cert_pem:
+        raise Refused("a device certificate is required (mutual TLS)")
+    if isinstance(cert_pem, str):
+        cert_pem = cert_pem.encode()
+    return Caller(device_id=pki.device_id_from_pem(cert_pem), fingerprint=pki.fingerprint(cert_pem))
+
+
+def authenticate(caller: Caller) -> Device:
+    """The device, or Refused. Checked on every call and every stream open."""
+    try:
+        device = Device.objects.only("id", "revoked", "cert_fingerprint").get(pk=caller.device_id)
+    except (Device.DoesNotExist, ValueError):
+        raise Refused("unknown device") from None
+    if device.revoked:
+        raise Refused("device revoked", revoked=True)
+    if device.cert_fingerprint and device.cert_fingerprint != caller.fingerprint:
+        raise Refused("certificate superseded (device re-enrolled)", revoked=True)
+    return device
+
+
+def revoked_among(device_ids) -> set[str]:
+    """Which of these devices are revoked or gone (one query per 500)."""
+    ids = [str(d) for d in device_ids]
+    bad: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        live = set(
+            str(pk)
+            for pk in Device.objects.filter(pk__in=chunk, revoked=False).values_list(
+                "pk", flat=True
+            )
+        )
+        bad.update(set(chunk) - live)
+    return bad

@@ -1,0 +1,125 @@
+"""Agent reports, applied through the console's report service functions
+(console/jobs/services.py), which are idempotent by the run's key.
+
+* progress: ``record_job_started`` (first time) + ``record_job_progress``;
+  last-write-wins, a finished run never moves backwards;
+* result: ``record_job_result`` (idempotent by run key; it also records the
+  snapshot, the device's protection state, daily statistics, the command);
+* snapshot: ``record_snapshot``, guarded by ``record_report_once``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+from console.jobs import services as jobs
+from console.jobs.models import Command, JobRun
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = {"schedule", "catch_up", "manual"}
+KINDS = {"backup", "restore", "verify", "prune"}
+
+
+def _ts(value) -> dt.datetime | None:
+    if value is None or (not value.seconds and not value.nanos):
+        return None
+    return value.ToDatetime(tzinfo=dt.UTC)
+
+
+def run_key(device_id: str, job_id: str) -> str:
+    return f"{device_id}:{job_id}"[:128]
+
+
+def _command_pk(device_id: str, command_id: str):
+    if not command_id or command_id.startswith("policy:"):
+        return None
+    try:
+        return (
+            Command.objects.filter(pk=command_id, device_id=device_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    except Exception:
+        return None
+
+
+def ingest(device_id: str, report) -> bool:
+    """Apply one Report. True when durable (applied now or before)."""
+    body = report.WhichOneof("body")
+    if body == "progress":
+        _progress(device_id, report.progress)
+        return True
+    if body == "result":
+        _result(device_id, report.result)
+        return True
+    if body == "snapshot":
+        s = report.snapshot
+        if jobs.record_report_once(f"{device_id}:{report.idempotency_key}"):
+            jobs.record_snapshot(
+                device_id,
+                s.snapshot_id,
+                taken_at=_ts(s.time),
+                file_count=s.files,
+                size_bytes=s.bytes,
+                paths=list(s.paths),
+                tags=list(s.tags),
+            )
+        return True
+    return False
+
+
+def _progress(device_id: str, p) -> None:
+    key = run_key(device_id, p.job_id)
+    if not JobRun.objects.filter(idempotency_key=key).exists():
+        jobs.record_job_started(
+            device_id,
+            key,
+            kind=p.kind if p.kind in KINDS else "backup",
+            trigger=p.trigger if p.trigger in TRIGGERS else "schedule",
+            command_id=_command_pk(device_id, p.command_id),
+            started_at=_ts(p.started_at),
+        )
+    jobs.record_job_progress(
+        device_id,
+        key,
+        progress=(p.percent or 0.0) / 100.0,
+        detail={
+            "files_done": p.files_done,
+            "files_total": p.files_total,
+            "bytes_done": p.bytes_done,
+            "bytes_total": p.bytes_total,
+            "current_path": p.current_path[-300:],
+        },
+    )
+
+
+def _result(device_id: str, r) -> None:
+    try:
+        stats = json.loads(r.stats_json) if r.stats_json else {}
+    except ValueError:
+        stats = {}
+    stats.setdefault("size_bytes", stats.get("total_bytes", 0))
+    stats.setdefault("files_processed", stats.get("files_read", 0))
+    if r.files_total and "files_total" not in stats:
+        stats["files_total"] = r.files_total
+    if r.bytes_added and "bytes_added" not in stats:
+        stats["bytes_added"] = r.bytes_added
+    jobs.record_job_result(
+        device_id,
+        run_key(device_id, r.job_id),
+        ok=r.state in ("succeeded", "partial"),
+        cancelled=r.state == "cancelled",
+        kind=r.kind if r.kind in KINDS else "backup",
+        trigger=r.trigger if r.trigger in TRIGGERS else "schedule",
+        command_id=_command_pk(device_id, r.command_id),
+        started_at=_ts(r.started_at),
+        finished_at=_ts(r.finished_at),
+        stats=stats,
+        warnings=list(r.warnings),
+        snapshot_id=r.snapshot_id,
+        error=r.error,
+        revision_hash=r.policy_revision,
+    )
