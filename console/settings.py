@@ -163,6 +163,15 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- object storage: a local directory unless S3_ENDPOINT names MinIO/S3 ----
+# Beat: periodic control-plane work (console/gateway/tasks.py, console/jobs/tasks.py).
+CELERY_BEAT_SCHEDULE = {
+    "mark-offline": {"task": "gateway.mark_offline", "schedule": 60.0},
+    "expire-commands": {"task": "jobs.expire_commands", "schedule": 300.0},
+    "redeliver-pending": {"task": "jobs.redeliver_pending", "schedule": 120.0},
+    "recompute-protection": {"task": "gateway.recompute_protection", "schedule": 600.0},
+    "converge-policies": {"task": "gateway.converge_policies", "schedule": 3600.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 S3_ENDPOINT = env_str("S3_ENDPOINT", "")
 S3_BUCKET = env_str("S3_BUCKET", "cairn")
 S3_REGION = env_str("S3_REGION", "us-east-1")

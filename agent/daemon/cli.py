@@ -14,8 +14,16 @@ import sys
 from agent.daemon.home import AgentHome
 
 
-def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("enroll", help="enroll this PC with a console (one-time token)")
+def register(subparsers, parents=()) -> None:
+    """Hook for agent/cli.py (COMMAND_MODULES)."""
+    add_commands(subparsers, list(parents))
+
+
+def add_commands(subparsers, parents=None) -> None:
+    parents = parents or []
+    p = subparsers.add_parser(
+        "enroll", parents=parents, help="enroll this PC with a console (one-time token)"
+    )
     p.add_argument("--server", required=True, help="gateway enrollment address HOST:PORT")
     p.add_argument("--token", required=True, help="enrollment token from the console")
     p.add_argument("--ca-cert", help="the console's CA certificate (PEM) to trust")
@@ -25,14 +33,19 @@ def add_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="enroll again, replacing the identity")
     p.set_defaults(func=cmd_enroll)
 
-    p = subparsers.add_parser("run", help="run the agent (connect, schedule, back up)")
+    p = subparsers.add_parser(
+        "run", parents=parents, help="run the agent (connect, schedule, back up)"
+    )
     p.add_argument("--home", help="agent home (default: CAIRN_AGENT_HOME)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser("status", help="connection, policy, last/next backup, progress")
+    p = subparsers.add_parser(
+        "status", parents=parents, help="connection, policy, last/next backup, progress"
+    )
     p.add_argument("--home", help="agent home (default: CAIRN_AGENT_HOME)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if not parents:  # agent/cli.py's common options already carry --json
+        p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
 
@@ -80,7 +93,7 @@ def cmd_status(args) -> int:
     from agent.daemon.daemon import format_status
 
     home = AgentHome(args.home)
-    if args.json:
+    if getattr(args, "json", False):
         try:
             data = json.loads(home.status_file.read_text())
         except (OSError, ValueError):

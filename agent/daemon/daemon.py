@@ -514,7 +514,7 @@ class Daemon:
                     ctx, repo, policy, state_dir=str(self.home.path / "snapshots")
                 )
             if ctx.kind == "restore":
-                return jobs.run_restore(ctx, repo, self.home.cache_dir)
+                return jobs.run_restore(ctx, repo)
             if ctx.kind == "verify":
                 return jobs.run_verify(ctx, repo)
             return jobs.JobOutcome("failed", error=f"unknown job kind {ctx.kind}")

@@ -15,7 +15,6 @@ import dataclasses
 import inspect
 import logging
 import os
-import shutil
 import sys
 import threading
 import time
@@ -295,78 +294,46 @@ def run_verify(ctx: JobContext, repo) -> JobOutcome:
     )
 
 
-def run_restore(ctx: JobContext, repo, staging_root: Path) -> JobOutcome:
-    """Restore a snapshot to its original paths (``target`` empty) or under
-    ``target``. Files are first restored to a staging folder, then moved into
-    place; an existing local file that is newer than (or identical to) the
-    snapshot's copy is kept unless ``overwrite`` is set."""
+def run_restore(ctx: JobContext, repo) -> JobOutcome:
+    """Restore a snapshot to its original paths (no ``target``) or under
+    ``target`` (files keep their absolute path below it, so several sources
+    never collide). An existing local file is replaced only when the
+    snapshot's copy is newer (``if-newer``), unless ``overwrite`` is set; a
+    newer local file is never replaced without it. Content is verified
+    against its chunk ids as it is written (the engine)."""
     from agent.engine import restore as engine_restore
 
     args = ctx.args
     snapshot = args.get("snapshot") or args.get("snapshot_id") or "latest"
-    target = args.get("target") or ""
-    overwrite = bool(args.get("overwrite", False))
+    target = args.get("target") or os.path.abspath(os.sep)
+    overwrite = args.get("overwrite", False)
+    if overwrite not in ("never", "if-newer", "always"):
+        overwrite = "always" if overwrite else "if-newer"
     include = args.get("include") or args.get("paths") or []
     if isinstance(include, str):
         include = [include]
-    dest_root = Path(target) if target else Path("/")
-    stage_parent = dest_root if target else staging_root
-    stage_parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(stage_parent) / f".cairn-restore-{ctx.job_id}"
-    warnings: list[str] = []
-    counts = {"restored": 0, "kept_newer_local": 0, "identical": 0, "replaced": 0}
-    try:
-        result = _call(
-            engine_restore.run_restore,
-            repo,
-            snapshot,
-            str(stage),
-            target=str(stage),
-            include=include or None,
-            progress=_progress_adapter(ctx),
-            cancel=ctx.cancel,
+    os.makedirs(target, exist_ok=True)
+    result = _call(
+        engine_restore.run_restore,
+        repo,
+        snapshot,
+        target,
+        include=include,
+        overwrite=overwrite,
+        progress=_progress_adapter(ctx),
+        cancel=ctx.cancel,
+    )
+    if ctx.cancel.is_set():
+        return JobOutcome("cancelled", error="cancelled")
+    problems = [f"{getattr(e, 'path', '')}: {getattr(e, 'message', e)}" for e in result.errors]
+    warnings = _warnings_list(result) + problems
+    stats = {**_stats_dict(result), "snapshot_id": result.snapshot_id, "target": target}
+    stats["overwrite"] = overwrite
+    if problems:
+        return JobOutcome(
+            "failed",
+            error=f"{len(problems)} files could not be restored",
+            warnings=warnings,
+            stats=stats,
         )
-        warnings += _warnings_list(result)
-        if ctx.cancel.is_set():
-            return JobOutcome("cancelled", error="cancelled")
-        for src in sorted(p for p in stage.rglob("*") if p.is_file() or p.is_symlink()):
-            rel = src.relative_to(stage)
-            dest = dest_root / rel
-            if dest.exists() or dest.is_symlink():
-                if not overwrite:
-                    if _same(src, dest):
-                        counts["identical"] += 1
-                        continue
-                    if dest.lstat().st_mtime >= src.lstat().st_mtime:
-                        counts["kept_newer_local"] += 1
-                        warnings.append(f"kept newer local file {dest}")
-                        continue
-                counts["replaced"] += 1
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(src, dest)
-            except OSError:
-                shutil.move(str(src), str(dest))
-            counts["restored"] += 1
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    stats = {**_stats_dict(result), **counts, "snapshot": str(snapshot), "target": str(dest_root)}
     return JobOutcome("succeeded", warnings=warnings, stats=stats)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        if a.is_symlink() or b.is_symlink():
-            return a.is_symlink() and b.is_symlink() and os.readlink(a) == os.readlink(b)
-        sa, sb = a.stat(), b.stat()
-        if sa.st_size != sb.st_size:
-            return False
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            while True:
-                x, y = fa.read(1 << 20), fb.read(1 << 20)
-                if x != y:
-                    return False
-                if not x:
-                    return True
-    except OSError:
-        return False

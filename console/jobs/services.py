@@ -181,25 +181,19 @@ def expire_commands(now: datetime | None = None) -> int:
 
 
 def deliver_command(command_id: str) -> str:
-    """Deliver one command to its device. THE CONTROL PLANE FILLS THIS IN.
+    """Deliver one command to its device.
 
     Contract: look the device up in the gateway registry; if its stream is
-    open, push the command and call ``mark_command_sent``; if the device is
-    offline, leave it pending (the gateway sends ``pending_commands_for``
-    on reconnect) and return "offline"; raise DeliveryRetry on a transient
-    failure. Must be idempotent: a command not pending any more is skipped.
-
-    Until then, this stub only checks the row (useful in tests and demos).
+    open, push the command (the gateway calls ``mark_command_sent``); if the
+    device is offline, leave it pending (the gateway sends
+    ``pending_commands_for`` on reconnect) and return "offline"; raise
+    DeliveryRetry on a transient failure. Idempotent: a command not pending
+    any more is skipped. Implemented by the control plane in
+    console/gateway/services/commands.py (``deliver``).
     """
-    command = Command.objects.filter(pk=command_id).first()
-    if command is None:
-        return "missing"
-    if command.state != CommandState.PENDING:
-        return "skipped"
-    if command.expires_at and command.expires_at < timezone.now():
-        expire_commands()
-        return "expired"
-    return "offline"
+    from console.gateway.services.commands import deliver
+
+    return deliver(command_id)
 
 
 def redeliver_pending(limit: int = 5000) -> int:

@@ -72,8 +72,8 @@ def deliver(command_id: str, registry: Registry | None = None) -> str:
     command = Command.objects.filter(pk=command_id).first()
     if command is None:
         return "missing"
-    if command.state not in (CommandState.PENDING, CommandState.SENT):
-        return "skipped"
+    if command.state != CommandState.PENDING:
+        return "skipped"  # already on its way; reconnects resend sent ones
     if command.expires_at and command.expires_at < timezone.now():
         jobs.expire_commands()
         return "expired"

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 class Command(BaseCommand):
     help = "Run the gRPC gateway agents connect to (mutual TLS) and enroll through."
+    requires_system_checks: list = []  # the gateway serves no URLs
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", help="mTLS listener host:port (GATEWAY_BIND)")

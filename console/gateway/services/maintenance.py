@@ -1,0 +1,29 @@
+"""Periodic consistency work for beat (console/gateway/tasks.py)."""
+
+from __future__ import annotations
+
+from django.db.models import F, Q
+
+from console.fleet.models import AT_RISK_FACTOR, Device
+
+
+def recompute_protection() -> int:
+    """Devices whose deadlines disagree with last_success_at + rpo are fixed
+    in one UPDATE (the status columns are derived from these against now)."""
+    stale = Device.objects.filter(revoked=False, last_success_at__isnull=False).filter(
+        ~Q(protected_until=F("last_success_at") + F("rpo")) | Q(protected_until__isnull=True)
+    )
+    return stale.update(
+        protected_until=F("last_success_at") + F("rpo"),
+        at_risk_until=F("last_success_at") + F("rpo") * AT_RISK_FACTOR,
+    )
+
+
+def converge_policies(batch: int = 2000) -> int:
+    from console.policies.services import rollout_devices
+
+    ids = list(Device.objects.filter(revoked=False).values_list("pk", flat=True))
+    changed = 0
+    for i in range(0, len(ids), batch):
+        changed += rollout_devices(ids[i : i + batch])
+    return changed

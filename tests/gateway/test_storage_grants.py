@@ -1,0 +1,118 @@
+"""Each device reaches object storage only through pre-signed grants for its
+own prefix: it cannot read another device's repository, cannot delete, and
+cannot overwrite an existing object - not even its own."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+import urllib3
+
+from agent.daemon.grantstore import GrantStore
+from agent.engine.store import ObjectExists, StoreError
+from agent.rpc import agent_pb2 as pb
+from console.audit.services import SYSTEM
+from console.fleet.services import create_enrollment_token
+from tests.gateway.harness import Gateway, StreamClient, enroll_agent
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def s3_gateway(service_env, s3_server, s3_bucket, tmp_path):
+    env = {
+        **service_env,
+        "S3_ENDPOINT": s3_server.endpoint,
+        "S3_BUCKET": s3_bucket,
+        "S3_ACCESS_KEY": s3_server.access_key,
+        "S3_SECRET_KEY": s3_server.secret_key,
+        "CAIRN_ORG": "acme",
+    }
+    gw = Gateway(env, tmp_path / "gateway.log").start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def _store(home) -> tuple[StreamClient, GrantStore]:
+    client = StreamClient(home)
+    from agent.daemon.home import AgentHome
+
+    ident = AgentHome(home).load_identity()
+    prefix = ident.repository_url.split("://", 1)[1].split("/", 1)[1]
+    return client, GrantStore(client.stub, ident.repository_url, prefix=prefix)
+
+
+def test_device_cannot_read_others_delete_or_overwrite(s3_gateway, s3_server, s3_bucket, tmp_path):
+    token = create_enrollment_token(SYSTEM, "two", max_uses=2)[1]
+    a_home, b_home = tmp_path / "a", tmp_path / "b"
+    a_id = enroll_agent(a_home, s3_gateway, token)
+    b_id = enroll_agent(b_home, s3_gateway, token)
+
+    # Enrollment created each repository under <bucket>/acme/<device>/ (server side).
+    admin = s3_server.client()
+    keys = {o.object_name for o in admin.list_objects(s3_bucket, prefix="acme/", recursive=True)}
+    assert f"acme/{a_id}/config" in keys and f"acme/{b_id}/config" in keys
+    # The agent holds no storage credential at all.
+    for home in (a_home, b_home):
+        for f in home.iterdir():
+            assert s3_server.secret_key.encode() not in f.read_bytes() or f.name == "repo.key"
+
+    client, store = _store(a_home)
+    try:
+        # Its own repository: list, read, create.
+        own = set(store.list(""))
+        assert "config" in own and all(not k.startswith(("acme/", b_id)) for k in own)
+        assert store.get("config").startswith(b"{")
+        name = f"data/00/{uuid.uuid4().hex}"
+        store.put(name, b"payload")
+        assert store.get(name) == b"payload"
+
+        # Overwrite: the grant carries If-None-Match, S3 refuses (412).
+        with pytest.raises(ObjectExists):
+            store.put(name, b"tampered")
+        with pytest.raises(ObjectExists):
+            store.put("config", b"{}")
+        assert store.get(name) == b"payload"
+
+        # Delete: no such grant exists, and the store refuses locally too.
+        with pytest.raises(StoreError):
+            store.delete(name)
+        for method in ("DELETE", "POST", ""):
+            with pytest.raises(grpc.RpcError) as err:
+                client.stub.GetStorageGrant(
+                    pb.StorageGrantRequest(method=method, object_keys=["config"]), timeout=10
+                )
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        # Another device's data: every way of naming it is refused.
+        for key in (f"../{b_id}/config", f"data/../../{b_id}/config", f"/acme/{b_id}/config"):
+            with pytest.raises(grpc.RpcError) as err:
+                client.stub.GetStorageGrant(
+                    pb.StorageGrantRequest(method="GET", object_keys=[key]), timeout=10
+                )
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, key
+        with pytest.raises(grpc.RpcError):
+            client.stub.GetStorageGrant(
+                pb.StorageGrantRequest(method="LIST", list_prefix=f"../{b_id}/"), timeout=10
+            )
+        # A grant names exactly one key under the device's own prefix.
+        grant = client.stub.GetStorageGrant(
+            pb.StorageGrantRequest(method="GET", object_keys=["config"]), timeout=10
+        )
+        assert f"/{s3_bucket}/acme/{a_id}/config?" in grant.urls[0].url
+        put = client.stub.GetStorageGrant(
+            pb.StorageGrantRequest(method="PUT", object_keys=["data/ff/x"]), timeout=10
+        )
+        assert dict(put.urls[0].headers) == {"If-None-Match": "*"}
+        assert "if-none-match" in put.urls[0].url.lower()  # signed, cannot be dropped
+
+        # Without a grant, the bucket refuses an anonymous request.
+        r = urllib3.request("GET", f"{s3_server.endpoint}/{s3_bucket}/acme/{b_id}/config")
+        assert r.status == 403
+    finally:
+        store.close()
+        client.close()
