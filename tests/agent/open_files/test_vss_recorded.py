@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import uuid
 
 import pytest
 
+from agent.platform.com import GUID
 from agent.snapshots import OpenFileMode, SnapshotRequiredError, point_in_time
 from agent.snapshots.base import SnapshotError
 from agent.snapshots.ledger import Ledger
@@ -144,18 +146,18 @@ def test_required_mode_fails_the_run_preferred_falls_back(host, tmp_path):
 
 
 def test_stale_shadows_from_a_crash_are_deleted_on_next_start(host, tmp_path):
-    # A run that died after DoSnapshotSet: the shadows exist, the ledger names them.
-    crashed = VssProvider(tmp_path / "state", host=host)
-    cm = crashed.open([DOCS, DATA])
-    cm.__enter__()  # never exited: the process "died"
-    survivors = set(host.vss.shadows)
-    del host.vss.shadows[sorted(survivors)[0]]  # one already gone (auto-release did its job)
+    # A run that died after DoSnapshotSet (say the VSS service crashed with it):
+    # two shadows in its set; one is already gone, the other survived.
+    set_id, gone, kept = (str(GUID.parse(uuid.uuid4())) for _ in range(3))
+    device = r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9"
+    host.vss.shadows[kept] = {"set": set_id, "volume": "D:\\", "device": device}
+    Ledger(tmp_path / "state").add("vss", set_id, snapshots=[gone, kept], volumes=["C:\\", "D:\\"])
     host.vss.calls.clear()
     lines = VssProvider(tmp_path / "state", host=host).cleanup_stale()
     assert len(lines) == 1 and lines[0].startswith("vss: removed stale shadow set {")
     assert host.vss.shadows == {}
     assert host.vss.calls[0] == ("SetContext", VSS_CTX_ALL)
-    assert sorted(c[1] for c in host.vss.calls[1:]) == sorted(survivors)
+    assert sorted(c[1] for c in host.vss.calls[1:]) == sorted([gone, kept])
     assert all(c[2] == VSS_OBJECT_SNAPSHOT for c in host.vss.calls[1:])
     assert Ledger(tmp_path / "state").entries() == []
     assert VssProvider(tmp_path / "state", host=host).cleanup_stale() == []
