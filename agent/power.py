@@ -134,6 +134,16 @@ def metered_reason(platform: str = sys.platform) -> str | None:
     return None  # macOS: see the module docstring
 
 
+def pause_reason(*, pause_on_battery: bool = False, pause_on_metered: bool = False) -> str | None:
+    """One-shot check (the daemon's scheduler): why a backup should wait now."""
+    reasons = []
+    if pause_on_battery and (r := battery_reason()):
+        reasons.append(r)
+    if pause_on_metered and (r := metered_reason()):
+        reasons.append(r)
+    return "paused: " + "; ".join(reasons) if reasons else None
+
+
 # -- the gate -----------------------------------------------------------------------
 class PauseGate:
     """Whether the agent should hold its work now, and why.

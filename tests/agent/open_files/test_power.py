@@ -125,3 +125,11 @@ def test_probes_are_cached_between_checks():
     clock[0] = 6
     gate.check()
     assert len(calls) == 2
+
+
+def test_one_shot_pause_reason(monkeypatch):
+    monkeypatch.setattr(power, "battery_reason", lambda: "on battery (9 %)")
+    monkeypatch.setattr(power, "metered_reason", lambda: None)
+    assert power.pause_reason() is None
+    assert power.pause_reason(pause_on_battery=True) == "paused: on battery (9 %)"
+    assert power.pause_reason(pause_on_metered=True) is None
