@@ -9,3 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 app = Celery("cairn")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def _create_embedded_broker_folders(sender, **kwargs):
+    """The embedded broker (kombu's filesystem transport) and result backend
+    expect their folders to exist; create them on first use."""
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folders = list(settings.CELERY_BROKER_TRANSPORT_OPTIONS.values())
+        folders.append(settings.CELERY_RESULT_BACKEND.removeprefix("file://"))
+        for folder in folders:
+            if isinstance(folder, str):
+                os.makedirs(folder, exist_ok=True)
