@@ -87,6 +87,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.accounts.roles.context",
+                "console.dashboard.context.demo",
             ],
         },
     },
@@ -120,6 +122,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "console" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -148,6 +151,7 @@ else:
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{CELERY_BROKER_DIR / 'results'}"
@@ -161,8 +165,6 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
-
-# --- object storage: a local directory unless S3_ENDPOINT names MinIO/S3 ----
 # Beat: periodic control-plane work (console/gateway/tasks.py, console/jobs/tasks.py).
 CELERY_BEAT_SCHEDULE = {
     "mark-offline": {"task": "gateway.mark_offline", "schedule": 60.0},
@@ -172,6 +174,8 @@ CELERY_BEAT_SCHEDULE = {
     "converge-policies": {"task": "gateway.converge_policies", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- object storage: a local directory unless S3_ENDPOINT names MinIO/S3 ----
 S3_ENDPOINT = env_str("S3_ENDPOINT", "")
 S3_BUCKET = env_str("S3_BUCKET", "cairn")
 S3_REGION = env_str("S3_REGION", "us-east-1")
@@ -188,6 +192,8 @@ CAIRN_SECRETS_KEY = env_str("CAIRN_SECRETS_KEY", "")
 CAIRN_STALE_DAYS = env_int("CAIRN_STALE_DAYS", 7)
 # Commands that are not delivered in time expire (hours).
 CAIRN_COMMAND_TTL_HOURS = env_int("CAIRN_COMMAND_TTL_HOURS", 72)
+# Behind a reverse proxy: take the audit log's source address from X-Forwarded-For.
+CAIRN_TRUST_X_FORWARDED_FOR = env_bool("CAIRN_TRUST_X_FORWARDED_FOR", False)
 
 # --- keys and TLS -------------------------------------------------------------
 # The organisation key wraps every device repository's keys (docs/security.md).
@@ -207,12 +213,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "console.api.exceptions.handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cairn console API",
     "DESCRIPTION": "Fleet, policies, jobs, restores and audit for Cairn backup.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- security: strict in production -----------------------------------------

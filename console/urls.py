@@ -1,4 +1,10 @@
-"""URL map of the console. Each app owns its own urls module."""
+"""URL map of the console. Each app owns its own urls module.
+
+* ``/`` and the pages below it: the dashboard (console/dashboard/urls.py)
+* ``/api/v1/``: the REST API (console/api/urls.py), ``/api/schema/`` its
+  OpenAPI document and ``/api/docs/`` the browsable docs
+* ``/healthz``: the health probe (console/core)
+"""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -11,5 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("console.api.urls")),
     path("", include("console.core.urls")),
+    path("", include("console.dashboard.urls")),
 ]

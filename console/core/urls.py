@@ -4,5 +4,4 @@ from console.core import views
 
 urlpatterns = [
     path("healthz", views.health, name="health"),
-    path("", views.home, name="home"),
 ]

@@ -32,8 +32,11 @@ SORTS = {
     "last_seen": (F("last_seen_at").asc(nulls_first=True), "pk"),
     "-last_seen": (F("last_seen_at").desc(nulls_last=True), "pk"),
     "os": ("os", "hostname", "pk"),
+    "-os": ("-os", "hostname", "pk"),
     "owner": ("owner", "hostname", "pk"),
+    "-owner": ("-owner", "hostname", "pk"),
     "policy": ("effective_policy__name", "hostname", "pk"),
+    "-policy": ("-effective_policy__name", "hostname", "pk"),
 }
 
 

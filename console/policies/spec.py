@@ -31,6 +31,10 @@ import json
 import re
 from typing import Any
 
+from agent.excludes import ALWAYS_INCLUDED_NOTE as AGENT_ALWAYS_INCLUDED_NOTE
+from agent.excludes import DEFAULT_EXCLUDES as AGENT_DEFAULT_EXCLUDES
+from agent.excludes import DEFAULT_PATTERNS as AGENT_DEFAULT_PATTERNS
+
 OSES = ("windows", "macos", "linux")
 
 # Known-folder tokens per OS, with where the agent resolves them. The agent
@@ -77,25 +81,12 @@ DEFAULT_SOURCES = {
     "linux": ["{Documents}", "{Desktop}", "{Pictures}"],
 }
 
-# Office owner/lock files, temp files, Outlook's re-downloadable .ost cache,
-# OS clutter, and temp / cache / trash folders on each OS.
-DEFAULT_EXCLUDES = [
-    "~$*",
-    "*.tmp",
-    "*.temp",
-    "*.ost",
-    "Thumbs.db",
-    "desktop.ini",
-    ".DS_Store",
-    "**/AppData/Local/Temp/",
-    "**/AppData/Local/Microsoft/Windows/INetCache/",
-    "**/AppData/Local/*/Cache/",
-    "**/$Recycle.Bin/",
-    "**/Library/Caches/",
-    "**/.Trash/",
-    "**/.cache/",
-    "**/tmp/",
-]
+# The agent's own default excludes (agent/excludes.py), mirrored verbatim:
+# Office owner files (~$*), *.tmp, Outlook .ost caches, temp and cache
+# folders, trash. Each has a reason the console shows next to it.
+DEFAULT_EXCLUDES = list(AGENT_DEFAULT_PATTERNS)
+EXCLUDE_REASONS = dict(AGENT_DEFAULT_EXCLUDES)
+ALWAYS_INCLUDED_NOTE = AGENT_ALWAYS_INCLUDED_NOTE
 
 OPEN_FILE_MODES = {
     "required": "Snapshot required — skip the run if no volume snapshot is possible",

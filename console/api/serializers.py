@@ -1,0 +1,332 @@
+"""Serializers of API v1. Output serializers are read-only views of the
+models; input serializers only shape the request for a service function."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from console.accounts.roles import ROLES, role_of
+from console.audit.models import AuditEvent
+from console.fleet.models import Device, DeviceGroup, EnrollmentToken
+from console.jobs.models import Command, JobRun, Snapshot
+from console.policies.models import Policy, PolicyAssignment, PolicyRevision
+from console.storage.models import StorageTarget
+
+
+class GroupRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeviceGroup
+        fields = ["id", "name"]
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True)
+    policy_in_sync = serializers.BooleanField(read_only=True)
+    effective_policy_name = serializers.CharField(
+        source="effective_policy.name", read_only=True, default=None
+    )
+    effective_revision_number = serializers.IntegerField(
+        source="effective_revision.number", read_only=True, default=None
+    )
+
+    class Meta:
+        model = Device
+        fields = [
+            "id",
+            "hostname",
+            "os",
+            "os_version",
+            "agent_version",
+            "owner",
+            "status",
+            "failing",
+            "consecutive_failures",
+            "last_error",
+            "last_seen_at",
+            "last_backup_at",
+            "last_success_at",
+            "last_job_state",
+            "protected_until",
+            "at_risk_until",
+            "rpo",
+            "storage_bytes",
+            "effective_policy",
+            "effective_policy_name",
+            "effective_revision",
+            "effective_revision_number",
+            "effective_hash",
+            "applied_hash",
+            "applied_at",
+            "policy_in_sync",
+            "enrolled_at",
+            "cert_fingerprint",
+            "revoked",
+            "revoked_at",
+            "is_demo",
+        ]
+        read_only_fields = fields
+
+
+class DeviceDetailSerializer(DeviceSerializer):
+    groups = GroupRefSerializer(many=True, read_only=True)
+
+    class Meta(DeviceSerializer.Meta):
+        fields = [*DeviceSerializer.Meta.fields, "groups"]
+        read_only_fields = fields
+
+
+class DeviceGroupsInput(serializers.Serializer):
+    groups = serializers.PrimaryKeyRelatedField(queryset=DeviceGroup.objects.all(), many=True)
+
+
+class RestoreInput(serializers.Serializer):
+    snapshot_id = serializers.CharField()
+    paths = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    target = serializers.CharField(required=False, allow_blank=True, default="")
+    overwrite = serializers.BooleanField(required=False, default=False)
+
+
+class RevokeInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class GroupSerializer(serializers.ModelSerializer):
+    device_count = serializers.IntegerField(read_only=True, required=False)
+
+    class Meta:
+        model = DeviceGroup
+        fields = ["id", "name", "description", "created_at", "device_count", "is_demo"]
+        read_only_fields = ["id", "created_at", "device_count", "is_demo"]
+
+
+class AddDevicesInput(serializers.Serializer):
+    devices = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), many=True)
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    created_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = PolicyRevision
+        fields = ["id", "policy", "number", "hash", "spec", "comment", "created_at", "created_by"]
+        read_only_fields = fields
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    group_name = serializers.CharField(source="group.name", read_only=True)
+    policy_name = serializers.CharField(source="policy.name", read_only=True)
+
+    class Meta:
+        model = PolicyAssignment
+        fields = ["id", "policy", "policy_name", "group", "group_name", "precedence", "created_at"]
+        read_only_fields = fields
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    """Read: the policy with its current revision. Write: name, description,
+    spec (validated by console/policies/spec.py), comment."""
+
+    spec = serializers.JSONField(write_only=True)
+    comment = serializers.CharField(write_only=True, required=False, allow_blank=True, default="")
+    current_revision = RevisionSerializer(read_only=True)
+    assignments = AssignmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Policy
+        fields = [
+            "id",
+            "name",
+            "description",
+            "spec",
+            "comment",
+            "current_revision",
+            "assignments",
+            "created_at",
+            "updated_at",
+            "is_demo",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at", "is_demo"]
+        # Name uniqueness is checked (case-insensitively) by the service.
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class AssignInput(serializers.Serializer):
+    group = serializers.PrimaryKeyRelatedField(queryset=DeviceGroup.objects.all())
+    precedence = serializers.IntegerField(default=100)
+
+
+class JobRunSerializer(serializers.ModelSerializer):
+    hostname = serializers.CharField(source="device.hostname", read_only=True)
+
+    class Meta:
+        model = JobRun
+        fields = [
+            "id",
+            "device",
+            "hostname",
+            "command",
+            "kind",
+            "trigger",
+            "policy_revision",
+            "revision_hash",
+            "state",
+            "started_at",
+            "finished_at",
+            "progress",
+            "progress_detail",
+            "stats",
+            "bytes_added",
+            "files_processed",
+            "warnings_count",
+            "warnings",
+            "snapshot_id",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class CommandSerializer(serializers.ModelSerializer):
+    hostname = serializers.CharField(source="device.hostname", read_only=True)
+    created_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = Command
+        fields = [
+            "id",
+            "device",
+            "hostname",
+            "kind",
+            "payload",
+            "state",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "sent_at",
+            "acknowledged_at",
+            "finished_at",
+            "attempts",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Snapshot
+        fields = [
+            "id",
+            "device",
+            "snapshot_id",
+            "job_run",
+            "taken_at",
+            "file_count",
+            "size_bytes",
+            "added_bytes",
+            "paths",
+            "tags",
+        ]
+        read_only_fields = fields
+
+
+class EnrollmentTokenSerializer(serializers.ModelSerializer):
+    state = serializers.SerializerMethodField()
+    group_name = serializers.CharField(source="group.name", read_only=True, default=None)
+
+    class Meta:
+        model = EnrollmentToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "group",
+            "group_name",
+            "state",
+            "expires_at",
+            "max_uses",
+            "uses_remaining",
+            "created_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+    def get_state(self, obj) -> str:
+        return obj.state()
+
+
+class EnrollmentTokenInput(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    group = serializers.PrimaryKeyRelatedField(
+        queryset=DeviceGroup.objects.all(), required=False, allow_null=True, default=None
+    )
+    expires_in_hours = serializers.IntegerField(default=24 * 7, min_value=1, max_value=24 * 365)
+    max_uses = serializers.IntegerField(default=1, min_value=1, max_value=100000)
+
+
+class StorageTargetSerializer(serializers.ModelSerializer):
+    """Credentials are write-only: the API never returns them."""
+
+    access_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, default=""
+    )
+    secret_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, default=""
+    )
+    has_credentials = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = StorageTarget
+        fields = [
+            "id",
+            "name",
+            "endpoint",
+            "bucket",
+            "region",
+            "prefix",
+            "use_tls",
+            "is_default",
+            "access_key",
+            "secret_key",
+            "has_credentials",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at", "has_credentials"]
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "at",
+            "actor",
+            "actor_name",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "before",
+            "after",
+            "source_address",
+            "via",
+        ]
+        read_only_fields = fields
+
+
+class UserSerializer(serializers.ModelSerializer):
+    role = serializers.ChoiceField(choices=[*ROLES, ""], required=False, allow_blank=True)
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True, default="")
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "role", "password", "is_active", "last_login"]
+        read_only_fields = ["id", "is_active", "last_login"]
+        extra_kwargs = {"username": {"validators": []}}
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["role"] = role_of(instance) or ""
+        return data

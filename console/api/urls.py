@@ -1,0 +1,25 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from console.api import views
+
+router = DefaultRouter()
+router.register("overview", views.OverviewView, basename="overview")
+router.register("devices", views.DeviceViewSet, basename="device")
+router.register("groups", views.GroupViewSet, basename="group")
+router.register("policies", views.PolicyViewSet, basename="policy")
+router.register("assignments", views.AssignmentViewSet, basename="assignment")
+router.register("jobs", views.JobRunViewSet, basename="jobrun")
+router.register("commands", views.CommandViewSet, basename="command")
+router.register("snapshots", views.SnapshotViewSet, basename="snapshot")
+router.register("enrollment-tokens", views.EnrollmentTokenViewSet, basename="enrollmenttoken")
+router.register("storage-targets", views.StorageTargetViewSet, basename="storagetarget")
+router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
+router.register("users", views.UserViewSet, basename="user")
+
+urlpatterns = [
+    path("me/", views.me, name="api-me"),
+    path("policy-spec/", views.spec_defaults, name="api-spec-defaults"),
+    path("auth/token/", views.TokenLogin.as_view(), name="api-token"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,41 @@
+from django.urls import path
+
+from console.dashboard import views
+
+urlpatterns = [
+    path("", views.overview_page, name="overview"),
+    path("devices/", views.device_list, name="device-list"),
+    path("devices/<uuid:pk>/", views.device_detail, name="device-detail"),
+    path("devices/<uuid:pk>/backup/", views.device_backup, name="device-backup"),
+    path("devices/<uuid:pk>/verify/", views.device_verify, name="device-verify"),
+    path("devices/<uuid:pk>/restore/", views.device_restore, name="device-restore"),
+    path("devices/<uuid:pk>/revoke/", views.device_revoke, name="device-revoke"),
+    path("devices/<uuid:pk>/groups/", views.device_groups, name="device-groups"),
+    path("groups/", views.group_list, name="group-list"),
+    path("groups/<int:pk>/", views.group_detail, name="group-detail"),
+    path("policies/", views.policy_list, name="policy-list"),
+    path("policies/new/", views.policy_create, name="policy-create"),
+    path("policies/<int:pk>/", views.policy_detail, name="policy-detail"),
+    path("policies/<int:pk>/edit/", views.policy_edit, name="policy-edit"),
+    path(
+        "policies/<int:pk>/revisions/<int:number>/",
+        views.revision_detail,
+        name="revision-detail",
+    ),
+    path("assignments/<int:pk>/remove/", views.assignment_remove, name="assignment-remove"),
+    path("jobs/", views.job_list, name="job-list"),
+    path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
+    path("commands/", views.command_list, name="command-list"),
+    path("commands/<uuid:pk>/cancel/", views.command_cancel, name="command-cancel"),
+    path("enrollment/", views.token_list, name="token-list"),
+    path("enrollment/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+    path("audit/", views.audit_list, name="audit-list"),
+    path("audit/<int:pk>/", views.audit_detail, name="audit-detail"),
+    path("storage/", views.storage_page, name="storage"),
+    path("storage/new/", views.storage_edit, name="storage-create"),
+    path("storage/<int:pk>/", views.storage_edit, name="storage-edit"),
+    path("storage/org-key/", views.org_key_record, name="org-key-record"),
+    path("users/", views.user_list, name="user-list"),
+    path("users/new/", views.user_edit, name="user-create"),
+    path("users/<int:pk>/", views.user_edit, name="user-edit"),
+]

@@ -1,0 +1,798 @@
+"""Server-rendered pages of the console. Thin: read through
+console/fleet/queries.py, change through the service modules, check roles
+through console/accounts/roles.py (the same module the API uses)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_POST
+
+from console.accounts.roles import ROLE_DESCRIPTIONS, ROLES, can, require, role_of
+from console.accounts.services import save_user
+from console.audit.models import AuditEvent
+from console.audit.services import Actor
+from console.dashboard.forms import (
+    AssignForm,
+    GroupForm,
+    PolicyForm,
+    RestoreForm,
+    StorageTargetForm,
+    TokenForm,
+    UserForm,
+)
+from console.fleet import services as fleet
+from console.fleet.models import OS, Device, DeviceGroup, EnrollmentToken
+from console.fleet.queries import STATUS_CHOICES, DeviceFilter, overview
+from console.jobs import services as jobs
+from console.jobs.models import (
+    Command,
+    CommandKind,
+    CommandState,
+    JobKind,
+    JobRun,
+    JobState,
+)
+from console.policies import services as policies
+from console.policies import spec as specs
+from console.policies.models import Policy, PolicyAssignment, PolicyRevision
+from console.storage import services as storage
+from console.storage.models import StorageTarget
+
+PAGE_SIZE = 50
+
+
+def _actor(request) -> Actor:
+    return Actor.from_request(request, via=AuditEvent.Via.UI)
+
+
+def _errors_to_form(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errs in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errs)
+    else:
+        form.add_error(None, exc.messages)
+
+
+class Window:
+    """Newer/older paging without COUNT(*) (the job history has millions of rows)."""
+
+    def __init__(self, qs, request, size=PAGE_SIZE):
+        try:
+            self.number = max(1, int(request.GET.get("page", 1)))
+        except ValueError:
+            self.number = 1
+        start = (self.number - 1) * size
+        rows = list(qs[start : start + size + 1])
+        self.object_list = rows[:size]
+        self.has_next = len(rows) > size
+        self.has_previous = self.number > 1
+        self.next_page_number = self.number + 1
+        self.previous_page_number = self.number - 1
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+
+def _params_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+# --- overview ------------------------------------------------------------------------
+
+
+def _chart(days: list[dict]) -> dict:
+    """Geometry for the inline-SVG bar chart (30 days, succeeded over failed)."""
+    height, bar_w, gap = 120, 14, 4
+    peak = max([d["succeeded"] + d["failed"] for d in days] + [1])
+    bars = []
+    for i, d in enumerate(days):
+        ok_h = round(height * d["succeeded"] / peak, 1)
+        bad_h = round(height * d["failed"] / peak, 1)
+        x = i * (bar_w + gap)
+        bars.append(
+            {
+                **d,
+                "x": x,
+                "ok_y": height - ok_h,
+                "ok_h": ok_h,
+                "bad_y": height - ok_h - bad_h,
+                "bad_h": bad_h,
+                "label": d["day"].strftime("%d %b") if i % 5 == 0 or i == len(days) - 1 else "",
+            }
+        )
+    return {
+        "bars": bars,
+        "width": len(days) * (bar_w + gap),
+        "height": height,
+        "bar_w": bar_w,
+        "peak": peak,
+        "total_ok": sum(d["succeeded"] for d in days),
+        "total_failed": sum(d["failed"] for d in days),
+    }
+
+
+@require("view")
+def overview_page(request):
+    data = overview()
+    data["chart"] = _chart(data["chart"])
+    template = "dashboard/_overview_live.html" if request.GET.get("partial") else None
+    return render(request, template or "dashboard/overview.html", {**data, "section": "overview"})
+
+
+# --- devices ----------------------------------------------------------------------------
+
+
+@require("view")
+def device_list(request):
+    flt = DeviceFilter.from_params(request.GET)
+    qs = flt.apply().select_related("effective_policy")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "dashboard/devices.html",
+        {
+            "section": "devices",
+            "page": page,
+            "filter": flt,
+            "status_choices": STATUS_CHOICES,
+            "os_choices": OS.choices,
+            "groups": DeviceGroup.objects.only("id", "name"),
+            "policies": Policy.objects.only("id", "name"),
+            "base_qs": flt.querystring(),
+            "sort_qs": flt.querystring(sort=""),
+            "now": timezone.now(),
+        },
+    )
+
+
+@require("view")
+def device_detail(request, pk):
+    device = get_object_or_404(
+        Device.objects.select_related("effective_policy", "effective_revision"), pk=pk
+    )
+    effective = policies.effective_policy_for_device(device)
+    runs = list(device.job_runs.select_related("policy_revision").order_by("-started_at")[:25])
+    commands = list(device.commands.select_related("created_by").order_by("-created_at")[:10])
+    snapshots = list(device.snapshots.order_by("-taken_at")[:20])
+    return render(
+        request,
+        "dashboard/device_detail.html",
+        {
+            "section": "devices",
+            "device": device,
+            "effective": effective,
+            "member_groups": list(device.groups.all()),
+            "runs": runs,
+            "commands": commands,
+            "snapshots": snapshots,
+            "all_groups": DeviceGroup.objects.only("id", "name")
+            if can(request.user, "device.edit")
+            else [],
+            "restore_form": _restore_form(snapshots),
+        },
+    )
+
+
+def _restore_form(snapshots, data=None):
+    form = RestoreForm(data)
+    form.fields["snapshot_id"].choices = [
+        (s.snapshot_id, f"{s.taken_at:%Y-%m-%d %H:%M} · {s.snapshot_id[:12]}") for s in snapshots
+    ]
+    return form
+
+
+@require_POST
+@require("device.backup")
+def device_backup(request, pk):
+    device = get_object_or_404(Device, pk=pk)
+    try:
+        jobs.request_backup(_actor(request), device)
+        messages.success(request, f"Backup requested for {device.hostname}.")
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    return redirect("device-detail", pk=pk)
+
+
+@require_POST
+@require("device.verify")
+def device_verify(request, pk):
+    device = get_object_or_404(Device, pk=pk)
+    try:
+        jobs.request_verify(_actor(request), device)
+        messages.success(request, f"Verification requested for {device.hostname}.")
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    return redirect("device-detail", pk=pk)
+
+
+@require("device.restore")
+def device_restore(request, pk):
+    device = get_object_or_404(Device, pk=pk)
+    snapshots = list(device.snapshots.order_by("-taken_at")[:50])
+    form = _restore_form(snapshots, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            jobs.request_restore(
+                _actor(request),
+                device,
+                d["snapshot_id"],
+                paths=d["paths"].splitlines(),
+                target=d["target"],
+                overwrite=d["overwrite"],
+            )
+        except ValidationError as exc:
+            _errors_to_form(form, exc)
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Restore requested for {device.hostname}.")
+            return redirect("device-detail", pk=pk)
+    return render(
+        request,
+        "dashboard/device_restore.html",
+        {"section": "devices", "device": device, "form": form},
+    )
+
+
+@require_POST
+@require("device.revoke")
+def device_revoke(request, pk):
+    device = get_object_or_404(Device, pk=pk)
+    fleet.revoke_device(_actor(request), device, reason=request.POST.get("reason", ""))
+    messages.success(
+        request, f"{device.hostname} is revoked; it will be refused at its next connection."
+    )
+    return redirect("device-detail", pk=pk)
+
+
+@require_POST
+@require("device.edit")
+def device_groups(request, pk):
+    device = get_object_or_404(Device, pk=pk)
+    ids = [int(i) for i in request.POST.getlist("groups") if i.isdigit()]
+    fleet.set_device_groups(_actor(request), device, list(DeviceGroup.objects.filter(pk__in=ids)))
+    messages.success(request, f"Groups of {device.hostname} updated.")
+    return redirect("device-detail", pk=pk)
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+
+@require("view")
+def group_list(request):
+    form = GroupForm(request.POST or None)
+    if request.method == "POST":
+        if not can(request.user, "group.manage"):
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                group = fleet.create_group(
+                    _actor(request), form.cleaned_data["name"], form.cleaned_data["description"]
+                )
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                messages.success(request, f"Group {group.name} created.")
+                return redirect("group-list")
+    groups = DeviceGroup.objects.annotate(
+        n_devices=Count("devices", distinct=True)
+    ).prefetch_related(Prefetch("assignments", PolicyAssignment.objects.select_related("policy")))
+    return render(
+        request, "dashboard/groups.html", {"section": "groups", "groups": groups, "form": form}
+    )
+
+
+@require("view")
+def group_detail(request, pk):
+    group = get_object_or_404(DeviceGroup, pk=pk)
+    form = GroupForm(
+        request.POST or None, initial={"name": group.name, "description": group.description}
+    )
+    if request.method == "POST":
+        if not can(request.user, "group.manage"):
+            raise PermissionDenied
+        if request.POST.get("action") == "delete":
+            fleet.delete_group(_actor(request), group)
+            messages.success(request, f"Group {group.name} deleted.")
+            return redirect("group-list")
+        if request.POST.get("action") == "add_devices":
+            names = [
+                n.strip()
+                for n in request.POST.get("hostnames", "").replace(",", "\n").splitlines()
+                if n.strip()
+            ]
+            devices = Device.objects.filter(hostname__in=names, revoked=False)
+            added = fleet.add_devices_to_group(_actor(request), group, devices)
+            messages.success(request, f"{added} device(s) added to {group.name}.")
+            return redirect("group-detail", pk=pk)
+        if form.is_valid():
+            try:
+                fleet.update_group(
+                    _actor(request),
+                    group,
+                    form.cleaned_data["name"],
+                    form.cleaned_data["description"],
+                )
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                messages.success(request, "Group saved.")
+                return redirect("group-detail", pk=pk)
+    assignments = group.assignments.select_related("policy", "policy__current_revision")
+    devices = Paginator(group.devices.order_by("hostname"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "dashboard/group_detail.html",
+        {
+            "section": "groups",
+            "group": group,
+            "form": form,
+            "assignments": assignments,
+            "page": devices,
+        },
+    )
+
+
+# --- policies ------------------------------------------------------------------------------
+
+
+@require("view")
+def policy_list(request):
+    items = Policy.objects.select_related("current_revision").prefetch_related(
+        Prefetch("assignments", PolicyAssignment.objects.select_related("group"))
+    )
+    rollout = {}
+    for row in policies.rollout_progress():
+        rollout.setdefault(row["policy"].pk, []).append(row)
+    rows = [{"policy": p, "rollout": rollout.get(p.pk, [])} for p in items]
+    return render(request, "dashboard/policies.html", {"section": "policies", "rows": rows})
+
+
+def _policy_form_context(form, policy=None):
+    return {
+        "section": "policies",
+        "form": form,
+        "policy": policy,
+        "known_folders": specs.KNOWN_FOLDERS,
+        "exclude_reasons": specs.EXCLUDE_REASONS,
+        "always_included": specs.ALWAYS_INCLUDED_NOTE,
+    }
+
+
+@require("policy.manage")
+def policy_create(request):
+    if request.method == "POST":
+        form = PolicyForm(request.POST)
+        if form.is_valid():
+            try:
+                policy = policies.create_policy(
+                    _actor(request),
+                    form.cleaned_data["name"],
+                    form.to_spec(),
+                    description=form.cleaned_data["description"],
+                    comment=form.cleaned_data["comment"],
+                )
+            except policies.PolicyValidationError as exc:
+                form.add_spec_errors(exc.errors)
+            else:
+                messages.success(request, f"Policy {policy.name} saved as revision 1.")
+                return redirect("policy-detail", pk=policy.pk)
+    else:
+        form = PolicyForm(initial=PolicyForm.initial_from("", "", specs.default_spec()))
+    return render(request, "dashboard/policy_form.html", _policy_form_context(form))
+
+
+@require("policy.manage")
+def policy_edit(request, pk):
+    policy = get_object_or_404(Policy.objects.select_related("current_revision"), pk=pk)
+    if request.method == "POST":
+        form = PolicyForm(request.POST)
+        if form.is_valid():
+            try:
+                policies.update_policy(
+                    _actor(request),
+                    policy,
+                    form.cleaned_data["name"],
+                    form.to_spec(),
+                    description=form.cleaned_data["description"],
+                    comment=form.cleaned_data["comment"],
+                )
+            except policies.PolicyValidationError as exc:
+                form.add_spec_errors(exc.errors)
+            else:
+                policy.refresh_from_db()
+                messages.success(
+                    request,
+                    f"Policy {policy.name} saved (revision {policy.current_revision.number}).",
+                )
+                return redirect("policy-detail", pk=policy.pk)
+    else:
+        spec = policy.current_revision.spec if policy.current_revision else specs.default_spec()
+        form = PolicyForm(initial=PolicyForm.initial_from(policy.name, policy.description, spec))
+    return render(request, "dashboard/policy_form.html", _policy_form_context(form, policy))
+
+
+@require("view")
+def policy_detail(request, pk):
+    policy = get_object_or_404(Policy.objects.select_related("current_revision"), pk=pk)
+    assign_form = AssignForm(request.POST or None)
+    if request.method == "POST":
+        if not can(request.user, "policy.manage"):
+            raise PermissionDenied
+        if request.POST.get("action") == "delete":
+            try:
+                policies.delete_policy(_actor(request), policy)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+                return redirect("policy-detail", pk=pk)
+            messages.success(request, f"Policy {policy.name} deleted.")
+            return redirect("policy-list")
+        if assign_form.is_valid():
+            try:
+                policies.assign_policy(
+                    _actor(request),
+                    policy,
+                    assign_form.cleaned_data["group"],
+                    assign_form.cleaned_data["precedence"],
+                )
+            except ValidationError as exc:
+                _errors_to_form(assign_form, exc)
+            else:
+                messages.success(
+                    request, f"{policy.name} assigned to {assign_form.cleaned_data['group'].name}."
+                )
+                return redirect("policy-detail", pk=pk)
+    revisions = list(policy.revisions.select_related("created_by").order_by("-number")[:50])
+    assignments = list(
+        policy.assignments.select_related("group").annotate(n_devices=Count("group__devices"))
+    )
+    return render(
+        request,
+        "dashboard/policy_detail.html",
+        {
+            "section": "policies",
+            "policy": policy,
+            "revisions": revisions,
+            "assignments": assignments,
+            "assign_form": assign_form,
+            "rollout": policies.rollout_progress(policy),
+            "spec": policy.current_revision.spec if policy.current_revision else {},
+            "exclude_reasons": specs.EXCLUDE_REASONS,
+        },
+    )
+
+
+@require_POST
+@require("policy.manage")
+def assignment_remove(request, pk):
+    assignment = get_object_or_404(
+        PolicyAssignment.objects.select_related("policy", "group"), pk=pk
+    )
+    policy_pk = assignment.policy_id
+    policies.unassign_policy(_actor(request), assignment)
+    messages.success(
+        request, f"{assignment.policy.name} no longer applies to {assignment.group.name}."
+    )
+    return redirect("policy-detail", pk=policy_pk)
+
+
+@require("view")
+def revision_detail(request, pk, number):
+    revision = get_object_or_404(
+        PolicyRevision.objects.select_related("policy", "created_by"), policy_id=pk, number=number
+    )
+    against = request.GET.get("against")
+    if against and against.isdigit():
+        other = get_object_or_404(PolicyRevision, policy_id=pk, number=int(against))
+        diff = specs.diff_specs(other.spec, revision.spec)
+    else:
+        other = revision.policy.revisions.filter(number__lt=number).order_by("-number").first()
+        diff = specs.diff_specs(other.spec if other else None, revision.spec)
+    return render(
+        request,
+        "dashboard/revision.html",
+        {
+            "section": "policies",
+            "revision": revision,
+            "other": other,
+            "diff": diff,
+            "spec_json": specs.json.dumps(revision.spec, indent=2, sort_keys=True),
+            "numbers": revision.policy.revisions.order_by("-number").values_list(
+                "number", flat=True
+            ),
+        },
+    )
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+@require("view")
+def job_list(request):
+    qs = JobRun.objects.select_related("device").order_by("-started_at", "-pk")
+    state, kind = request.GET.get("state", ""), request.GET.get("kind", "")
+    if state in JobState.values:
+        qs = qs.filter(state=state)
+    if kind in JobKind.values:
+        qs = qs.filter(kind=kind)
+    device_q = request.GET.get("device", "").strip()
+    if device_q:
+        qs = qs.filter(device__hostname__icontains=device_q)
+    running = list(
+        JobRun.objects.filter(state=JobState.RUNNING)
+        .select_related("device")
+        .order_by("-started_at")[:50]
+    )
+    context = {
+        "section": "jobs",
+        "page": Window(qs, request),
+        "running": running,
+        "states": JobState.choices,
+        "kinds": JobKind.choices,
+        "state": state,
+        "kind": kind,
+        "device_q": device_q,
+        "qs": _params_without_page(request),
+    }
+    if request.GET.get("partial") == "running":
+        return render(request, "dashboard/_running.html", context)
+    return render(request, "dashboard/jobs.html", context)
+
+
+@require("view")
+def job_detail(request, pk):
+    run = get_object_or_404(
+        JobRun.objects.select_related("device", "policy_revision__policy", "command"), pk=pk
+    )
+    template = (
+        "dashboard/_job_progress.html"
+        if request.GET.get("partial")
+        else "dashboard/job_detail.html"
+    )
+    return render(request, template, {"section": "jobs", "run": run})
+
+
+@require("view")
+def command_list(request):
+    qs = Command.objects.select_related("device", "created_by").order_by("-created_at")
+    state = request.GET.get("state", "")
+    if state in CommandState.values:
+        qs = qs.filter(state=state)
+    kind = request.GET.get("kind", "")
+    if kind in CommandKind.values:
+        qs = qs.filter(kind=kind)
+    return render(
+        request,
+        "dashboard/commands.html",
+        {
+            "section": "jobs",
+            "page": Window(qs, request),
+            "states": CommandState.choices,
+            "kinds": CommandKind.choices,
+            "state": state,
+            "kind": kind,
+            "qs": _params_without_page(request),
+        },
+    )
+
+
+@require_POST
+@require("device.backup")
+def command_cancel(request, pk):
+    command = get_object_or_404(Command, pk=pk)
+    try:
+        jobs.cancel_command(_actor(request), command)
+        messages.success(request, "Cancellation requested.")
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    return redirect(request.POST.get("next") or reverse("command-list"))
+
+
+# --- enrollment ---------------------------------------------------------------------------
+
+
+@require("token.view")
+def token_list(request):
+    form = TokenForm(request.POST or None)
+    created = None
+    if request.method == "POST":
+        if not can(request.user, "token.manage"):
+            raise PermissionDenied
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                token, plaintext = fleet.create_enrollment_token(
+                    _actor(request),
+                    d["name"],
+                    d["group"],
+                    expires_in=timedelta(days=d["expires_days"]),
+                    max_uses=d["max_uses"],
+                )
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                created = {"token": token, "plaintext": plaintext}
+                form = TokenForm()
+    tokens = EnrollmentToken.objects.select_related("group", "created_by").annotate(
+        n_devices=Count("device")
+    )
+    return render(
+        request,
+        "dashboard/tokens.html",
+        {
+            "section": "enrollment",
+            "tokens": tokens,
+            "form": form,
+            "created": created,
+            "now": timezone.now(),
+        },
+    )
+
+
+@require_POST
+@require("token.manage")
+def token_revoke(request, pk):
+    token = get_object_or_404(EnrollmentToken, pk=pk)
+    fleet.revoke_enrollment_token(_actor(request), token)
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("token-list")
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+@require("audit.view")
+def audit_list(request):
+    qs = AuditEvent.objects.all().order_by("-at", "-id")
+    f = {
+        k: request.GET.get(k, "").strip()
+        for k in ("actor", "action", "target", "via", "since", "until")
+    }
+    if f["actor"]:
+        qs = qs.filter(actor_name__iexact=f["actor"])
+    if f["action"]:
+        qs = qs.filter(action__startswith=f["action"])
+    if f["target"]:
+        qs = qs.filter(target_repr__icontains=f["target"])
+    if f["via"] in AuditEvent.Via.values:
+        qs = qs.filter(via=f["via"])
+    since, until = parse_date(f["since"] or ""), parse_date(f["until"] or "")
+    if since:
+        qs = qs.filter(at__date__gte=since)
+    if until:
+        qs = qs.filter(at__date__lte=until)
+    actions = sorted(
+        {
+            a.split(".")[0]
+            for a in AuditEvent.objects.values_list("action", flat=True).distinct()[:200]
+        }
+    )
+    return render(
+        request,
+        "dashboard/audit.html",
+        {
+            "section": "audit",
+            "page": Window(qs, request),
+            "f": f,
+            "actions": actions,
+            "vias": AuditEvent.Via.choices,
+            "qs": _params_without_page(request),
+        },
+    )
+
+
+@require("audit.view")
+def audit_detail(request, pk):
+    event = get_object_or_404(AuditEvent, pk=pk)
+    return render(request, "dashboard/audit_detail.html", {"section": "audit", "event": event})
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+@require("storage.view")
+def storage_page(request):
+    return render(
+        request,
+        "dashboard/storage.html",
+        {
+            "section": "storage",
+            "targets": StorageTarget.objects.all(),
+            "org_key": storage.org_key_status(),
+            "used": storage.storage_used(),
+        },
+    )
+
+
+@require("storage.manage")
+def storage_edit(request, pk=None):
+    target = get_object_or_404(StorageTarget, pk=pk) if pk else None
+    initial = {}
+    if target:
+        initial = {f: getattr(target, f) for f in storage.PUBLIC_FIELDS}
+    form = StorageTargetForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if request.POST.get("action") == "delete" and target:
+            storage.delete_storage_target(_actor(request), target)
+            messages.success(request, f"Storage target {target.name} deleted.")
+            return redirect("storage")
+        if form.is_valid():
+            try:
+                saved = storage.save_storage_target(_actor(request), form.cleaned_data, target)
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                messages.success(request, f"Storage target {saved.name} saved.")
+                return redirect("storage")
+    return render(
+        request,
+        "dashboard/storage_form.html",
+        {"section": "storage", "form": form, "target": target},
+    )
+
+
+@require_POST
+@require("storage.manage")
+def org_key_record(request):
+    storage.record_org_key(_actor(request))
+    messages.success(request, "Organisation key fingerprint recorded.")
+    return redirect("storage")
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@require("user.manage")
+def user_list(request):
+    User = get_user_model()
+    users = list(User.objects.order_by("username").prefetch_related("groups"))
+    return render(
+        request,
+        "dashboard/users.html",
+        {
+            "section": "users",
+            "users": [(u, role_of(u)) for u in users],
+            "roles": [(r, ROLE_DESCRIPTIONS[r]) for r in ROLES],
+        },
+    )
+
+
+@require("user.manage")
+def user_edit(request, pk=None):
+    User = get_user_model()
+    user = get_object_or_404(User, pk=pk) if pk else None
+    initial = (
+        {"username": user.username, "email": user.email, "role": role_of(user) or ""}
+        if user
+        else {}
+    )
+    form = UserForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            save_user(
+                _actor(request), d["username"], d["role"] or None, d["email"], d["password"], user
+            )
+        except ValidationError as exc:
+            _errors_to_form(form, exc)
+        else:
+            messages.success(request, f"User {d['username']} saved.")
+            return redirect("user-list")
+    return render(
+        request, "dashboard/user_form.html", {"section": "users", "form": form, "edited": user}
+    )

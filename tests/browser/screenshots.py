@@ -1,0 +1,158 @@
+"""`make screenshots`: PNGs of the console's main pages under var/screenshots/.
+
+Seeds a small demo fleet into a throw-away var directory (SQLite), starts the
+console on a free port, signs in with Debian's chromium through Playwright
+and saves each page at 1280 px wide, plus the overview and device list at
+tablet width (820 px).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "var" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+USER, PASSWORD = "admin", "screenshots-Admin-1"
+
+SETUP = f"""
+from django.contrib.auth import get_user_model
+from console.accounts.roles import set_role
+from console.audit.services import Actor
+from console.fleet import services as fleet
+from console.fleet.models import Device, DeviceGroup
+from console.jobs import services as jobs
+User = get_user_model()
+u = User.objects.create_user("{USER}", password="{PASSWORD}")
+set_role(u, "Admin")
+actor = Actor(user=u, address="192.0.2.10", via="ui")
+fleet.create_enrollment_token(actor, "Finance laptops rollout", DeviceGroup.objects.get(name="Finance"), max_uses=50)
+d = Device.objects.filter(failing=True).first() or Device.objects.first()
+jobs.request_backup(actor, d)
+print(d.pk)
+"""
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"console did not answer at {url}")
+
+
+def main() -> int:
+    if not Path(CHROMIUM).exists():
+        print("chromium is missing (apt-get install chromium): no screenshots", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    from tests.support import free_port
+
+    var = Path(tempfile.mkdtemp(prefix="cairn-shots-"))
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update({"CAIRN_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "console.settings"})
+    for sub in ("celery/queue", "celery/processed", "celery/results"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    py = [sys.executable, "manage.py"]
+    run = {"cwd": ROOT, "env": env, "check": True}
+    subprocess.run([*py, "migrate", "-v0"], **run)
+    subprocess.run([*py, "seed_demo", "--devices", "160", "--days", "60"], **run)
+    device_id = (
+        subprocess.run([*py, "shell", "-c", SETUP], capture_output=True, text=True, **run)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [*py, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    pages = [
+        ("overview", "/"),
+        ("devices", "/devices/"),
+        ("devices-filtered", "/devices/?status=at_risk&os=windows"),
+        ("device", f"/devices/{device_id}/"),
+        ("groups", "/groups/"),
+        ("policies", "/policies/"),
+        ("policy", "/policies/1/"),
+        ("policy-edit", "/policies/1/edit/"),
+        ("revision-diff", "/policies/1/revisions/2/"),
+        ("jobs", "/jobs/"),
+        ("commands", "/commands/"),
+        ("enrollment", "/enrollment/"),
+        ("storage", "/storage/"),
+        ("audit", "/audit/"),
+        ("users", "/users/"),
+        ("api-docs", "/api/docs/"),
+    ]
+    try:
+        _wait(base + "/healthz")
+        OUT.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.goto(base + "/login/")
+            page.screenshot(path=str(OUT / "login.png"))
+            page.fill("#id_username", USER)
+            page.fill("#id_password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(base + "/")
+            for name, path in pages:
+                page.goto(base + path)
+                page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+            # a policy form with a validation error
+            page.goto(base + "/policies/new/")
+            page.fill("#id_name", "Broken example")
+            page.fill("#id_sources_windows", "{Documents}\n{Documnets}")
+            page.click("#policy-form button[type=submit]")
+            page.screenshot(path=str(OUT / "policy-invalid.png"), full_page=True)
+            tablet = browser.new_context(viewport={"width": 820, "height": 1180})
+            tablet.add_cookies(context.cookies())
+            tpage = tablet.new_page()
+            for name, path in [
+                ("overview", "/"),
+                ("devices", "/devices/"),
+                ("device", f"/devices/{device_id}/"),
+            ]:
+                tpage.goto(base + path)
+                tpage.screenshot(path=str(OUT / f"tablet-{name}.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(var, ignore_errors=True)
+    print(f"screenshots in {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
