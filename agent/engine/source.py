@@ -32,8 +32,10 @@ _noatime_ok = True
 
 def open_source_file(path: bytes | str) -> io.FileIO:
     """Open a file for backup reading; unbuffered (callers read big blocks)."""
-    if sys.platform == "win32":  # pragma: no cover - filled in by the Windows work
-        return io.FileIO(path, "rb")
+    if sys.platform == "win32":  # pragma: no cover - Windows only (issue 6)
+        from agent.platform.windows_files import open_for_backup
+
+        return open_for_backup(os.fsdecode(path))
     global _noatime_ok
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     if _noatime_ok and _NOATIME:
