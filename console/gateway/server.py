@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -374,9 +375,20 @@ class Gateway(pb_grpc.AgentGatewayServicer):
     # -- periodic work --------------------------------------------------------------------------
     async def _flush_loop(self) -> None:
         interval = conf.heartbeat_flush_seconds()
-        last_register = 0.0
+        stats_every = float(os.environ.get("CAIRN_GATEWAY_STATS_SECONDS", "60"))
+        last_register = last_stats = 0.0
         while True:
             await asyncio.sleep(interval)
+            if time.monotonic() - last_stats >= stats_every:
+                last_stats = time.monotonic()
+                log.info(
+                    "stats streams=%d heartbeats=%d reports=%d opened=%d flush_pending=%d",
+                    len(self.sessions),
+                    self.stats["heartbeats"],
+                    self.stats["reports"],
+                    self.stats["streams_opened"],
+                    len(self.heartbeats),
+                )
             batch, self.heartbeats = self.heartbeats, {}
             try:
                 await self.db(connections.flush_heartbeats, batch)
