@@ -100,8 +100,19 @@ def open_for_backup(path: str, *, kernel32=None, msvcrt=None, last_error=None) -
         raise
 
 
+PST_HINT = (
+    "Outlook keeps its data file open; back it up through a shadow copy (open-file mode "
+    "'preferred' or 'required' on an elevated agent) or with Outlook closed"
+)
+
+
 def windows_error(code: int, path: str) -> OSError:
-    exc = OSError(_ERRNO.get(code, errno.EIO), _REASONS.get(code, f"Windows error {code}"), path)
+    """An OSError like open() raises; for an Outlook PST in use, the reason
+    says what to do, so the engine's "cannot open" warning carries it as is."""
+    reason = _REASONS.get(code, f"Windows error {code}")
+    if path.lower().endswith(".pst") and code in (ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION):
+        reason = f"{reason}; {PST_HINT}"
+    exc = OSError(_ERRNO.get(code, errno.EIO), reason, path)
     exc.winerror = code  # type: ignore[attr-defined]  # set on every OS, for explain_open_error
     return exc
 
@@ -134,11 +145,9 @@ def explain_open_error(path: str, exc: OSError) -> str:
     if reason is None:
         reason = exc.strerror or str(exc)
     if path.lower().endswith(".pst"):
-        return (
-            f"{path}: Outlook data file not backed up: {reason}. Outlook keeps it open; "
-            "back it up through a shadow copy (open-file mode 'preferred' or 'required' "
-            "on an elevated agent) or with Outlook closed"
-        )
+        if PST_HINT not in reason:
+            reason = f"{reason}; {PST_HINT}"
+        return f"{path}: Outlook data file not backed up: {reason}"
     return f"{path}: not backed up: {reason}"
 
 

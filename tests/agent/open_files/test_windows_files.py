@@ -73,6 +73,8 @@ def test_pst_in_use_by_outlook_is_reported_by_path_with_the_reason():
                            last_error=lambda: wf.ERROR_SHARING_VIOLATION)  # fmt: skip
     exc = caught.value
     assert exc.filename == pst and exc.winerror == wf.ERROR_SHARING_VIOLATION
+    # What the engine's "cannot open: {strerror}" warning will carry:
+    assert "sharing violation" in exc.strerror and "shadow copy" in exc.strerror
     line = wf.explain_open_error(pst, exc)
     assert line.startswith(pst + ": Outlook data file not backed up: in use")
     assert "sharing violation" in line and "shadow copy" in line
