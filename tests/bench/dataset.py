@@ -316,6 +316,20 @@ def _xlsx_xml(rng: random.Random, n: int) -> str:
     )
 
 
+class _FixedTimeZip:
+    """zipfile stamps members written by name with the current time; real
+    documents carry their own, and the data set must be reproducible."""
+
+    def __init__(self, zf: zipfile.ZipFile, when: tuple):
+        self.zf, self.when = zf, when
+
+    def writestr(self, name: str, data, compress_type=zipfile.ZIP_DEFLATED) -> None:
+        info = zipfile.ZipInfo(name, self.when)
+        info.compress_type = compress_type
+        info.external_attr = 0o644 << 16
+        self.zf.writestr(info, data)
+
+
 def office_file(kind: str, text: Text, noise: Noise, rng: random.Random, size: int) -> bytes:
     """A real OOXML-shaped zip of about ``size`` bytes."""
     buf = io.BytesIO()
@@ -326,7 +340,8 @@ def office_file(kind: str, text: Text, noise: Noise, rng: random.Random, size: i
         "xlsx": "xl/worksheets/sheet1.xml",
         "pptx": "ppt/slides/slide1.xml",
     }[kind]
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        z = _FixedTimeZip(zf, (2026, rng.randint(1, 11), rng.randint(1, 28), 9, 30, 0))
         z.writestr("[Content_Types].xml", CONTENT_TYPES)
         z.writestr("_rels/.rels", RELS.replace("MAIN", main))
         z.writestr(
@@ -348,7 +363,7 @@ def office_file(kind: str, text: Text, noise: Noise, rng: random.Random, size: i
             n_media = rng.randint(1, 4)
             for i in range(n_media):
                 z.writestr(
-                    zipfile.ZipInfo(f"{folder}/media/image{i + 1}.jpeg", (2026, 1, 1, 0, 0, 0)),
+                    f"{folder}/media/image{i + 1}.jpeg",
                     b"\xff\xd8\xff\xe0" + noise.bytes(media // n_media),
                     compress_type=zipfile.ZIP_STORED,
                 )
@@ -584,7 +599,11 @@ def generate(root: Path, size: int, seed: int = 42, log=print) -> DataSet:
             st = src.stat()
             if made + st.st_size > budget["tar"] * 1.2:
                 continue
-            tar.add(src, arcname=str(src.relative_to(home)))
+            info = tarfile.TarInfo(str(src.relative_to(home)))
+            info.size, info.mtime, info.mode = st.st_size, 1_767_225_600 + n * 60, 0o644
+            info.uname = info.gname = "ana"
+            with open(src, "rb") as f:
+                tar.addfile(info, f)
             made += st.st_size
             n += 1
     ds.parts["tar"] = (n, tar_path.stat().st_size)
