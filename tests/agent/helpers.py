@@ -34,3 +34,8 @@ def snapshot_of_disk(root: bytes | str, *, mtimes: bool = True) -> dict:
 def restored(target, source) -> bytes:
     """Where ``source`` (absolute) lands under a restore ``target``."""
     return os.fsencode(target).rstrip(b"/") + os.fsencode(os.path.abspath(source))
+
+
+def read(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
