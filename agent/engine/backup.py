@@ -705,6 +705,9 @@ class _Backup:
         with self._lock:
             self.stats.packs_written += 1
             self.progress.bytes_added = self.stats.bytes_added
+        # From the upload thread, so a long file cannot delay it: an
+        # interrupted backup loses at most INDEX_EVERY_PACKS packs of work.
+        self._write_index(final=False)
 
     def _upload_done(self, fut: Future) -> None:
         with self._index_lock:
@@ -731,7 +734,6 @@ class _Backup:
                 continue
             self._ready.popleft()
             self._finalize(job)
-        self._write_index(final=False)
 
     def _finalize(self, job: _DirJob) -> None:
         for node, futures in job.pending:

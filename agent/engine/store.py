@@ -143,8 +143,8 @@ class LocalStore(ObjectStore):
 
     TEMP_PREFIX = ".tmp-"
 
-    def __init__(self, root: str | os.PathLike, *, create: bool = True, fsync: bool = True):
-        self.root = Path(root).absolute()
+    def __init__(self, root: str | bytes | os.PathLike, *, create: bool = True, fsync: bool = True):
+        self.root = Path(os.fsdecode(root)).absolute()
         self.location = str(self.root)
         self.fsync = fsync
         if create:

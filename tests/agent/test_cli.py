@@ -230,29 +230,39 @@ def test_sigkill_during_backup_leaves_repository_usable(tmp_path):
     src.mkdir()
     (src / "first.txt").write_bytes(b"the first snapshot\n")
     first = json.loads(run_cli("backup", "--repo", repo_path, "--json", src, check=0).stdout)
-    for i in range(6):
+    for i in range(4):
         (src / f"big{i}.bin").write_bytes(os.urandom(24 * 1024 * 1024))
     for i in range(500):
         (src / f"small{i}.txt").write_bytes(b"%d\n" % i * 50)
 
-    killed = 0
-    for delay in (0.6, 1.0, 1.6):
+    def stored(prefix):
+        return sum(len(files) for _, _, files in os.walk(repo_path / prefix))
+
+    # Kill at different moments: while starting, after a few packs, and after
+    # an intermediate index object (written every 64 packs) but before the end.
+    kills = [("start", 0), ("packs", 5), ("index", 70)]
+    for _what, packs in kills:
+        before = stored("data")
         proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "backup", "--repo", str(repo_path), str(src)],
             env=cli_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
+        deadline = time.monotonic() + 60
+        while stored("data") - before < packs and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert proc.poll() is None, "backup finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-    assert killed >= 1, "backup finished before it could be killed: use more data"
+        assert stored("snapshots") == 1
+    assert stored("index") >= 2  # an index object of a killed run survived
     chk = run_cli("check", "--repo", repo_path, "--read-data", "--json")
     assert chk.returncode == 0, chk.stdout + chk.stderr
     final = json.loads(run_cli("backup", "--repo", repo_path, "--json", src, check=0).stdout)
-    assert final["stats"]["total_files"] == 507
+    assert final["stats"]["total_files"] == 505
+    assert final["stats"]["bytes_added"] < 90 * 1024 * 1024  # reused what killed runs stored
     out = tmp_path / "out"
     run_cli("restore", "--repo", repo_path, first["snapshot_id"], "--target", out, check=0)
     assert read(restored(out, src / "first.txt")) == b"the first snapshot\n"
