@@ -6,10 +6,16 @@ policy defaults can mirror it verbatim. Pattern rules, shared with
 
 * paths use ``/`` (Windows backslashes are converted); matching is
   case-insensitive, as on Windows and macOS by default;
-* a pattern matches a run of whole path components anywhere in the path
-  (``Library/Caches`` matches ``/Users/a/Library/Caches``); it excludes the
-  file or directory it names and everything below it;
+* a pattern without ``/`` matches a file or directory name anywhere;
+  a pattern with ``/`` is written ``*/A/B`` and matches a directory ``A/B``
+  anywhere (``*/Library/Caches`` matches ``/Users/a/Library/Caches``);
+  either excludes what it names and everything below it;
 * ``*`` and ``?`` stay within one component, ``**`` crosses components.
+
+The same patterns mean the same thing to the engine's ExcludeMatcher
+(fnmatch on the name, or on the whole path for patterns with ``/``), which
+is why path patterns start with ``*/``; tests/agent/open_files/
+test_excludes.py checks the two agree.
 
 Outlook ``.pst`` files are deliberately *not* excluded: they are the user's
 only copy of archived mail. ``.ost`` (and ``.nst``) are caches Exchange or
@@ -47,22 +53,22 @@ DEFAULT_EXCLUDES: list[tuple[str, str]] = [
     ("System Volume Information", "Windows system data (shadow copies live here)"),
     (".Trash", "macOS trash"),
     (".Trashes", "macOS trash on other volumes"),
-    (".local/share/Trash", "Linux desktop trash"),
+    ("*/.local/share/Trash", "Linux desktop trash"),
     # Temp directories and caches: applications rebuild them.
-    ("AppData/Local/Temp", "Windows per-user temp directory"),
-    ("AppData/Local/Microsoft/Windows/INetCache", "Windows/Edge legacy web cache"),
-    ("AppData/Local/Microsoft/Windows/Explorer/thumbcache_*.db", "Explorer thumbnail cache"),
-    ("AppData/Local/CrashDumps", "application crash dumps"),
-    ("AppData/Local/Packages/*/AC/INetCache", "store apps' web cache"),
-    ("AppData/Local/Packages/*/LocalCache", "store apps' cache"),
+    ("*/AppData/Local/Temp", "Windows per-user temp directory"),
+    ("*/AppData/Local/Microsoft/Windows/INetCache", "Windows/Edge legacy web cache"),
+    ("*/AppData/Local/Microsoft/Windows/Explorer/thumbcache_*.db", "Explorer thumbnail cache"),
+    ("*/AppData/Local/CrashDumps", "application crash dumps"),
+    ("*/AppData/Local/Packages/*/AC/INetCache", "store apps' web cache"),
+    ("*/AppData/Local/Packages/*/LocalCache", "store apps' cache"),
     ("Cache", "browser/application cache directory (Chrome, Edge, Brave, Electron apps)"),
     ("Code Cache", "Chromium/Electron compiled-code cache"),
     ("GPUCache", "Chromium/Electron GPU cache"),
-    ("Service Worker/CacheStorage", "Chromium web-app cache"),
+    ("*/Service Worker/CacheStorage", "Chromium web-app cache"),
     ("cache2", "Firefox cache"),
-    ("Library/Caches", "macOS application caches"),
-    ("Library/Containers/*/Data/Library/Caches", "sandboxed macOS app caches"),
-    ("Library/Logs/DiagnosticReports", "macOS crash reports"),
+    ("*/Library/Caches", "macOS application caches"),
+    ("*/Library/Containers/*/Data/Library/Caches", "sandboxed macOS app caches"),
+    ("*/Library/Logs/DiagnosticReports", "macOS crash reports"),
     (".cache", "Linux per-user cache (XDG)"),
     (".thumbnails", "Linux thumbnail cache"),
     # The agent's own btrfs snapshots inside a subvolume (agent/snapshots).

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.excludes import DEFAULT_PATTERNS
 from agent.snapshots import OpenFileMode, point_in_time
 from agent.snapshots.base import SnapshotError
 from agent.snapshots.ledger import Ledger
@@ -135,3 +136,59 @@ def test_failed_snapshot_raises_and_leaves_nothing(data, tmp_path, recorded):
     with pytest.raises(SnapshotError, match="Read-only file system"), provider.open([str(data)]):
         pass
     assert Ledger(tmp_path / "state").entries() == []
+
+
+GROWER = r"""
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+n = 0
+open(sys.argv[1] + ".ready", "w").close()
+while True:
+    n += 1
+    os.write(fd, n.to_bytes(8, "big") * 8192)  # 64 KiB records, ~10 MB/s
+    time.sleep(0.005)
+"""
+
+
+def test_engine_backup_through_the_snapshot_is_frozen_and_records_original_paths(data, tmp_path):
+    from agent.engine.backup import run_backup
+    from agent.engine.repository import Repository
+    from agent.engine.store import LocalStore
+    from agent.engine.tree import CHANGED_DURING_READ
+
+    repo = Repository.init(
+        LocalStore(tmp_path / "repo", fsync=False), passphrase="t",
+        kdf={"algorithm": "argon2id", "time_cost": 1, "memory_kib": 64, "parallelism": 1},
+    )  # fmt: skip
+    log = data / "docs" / "mail.log"
+    log.write_bytes(b"")
+    grower = subprocess.Popen([sys.executable, "-c", GROWER, str(log)])
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(str(log) + ".ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.unlink(str(log) + ".ready")
+        time.sleep(0.2)
+        with point_in_time(
+            [str(data)], "required", providers=[BtrfsProvider(tmp_path / "s")]
+        ) as pit:
+            result = run_backup(repo, [str(data)], parent=None, translate=pit.translate,
+                                excludes=DEFAULT_PATTERNS)  # fmt: skip
+    finally:
+        grower.kill()
+        grower.wait()
+    nodes = dict(repo.walk(result.snapshot.tree))
+    [(path, node)] = [(p, n) for p, n in nodes.items() if p.endswith(b"/mail.log")]
+    assert path == os.fsencode(str(log)), "the original path is recorded, not the snapshot's"
+    assert CHANGED_DURING_READ not in node.get("flags", []), "a frozen file never changes"
+    content = b"".join(repo.read_blob(bytes.fromhex(c)) for c in node["content"])
+    assert len(content) == node["size"] > 0
+    # Records 1, 2, 3... in order: a consistent prefix of the log. Only the tail
+    # may be cut or still zero (a snapshot is crash-consistent: a write in
+    # flight at the instant of the snapshot may be partly there).
+    firsts = [int.from_bytes(content[i : i + 8], "big") for i in range(0, len(content), 65536)]
+    while firsts and firsts[-1] == 0:
+        firsts.pop()
+    assert len(firsts) >= 5 and firsts == list(range(1, len(firsts) + 1))
+    assert not any(w.kind == "changed-during-read" for w in result.warnings)
+    assert not any(SNAPSHOT_DIR.encode() in p for p in nodes), "the default excludes skip it"

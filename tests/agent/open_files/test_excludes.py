@@ -49,3 +49,36 @@ def test_custom_patterns_and_double_star():
     assert is_excluded("/data/build/out/x.o", ["build/**/*.o"])
     assert not is_excluded("/data/build/x.c", ["build/**/*.o"])
     assert not is_excluded("/anything", [])
+
+
+def test_the_engine_matcher_agrees_on_posix_paths():
+    """The daemon hands these defaults to the engine's ExcludeMatcher: the
+    engine must exclude the same things (names, or whole paths for "*/...")."""
+    import os
+
+    from agent.engine.walker import ExcludeMatcher
+
+    engine = ExcludeMatcher(DEFAULT_PATTERNS)
+    paths = [
+        "/Users/ana/Library/Caches/com.apple.Safari/Cache.db",
+        "/Users/ana/Library/Caches",
+        "/Users/ana/Library/Containers/com.microsoft.Outlook/Data/Library/Caches",
+        "/home/ana/.cache",
+        "/home/ana/.local/share/Trash",
+        "/home/ana/Documents/~$budget.xlsx",
+        "/home/ana/Documents/archive.pst",
+        "/home/ana/Documents/report.docx",
+        "/home/ana/mail/ana.ost",
+        "/home/ana/.cairn-snapshots",
+        "/home/ana/snap/Cache",
+    ]
+
+    def walked_and_excluded(path: str) -> bool:
+        # The walker tests each entry on its way down and skips excluded
+        # directories, so a path is excluded if it or any parent matches.
+        parts = path.strip("/").split("/")
+        prefixes = ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(engine.excluded(p.encode(), os.path.basename(p).encode()) for p in prefixes)
+
+    for path in paths:
+        assert walked_and_excluded(path) == is_excluded(path), path
