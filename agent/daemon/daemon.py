@@ -65,6 +65,9 @@ class Daemon:
     def __init__(self, home: AgentHome, *, tick: float = 1.0):
         self.home = home
         self.identity = home.load_identity()
+        # The gateway moved (or a demo picked other ports): override the address.
+        if os.environ.get("CAIRN_AGENT_GATEWAY"):
+            self.identity.gateway_address = os.environ["CAIRN_AGENT_GATEWAY"]
         self.state = State(home.state_db)
         self.tick = tick
         ca, key, cert = home.tls_material()

@@ -1,9 +1,15 @@
 """`make demo`: the whole platform on one machine, on embedded defaults.
 
-Starts each piece as a child process (console web server, Celery worker and
-beat, and - as later capabilities land - the gRPC gateway and a local agent),
-prints the console URL and the generated admin credentials, and on Ctrl-C
-(or SIGTERM) stops every process it started.
+Starts each piece as a child process - the console web server, the Celery
+worker and beat, the gRPC gateway, and one local agent - prints the console
+URL and the generated admin credentials, and on Ctrl-C (or SIGTERM) stops
+every process it started.
+
+The local agent is enrolled on first start with a token of a "Demo PCs"
+group whose "Demo policy" backs up a sample folder under var/demo-data/ every
+hour into the embedded local store (var/storage/); its first backup runs at
+once and shows on the dashboard. Without Redis, commands reach it through
+the gateway's periodic sweep of the database (a few seconds).
 """
 
 from __future__ import annotations
@@ -89,6 +95,98 @@ def wait_for_http(url: str, keep_waiting, timeout: float = 60.0) -> bool:
     return False
 
 
+SAMPLE_FILES = {
+    "Documents/Quarterly report.txt": "Revenue grew 12% quarter on quarter.\n" * 200,
+    "Documents/Meeting notes/2026-03-02.md": "# Weekly sync\n\n- backups: all green\n" * 50,
+    "Documents/Budget.csv": "item,amount\n" + "".join(f"line {i},{i * 7}\n" for i in range(2000)),
+    "Desktop/todo.txt": "call the printer vendor\nrenew the domain\n",
+}
+
+
+def prepare_demo_agent(python: str, enroll_address: str) -> tuple[Path, Path] | None:
+    """Sample data, a group, a policy and an enrolled agent home (first start
+    only). Returns (agent home, sample folder), or None if enrollment failed."""
+    from console.audit.services import SYSTEM
+    from console.fleet.models import DeviceGroup
+    from console.fleet.services import create_enrollment_token
+    from console.policies.models import Policy
+    from console.policies.services import assign_policy, create_policy
+
+    home = settings.VAR_DIR / "demo-agent"
+    sample = settings.VAR_DIR / "demo-data"
+    for rel, text in SAMPLE_FILES.items():
+        path = sample / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if (home / "agent.json").exists():
+        return home, sample
+    group, _ = DeviceGroup.objects.get_or_create(
+        name="Demo PCs", defaults={"description": "The local demo agent"}
+    )
+    if not Policy.objects.filter(name="Demo policy").exists():
+        folder = str(sample)
+        policy = create_policy(
+            SYSTEM,
+            "Demo policy",
+            {
+                "sources": {"linux": [folder], "macos": [folder], "windows": [folder]},
+                "schedule": {"every_hours": 1, "catch_up": True},
+                "limits": {"pause_on_battery": False, "pause_on_metered": False},
+            },
+            description="Backs up the demo sample folder every hour.",
+        )
+        assign_policy(SYSTEM, policy, group)
+    _, token = create_enrollment_token(SYSTEM, "demo agent", group=group)
+    env = {**os.environ, "CAIRN_AGENT_HOME": str(home)}
+    deadline = time.monotonic() + 30
+    while True:
+        res = subprocess.run(
+            [python, "-m", "agent", "enroll", "--server", enroll_address, "--token", token],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode == 0:
+            return home, sample
+        if time.monotonic() > deadline or "enrollment refused" in res.stderr:
+            print(f"demo agent could not enroll: {res.stderr.strip()}", file=sys.stderr)
+            return None
+        time.sleep(0.5)
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def gateway_addresses() -> tuple[str, str]:
+    """The configured gateway listeners, or free loopback ports when the
+    defaults are taken (another demo running) and none were configured."""
+    from console.gateway import conf as gateway_conf
+
+    bind, enroll = gateway_conf.bind(), gateway_conf.enroll_bind()
+    configured = "CAIRN_GATEWAY_BIND" in os.environ
+    host, _, port = bind.rpartition(":")
+    ehost, _, eport = enroll.rpartition(":")
+    if configured or (_port_free(host, int(port)) and _port_free(ehost, int(eport))):
+        return bind, enroll
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    return f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
+
+
 def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     call_command("migrate", verbosity=0, interactive=False)
@@ -108,6 +206,36 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
             "worker",
             [python, "-m", "celery", "-A", "console", "worker", "-l", "WARNING", "-c", "1"],
         )
+        sup.start(
+            "beat",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "beat",
+                "-l",
+                "WARNING",
+                "-s",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
+            ],
+        )
+        bind, enroll_bind = gateway_addresses()
+        sup.start(
+            "gateway",
+            [python, "manage.py", "run_gateway", "--bind", bind, "--enroll-bind", enroll_bind],
+            env={"CAIRN_GATEWAY_ADDRESS": bind},
+        )
+        agent_home = sample = None
+        prepared = prepare_demo_agent(python, enroll_bind)
+        if prepared is not None:
+            agent_home, sample = prepared
+            sup.start(
+                "agent",
+                [python, "-m", "agent", "run", "--log-level", "WARNING"],
+                env={"CAIRN_AGENT_HOME": str(agent_home), "CAIRN_AGENT_GATEWAY": bind},
+            )
         url = f"http://{host}:{port}/"
         if not wait_for_http(
             url + "healthz", lambda: not stop["requested"] and not sup.first_exited()
@@ -121,6 +249,13 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
             f"  Cairn console:  {url}\n"
             f"  Sign in as:     {creds['username']} / {creds['password']}\n"
             f"  Data under:     {settings.VAR_DIR}\n"
+            + (
+                f"  Local agent:    backs up {sample} (CAIRN_AGENT_HOME={agent_home};\n"
+                f"                  `CAIRN_AGENT_HOME={agent_home} python -m agent status`)\n"
+                if agent_home
+                else ""
+            )
+            + f"  Gateway:        {bind} (mTLS), enrollment {enroll_bind}\n"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,
         )

@@ -110,6 +110,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.instance_id = instance_id or conf.instance_id()
         self.sessions: dict[str, Session] = {}
         self.heartbeats: dict[str, dict] = {}
+        self.opened: dict[str, tuple] = {}
         self.registry = AsyncRegistry(self.instance_id)
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="gw-db")
         self.ca = pki.ensure_ca()
@@ -128,10 +129,13 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     async def _caller(self, context) -> str:
+        return str((await self._device(context)).pk)
+
+    async def _device(self, context):
         pem = (context.auth_context().get("x509_pem_cert") or [None])[0]
         try:
             caller = identity.caller_from_pem(pem)
-            await self.db(identity.authenticate, caller)
+            return await self.db(identity.authenticate, caller)
         except identity.Refused as exc:
             code = (
                 grpc.StatusCode.PERMISSION_DENIED
@@ -141,7 +145,6 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             await context.abort(code, str(exc))
         except pki.PKIError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        return caller.device_id
 
     # -- Enroll -------------------------------------------------------------------------
     async def Enroll(self, request, context):
@@ -201,7 +204,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
 
     # -- the stream ----------------------------------------------------------------------
     async def Connect(self, request_iterator, context):
-        device_id = await self._caller(context)
+        device = await self._device(context)
+        device_id = str(device.pk)
         try:
             first = await asyncio.wait_for(context.read(), timeout=30)
         except TimeoutError:
@@ -223,7 +227,10 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 f: getattr(hello.host, f)
                 for f in ("hostname", "os_version", "agent_version", "username")
             }
-            await self.db(connections.hello, device_id, host, self.instance_id)
+            has_commands = await self.db(
+                connections.stream_opened, device, host, hello.policy_revision
+            )
+            self.opened[device_id] = (self.instance_id, dt.datetime.now(dt.UTC))
             await self.registry.register([device_id])
             await context.write(
                 pb.ConsoleMessage(
@@ -237,21 +244,22 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 )
             )
             session.applied = hello.policy_revision
-            if hello.policy_revision:
-                await self.db(policy.acknowledge, device_id, hello.policy_revision)
             running = set(hello.pending_command_ids) | set(hello.handled_command_ids)
             policy_queued = False
-            for cmd in await self.db(commands.deliverable_for, device_id):
-                if str(cmd.id) in running:
-                    continue
-                await self._deliver(session, cmd)
-                policy_queued |= cmd.kind == "apply_policy"
-            if not policy_queued:
+            if has_commands:
+                for cmd in await self.db(commands.deliverable_for, device_id):
+                    if str(cmd.id) in running:
+                        continue
+                    await self._deliver(session, cmd)
+                    policy_queued |= cmd.kind == "apply_policy"
+            if not policy_queued and device.effective_hash != hello.policy_revision:
                 await self._push_policy(session, force=True)
             reader = asyncio.create_task(self._read(session, context))
             while True:
                 item = await session.queue.get()
                 if isinstance(item, tuple) and item and item[0] is _CLOSE:
+                    if item[1] == grpc.StatusCode.OK:
+                        return  # the agent closed its side: end the call cleanly
                     await context.abort(item[1], item[2])
                 await context.write(item)
         finally:
@@ -260,6 +268,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             if self.sessions.get(device_id) is session:
                 del self.sessions[device_id]
                 self.heartbeats.pop(device_id, None)
+                self.opened.pop(device_id, None)
                 await self.registry.unregister(device_id)
                 try:
                     await self.db(connections.goodbye, device_id, self.instance_id)
@@ -390,12 +399,15 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                     len(self.heartbeats),
                 )
             batch, self.heartbeats = self.heartbeats, {}
+            opened, self.opened = self.opened, {}
             try:
-                await self.db(connections.flush_heartbeats, batch)
+                await self.db(connections.flush, opened, batch)
             except Exception:
                 log.exception("heartbeat flush failed; will retry")
                 for k, v in batch.items():
                     self.heartbeats.setdefault(k, v)
+                for k, v in opened.items():
+                    self.opened.setdefault(k, v)
             for facts in batch.values():
                 facts["changed"] = False
             if time.monotonic() - last_register > self.registry.ttl / 3:
@@ -444,8 +456,9 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         batch, self.heartbeats = self.heartbeats, {}
+        opened, self.opened = self.opened, {}
         try:
-            await self.db(connections.flush_heartbeats, batch)
+            await self.db(connections.flush, opened, batch)
         except Exception:
             log.exception("final heartbeat flush failed")
         try:

@@ -31,10 +31,24 @@ def caller_from_pem(cert_pem: bytes | str | None) -> Caller:
     return Caller(device_id=pki.device_id_from_pem(cert_pem), fingerprint=pki.fingerprint(cert_pem))
 
 
+# One SELECT serves authentication and the stream's opening (facts, policy).
+FIELDS = (
+    "id",
+    "revoked",
+    "cert_fingerprint",
+    "hostname",
+    "os_version",
+    "agent_version",
+    "owner",
+    "effective_hash",
+    "applied_hash",
+)
+
+
 def authenticate(caller: Caller) -> Device:
     """The device, or Refused. Checked on every call and every stream open."""
     try:
-        device = Device.objects.only("id", "revoked", "cert_fingerprint").get(pk=caller.device_id)
+        device = Device.objects.only(*FIELDS).get(pk=caller.device_id)
     except (Device.DoesNotExist, ValueError):
         raise Refused("unknown device") from None
     if device.revoked:
