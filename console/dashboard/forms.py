@@ -34,10 +34,10 @@ def _lines(value: str) -> list[str]:
     return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
-def _num(value):
+def _num(value, blank=None):
     value = (value or "").strip() if isinstance(value, str) else value
     if value in ("", None):
-        return None
+        return blank
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -160,14 +160,14 @@ class PolicyForm(forms.Form):
             "rpo_hours": _num(d.get("rpo_hours")),
             "retention": {k: _num(d.get(k)) for k in (*specs.RETENTION_KEYS, "keep_within_days")},
             "limits": {
-                "upload_kbps": _num(d.get("upload_kbps")),
+                "upload_kbps": _num(d.get("upload_kbps"), 0),
                 "background_priority": bool(d.get("background_priority")),
                 "pause_on_battery": bool(d.get("pause_on_battery")),
                 "pause_on_metered": bool(d.get("pause_on_metered")),
             },
             "open_files": d.get("open_files") or "",
             "verification": {
-                "every_days": _num(d.get("verify_every_days")),
+                "every_days": _num(d.get("verify_every_days"), 0),
                 "sample_percent": _num(d.get("verify_sample_percent")),
             },
         }

@@ -43,8 +43,8 @@ DEPARTMENTS = [
     ("Operations", "OPS"),
     ("Legal", "LGL"),
 ]
-FIRST = ["Anna", "Ben", "Carla", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara", "Lukas", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sam", "Tina", "Umar", "Vera", "Wim", "Yara", "Zoe"]
-LAST = ["Keller", "Martin", "Novak", "Dubois", "Rossi", "Schmidt", "Jansen", "Silva", "Berg", "Costa", "Meyer", "Lambert", "Fischer", "Moreau", "Weber", "Horvat", "Olsen", "Byrne", "Wagner", "Laurent"]
+FIRST = ["Anna", "Ben", "Carla", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara", "Lukas", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sam", "Tina", "Umar", "Vera", "Wim", "Yara", "Zoe"]  # fmt: skip
+LAST = ["Keller", "Martin", "Novak", "Dubois", "Rossi", "Schmidt", "Jansen", "Silva", "Berg", "Costa", "Meyer", "Lambert", "Fischer", "Moreau", "Weber", "Horvat", "Olsen", "Byrne", "Wagner", "Laurent"]  # fmt: skip
 OS_VERSIONS = {
     "windows": ["Windows 11 23H2", "Windows 11 24H2", "Windows 10 22H2"],
     "macos": ["macOS 14.6", "macOS 15.1", "macOS 13.7"],
@@ -312,7 +312,9 @@ def seed_demo(
     t0 = time.monotonic()
     per_device = per_device or days
     now = timezone.now().replace(microsecond=0)
-    rng = random.Random(seed)
+    # seeding again adds devices after the existing demo ones
+    start_index = Device.objects.filter(is_demo=True).count()
+    rng = random.Random(seed * 7919 + start_index)
 
     with transaction.atomic():
         # groups and policies through the services (audited as "system")
@@ -353,7 +355,6 @@ def seed_demo(
     prefixes = dict(DEPARTMENTS)
     plans: list[Plan] = []
     effective_cache: dict[frozenset, policies.Effective] = {}
-    start_index = Device.objects.filter(is_demo=True).count()
     for i in range(start_index, start_index + devices):
         dept = rng.choice(dept_names)
         member = [groups[dept].pk]

@@ -1,0 +1,169 @@
+"""Roles are enforced identically in the UI and the API: one matrix per
+capability, every role, both doors. Allowed = the request is not refused
+(a 400 for deliberately incomplete input still proves the door opened)."""
+
+import pytest
+
+from console.accounts.roles import CAPABILITIES, ROLES
+from console.policies import spec as specs
+
+pytestmark = pytest.mark.django_db
+
+ROLE_OF = {"admin": "Admin", "operator": "Operator", "auditor": "Auditor", "nobody": None}
+
+
+def _dev(f):
+    return f.devices[0].pk
+
+
+# capability -> (method, url(fleet), data)
+UI = {
+    "view": [
+        ("get", lambda f: "/", None),
+        ("get", lambda f: "/devices/?status=protected", None),
+        ("get", lambda f: f"/devices/{_dev(f)}/", None),
+        ("get", lambda f: "/groups/", None),
+        ("get", lambda f: f"/groups/{f.group.pk}/", None),
+        ("get", lambda f: "/policies/", None),
+        ("get", lambda f: f"/policies/{f.policy.pk}/", None),
+        ("get", lambda f: f"/policies/{f.policy.pk}/revisions/1/", None),
+        ("get", lambda f: "/jobs/", None),
+        ("get", lambda f: "/commands/", None),
+    ],
+    "device.backup": [("post", lambda f: f"/devices/{_dev(f)}/backup/", {})],
+    "device.verify": [("post", lambda f: f"/devices/{_dev(f)}/verify/", {})],
+    "device.restore": [("get", lambda f: f"/devices/{_dev(f)}/restore/", None)],
+    "device.revoke": [("post", lambda f: f"/devices/{f.devices[2].pk}/revoke/", {})],
+    "device.edit": [
+        ("post", lambda f: f"/devices/{_dev(f)}/groups/", lambda f: {"groups": [f.group.pk]})
+    ],
+    "group.manage": [("post", lambda f: "/groups/", {"name": "New"})],
+    "policy.manage": [
+        ("get", lambda f: "/policies/new/", None),
+        ("get", lambda f: f"/policies/{f.policy.pk}/edit/", None),
+        (
+            "post",
+            lambda f: f"/policies/{f.policy.pk}/",
+            lambda f: {"group": f.other_group.pk, "precedence": 5},
+        ),
+    ],
+    "token.view": [("get", lambda f: "/enrollment/", None)],
+    "token.manage": [
+        ("post", lambda f: "/enrollment/", {"name": "x", "expires_days": 1, "max_uses": 1})
+    ],
+    "storage.view": [("get", lambda f: "/storage/", None)],
+    "storage.manage": [("get", lambda f: "/storage/new/", None)],
+    "audit.view": [("get", lambda f: "/audit/", None)],
+    "user.manage": [("get", lambda f: "/users/", None), ("get", lambda f: "/users/new/", None)],
+}
+
+API = {
+    "view": [
+        ("get", lambda f: "/api/v1/overview/", None),
+        ("get", lambda f: "/api/v1/devices/", None),
+        ("get", lambda f: f"/api/v1/devices/{_dev(f)}/", None),
+        ("get", lambda f: "/api/v1/groups/", None),
+        ("get", lambda f: "/api/v1/policies/", None),
+        ("get", lambda f: f"/api/v1/policies/{f.policy.pk}/revisions/", None),
+        ("get", lambda f: "/api/v1/jobs/", None),
+        ("get", lambda f: "/api/v1/commands/", None),
+        ("get", lambda f: "/api/v1/snapshots/", None),
+        ("get", lambda f: "/api/v1/assignments/", None),
+    ],
+    "device.backup": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/backup/", {})],
+    "device.verify": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/verify/", {})],
+    "device.restore": [
+        ("post", lambda f: f"/api/v1/devices/{_dev(f)}/restore/", {"snapshot_id": "x"})
+    ],
+    "device.revoke": [("post", lambda f: f"/api/v1/devices/{f.devices[2].pk}/revoke/", {})],
+    "device.edit": [
+        ("put", lambda f: f"/api/v1/devices/{_dev(f)}/groups/", lambda f: {"groups": [f.group.pk]})
+    ],
+    "group.manage": [("post", lambda f: "/api/v1/groups/", {"name": "New"})],
+    "policy.manage": [
+        ("post", lambda f: "/api/v1/policies/", {"name": "P2", "spec": specs.default_spec()}),
+        (
+            "post",
+            lambda f: f"/api/v1/policies/{f.policy.pk}/assign/",
+            lambda f: {"group": f.other_group.pk},
+        ),
+    ],
+    "token.view": [("get", lambda f: "/api/v1/enrollment-tokens/", None)],
+    "token.manage": [("post", lambda f: "/api/v1/enrollment-tokens/", {"name": "x"})],
+    "storage.view": [("get", lambda f: "/api/v1/storage-targets/", None)],
+    "storage.manage": [
+        (
+            "post",
+            lambda f: "/api/v1/storage-targets/",
+            {"name": "s", "endpoint": "e:1", "bucket": "cairn"},
+        )
+    ],
+    "audit.view": [("get", lambda f: "/api/v1/audit-events/", None)],
+    "user.manage": [("get", lambda f: "/api/v1/users/", None)],
+}
+
+
+def _data(data, fleet):
+    return (data(fleet) if callable(data) else data) or {}
+
+
+def _requests(matrix):
+    """Every request of a matrix; revocation last (it changes the fleet)."""
+    ordered = sorted(matrix, key=lambda cap: (cap == "device.revoke", cap))
+    return [(cap, *req) for cap in ordered for req in matrix[cap]]
+
+
+def test_every_capability_is_covered_by_both_matrices():
+    assert set(UI) == set(CAPABILITIES) == set(API)
+
+
+@pytest.mark.parametrize("role", list(ROLE_OF))
+def test_ui(role, ui, small_fleet):
+    client = ui(role)
+    for capability, method, url, data in _requests(UI):
+        allowed = ROLE_OF[role] in CAPABILITIES[capability]
+        r = getattr(client, method)(url(small_fleet), _data(data, small_fleet))
+        if allowed:
+            assert r.status_code in (200, 302), (role, url, r.status_code)
+        else:
+            assert r.status_code == 403, (role, url, r.status_code)
+
+
+@pytest.mark.parametrize("role", list(ROLE_OF))
+def test_api(role, api, small_fleet):
+    client = api(role)
+    for capability, method, url, data in _requests(API):
+        allowed = ROLE_OF[role] in CAPABILITIES[capability]
+        r = getattr(client, method)(url(small_fleet), _data(data, small_fleet), format="json")
+        if allowed:
+            assert r.status_code in (200, 201, 202, 400), (
+                role,
+                url,
+                r.status_code,
+                r.content[:300],
+            )
+        else:
+            assert r.status_code == 403, (role, url, r.status_code)
+
+
+def test_roles_are_the_three_of_the_issue():
+    assert ROLES == ("Admin", "Operator", "Auditor")
+
+
+def test_pages_show_only_the_actions_a_role_may_take(ui, small_fleet):
+    url = f"/devices/{small_fleet.devices[0].pk}/"
+    operator = ui("operator").get(url).content.decode()
+    assert "Back up now" in operator and "Restore…" in operator and ">Revoke<" not in operator
+    auditor = ui("auditor").get(url).content.decode()
+    assert "Back up now" not in auditor
+    admin = ui("admin").get(url).content.decode()
+    assert ">Revoke<" in admin
+    nav = ui("operator").get("/").content.decode()
+    assert "Audit log" not in nav and "Enrollment" not in nav
+    assert "Audit log" in ui("auditor").get("/").content.decode()
+
+
+def test_login_is_required_everywhere(client, small_fleet):
+    for _, method, url, data in _requests(UI):
+        r = getattr(client, method)(url(small_fleet), _data(data, small_fleet))
+        assert r.status_code == 302 and r.url.startswith("/login/"), url

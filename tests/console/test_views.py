@@ -1,0 +1,156 @@
+"""Dashboard pages: flows through the forms, and a bounded number of queries
+per page whatever the size of the fleet (no N+1)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from console.audit.models import AuditEvent
+from console.audit.services import SYSTEM
+from console.fleet import services as fleet
+from console.fleet.demo import seed_demo
+from console.fleet.models import Device
+from console.jobs import services as jobs
+from console.policies.models import Policy
+from console.policies.spec import default_spec
+from tests.console.conftest import enroll
+
+pytestmark = pytest.mark.django_db
+
+# Upper bounds of queries per page render (session and user included).
+MAX_QUERIES = {"overview": 12, "devices": 12, "device": 16}
+
+
+def _policy_post(**overrides):
+    from console.dashboard.forms import PolicyForm
+
+    initial = PolicyForm.initial_from("Laptops", "", default_spec())
+    data = {k: v for k, v in initial.items() if v is not None and v is not False}
+    data.update(overrides)
+    return data
+
+
+def test_policy_form_shows_field_errors_then_saves(ui, small_fleet):
+    c = ui("admin")
+    r = c.post(
+        "/policies/new/", _policy_post(sources_windows="{Documents}\n{Documnets}", every_hours="0")
+    )
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert "{Documnets} is not a known folder on windows" in html
+    assert "Must be between 1 and 168." in html
+    assert not Policy.objects.filter(name="Laptops").exists()
+    r = c.post("/policies/new/", _policy_post(comment="first"))
+    policy = Policy.objects.get(name="Laptops")
+    assert r.status_code == 302 and r.url == f"/policies/{policy.pk}/"
+    r = c.post(f"/policies/{policy.pk}/", {"group": small_fleet.other_group.pk, "precedence": 10})
+    assert r.status_code == 302
+    assert policy.assignments.get().group == small_fleet.other_group
+    r = c.post(
+        f"/policies/{policy.pk}/edit/", _policy_post(schedule_mode="times", times="09:00, 13:00")
+    )
+    assert r.status_code == 302
+    policy.refresh_from_db()
+    assert policy.current_revision.number == 2
+    assert policy.current_revision.spec["schedule"]["times"] == ["09:00", "13:00"]
+    page = c.get(f"/policies/{policy.pk}/revisions/2/").content.decode()
+    assert "schedule.times" in page and "schedule.every_hours" in page
+    audit = c.get("/audit/?action=policy.").content.decode()
+    assert "policy.assign" in audit and "policy.update" in audit and "policy.create" in audit
+    assert AuditEvent.objects.filter(action="policy.create", via="ui", actor_name="admin").exists()
+
+
+def test_device_actions_from_the_ui(ui, small_fleet):
+    c = ui("operator")
+    device = small_fleet.devices[0]
+    r = c.post(f"/devices/{device.pk}/backup/", follow=True)
+    assert "Backup requested" in r.content.decode()
+    jobs.record_job_result(device.pk, "k", ok=True, snapshot_id="abc123")
+    r = c.post(f"/devices/{device.pk}/restore/", {"snapshot_id": "abc123", "target": "D:/restore"})
+    assert r.status_code == 302
+    assert device.commands.filter(kind="restore").get().payload["target"] == "D:/restore"
+    r = ui("admin").post(f"/devices/{device.pk}/revoke/", follow=True)
+    assert "is revoked" in r.content.decode()
+
+
+def test_tokens_page_shows_the_secret_once(ui, small_fleet):
+    c = ui("admin")
+    r = c.post(
+        "/enrollment/",
+        {"name": "Sales", "group": small_fleet.group.pk, "expires_days": 3, "max_uses": 5},
+    )
+    html = r.content.decode()
+    assert "Copy it now" in html
+    secret = html.split('id="new-token">')[1].split("<")[0]
+    assert secret.startswith("cet_")
+    assert secret not in c.get("/enrollment/").content.decode()
+
+
+def test_groups_storage_users_pages(ui, small_fleet):
+    c = ui("admin")
+    assert c.post("/groups/", {"name": "Sales"}).status_code == 302
+    r = c.post(
+        f"/groups/{small_fleet.other_group.pk}/",
+        {"action": "add_devices", "hostnames": "pc-000, pc-001"},
+    )
+    assert r.status_code == 302 and small_fleet.other_group.devices.count() == 2
+    r = c.post(
+        "/storage/new/",
+        {
+            "name": "minio",
+            "endpoint": "m:9000",
+            "bucket": "cairn",
+            "region": "us-east-1",
+            "use_tls": "on",
+            "secret_key": "SK",
+            "access_key": "AK",
+        },
+    )
+    assert r.status_code == 302
+    assert "Stored encrypted" in c.get("/storage/").content.decode()
+    r = c.post(
+        "/users/new/", {"username": "newbie", "role": "Auditor", "password": "Strong-pass-987"}
+    )
+    assert r.status_code == 302
+
+
+def test_live_fragments(ui, small_fleet):
+    c = ui("auditor")
+    assert b"Policy rollout" in c.get("/?partial=1").content
+    assert b"No job is running" in c.get("/jobs/?partial=running").content
+
+
+def _count(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        r = client.get(url)
+    assert r.status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+def test_query_counts_are_bounded_and_do_not_grow_with_the_fleet(ui):
+    c = ui("admin")
+    seed_demo(devices=20, days=10, out=lambda *_: None)
+    device = Device.objects.filter(is_demo=True).order_by("hostname").first()
+    urls = {
+        "overview": "/",
+        "devices": "/devices/?status=protected&sort=-last_success",
+        "device": f"/devices/{device.pk}/",
+    }
+    small = {k: _count(c, u) for k, u in urls.items()}
+    seed_demo(devices=120, days=10, out=lambda *_: None)
+    large = {k: _count(c, u) for k, u in urls.items()}
+    for page, bound in MAX_QUERIES.items():
+        assert large[page] <= bound, (page, large[page])
+        assert large[page] == small[page], (page, small[page], large[page])
+
+
+def test_device_list_filters_in_the_page(ui, small_fleet):
+    enroll(small_fleet.token_plaintext, 1, prefix="mac", os="macos")
+    c = ui("auditor")
+    html = c.get("/devices/?os=macos").content.decode()
+    assert "mac-000" in html and "pc-000" not in html
+    html = c.get(f"/devices/?group={small_fleet.other_group.pk}").content.decode()
+    assert "No device matches" in html
+    fleet.set_device_groups(SYSTEM, small_fleet.devices[0], [small_fleet.other_group])
+    html = c.get(f"/devices/?group={small_fleet.other_group.pk}").content.decode()
+    assert "pc-000" in html and "pc-001" not in html
