@@ -10,8 +10,8 @@ what we want: nothing later in the agent can raise it back by accident.
   that is still guaranteed to progress (``ioprio_set`` through ctypes: the
   stdlib has no binding). The idle I/O class is available (``io="idle"``) but
   can starve the backup for hours behind a busy indexer, so it is not the
-  default. Note that only the BFQ and CFQ schedulers honour ioprio; with
-  mq-deadline or none (common on NVMe) the nice value is what remains.
+  default. BFQ honours ioprio fully, mq-deadline only by class (kernel
+  5.14+), ``none`` (common on NVMe) not at all: there nice is what remains.
 * Windows: ``SetPriorityClass(PROCESS_MODE_BACKGROUND_BEGIN)``: low CPU,
   very-low I/O and low memory priority in one call. Falls back to
   IDLE_PRIORITY_CLASS if background mode is refused.
