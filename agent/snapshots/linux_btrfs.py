@@ -10,9 +10,12 @@ Where snapshots live: ``<subvolume root>/.cairn-snapshots/<id>``. A snapshot
 must be on the same filesystem, and inside the snapshotted subvolume is the
 one place we know we may write. A snapshot does not contain nested
 subvolumes (they show as empty directories), so when a source holds nested
-subvolumes each gets its own snapshot; the set is then not one atomic
-instant across subvolumes (btrfs has no multi-subvolume snapshot), which the
-view reports as a warning. ``.cairn-snapshots`` is in the default excludes.
+subvolumes each gets its own snapshot, bind-mounted (read-only snapshot, so
+read-only mount) onto its empty placeholder in the parent's snapshot: the
+engine walks the parent's snapshot and sees the whole tree. The set is then
+not one atomic instant across subvolumes (btrfs has no multi-subvolume
+snapshot), which the view reports as a warning. ``.cairn-snapshots`` is in
+the default excludes.
 
 Never fsfreeze: writes to a frozen filesystem hang unkillably, and btrfs
 snapshots do not need it.
@@ -114,15 +117,25 @@ class BtrfsProvider(SnapshotProvider):
     @contextmanager
     def open(self, paths: Iterable[str]) -> Iterator[SnapshotView]:
         paths = [os.path.abspath(p) for p in paths]
-        subvols = self._subvolumes_for(paths)
+        subvols = self._subvolumes_for(paths)  # parents before the subvolumes nested in them
         view = SnapshotView(self.name, {})
         taken: list[str] = []
+        binds: list[str] = []
         try:
             for sv in subvols:
                 snap = self._snapshot(sv)
                 taken.append(snap)
                 view.roots[sv] = snap
                 view.ids.append(snap)
+            for sv in subvols:
+                parent = self._enclosing(sv, subvols)
+                if parent is not None:
+                    # A walk through the parent's snapshot meets an empty placeholder
+                    # where the nested subvolume was: mount its own snapshot there,
+                    # so whoever walks the parent's snapshot sees the whole tree.
+                    target = os.path.join(view.roots[parent], os.path.relpath(sv, parent))
+                    self._bind(view.roots[sv], target)
+                    binds.append(target)
             if len(subvols) > 1:
                 view.warnings.append(
                     f"btrfs: {len(subvols)} subvolumes snapshotted one after another "
@@ -130,26 +143,52 @@ class BtrfsProvider(SnapshotProvider):
                 )
             yield view
         finally:
-            errors = []
-            for snap in reversed(taken):
-                err = self._delete(snap)
-                if err:
-                    errors.append(err)
-            if errors:
-                # Stays in the ledger: the next start retries the removal.
-                view.warnings.extend(errors)
+            errors = [e for t in reversed(binds) if (e := self._unbind(t))]
+            errors += [e for snap in reversed(taken) if (e := self._delete(snap))]
+            # What could not be released stays in the ledger: the next start retries.
+            view.warnings.extend(errors)
 
     def cleanup_stale(self) -> list[str]:
         lines = []
-        for entry in self.ledger.entries(self.name):
-            snap = entry["key"]
-            if not os.path.exists(snap):
-                self.ledger.remove(self.name, snap)
-                lines.append(f"btrfs: stale snapshot {snap} already gone")
+        entries = self.ledger.entries(self.name)
+        # Bind mounts first (deepest first), then the snapshots under them.
+        for entry in sorted(entries, key=lambda e: (e.get("kind") != "bind", -len(e["key"]))):
+            key = entry["key"]
+            if entry.get("kind") == "bind":
+                err = self._unbind(key)
+                lines.append(err or f"btrfs: unmounted stale bind mount {key}")
                 continue
-            err = self._delete(snap)
-            lines.append(err or f"btrfs: removed stale snapshot {snap}")
+            if not os.path.exists(key):
+                self.ledger.remove(self.name, key)
+                lines.append(f"btrfs: stale snapshot {key} already gone")
+                continue
+            err = self._delete(key)
+            lines.append(err or f"btrfs: removed stale snapshot {key}")
         return lines
+
+    @staticmethod
+    def _enclosing(sv: str, subvols: list[str]) -> str | None:
+        """The deepest other snapshotted subvolume that contains ``sv``."""
+        parents = [p for p in subvols if p != sv and sv.startswith(p.rstrip("/") + "/")]
+        return max(parents, key=len) if parents else None
+
+    def _bind(self, source: str, target: str) -> None:
+        self.ledger.add(self.name, target, kind="bind", source=source)
+        res = self.runner(["mount", "--bind", source, target])
+        if not res.ok:
+            self.ledger.remove(self.name, target)
+            raise SnapshotError(
+                f"btrfs: cannot show nested subvolume at {target}: {res.describe()}"
+            )
+
+    def _unbind(self, target: str) -> str | None:
+        res = self.runner(["umount", target])
+        if not res.ok and "not mounted" not in res.output and os.path.exists(target):
+            res = self.runner(["umount", "-l", target])  # lazy: a reader still holds it
+            if not res.ok and "not mounted" not in res.output:
+                return f"btrfs: could not unmount {target}: {res.describe()}"
+        self.ledger.remove(self.name, target)
+        return None
 
     # -- pieces ---------------------------------------------------------------------
     def _subvolumes_for(self, paths: list[str]) -> list[str]:

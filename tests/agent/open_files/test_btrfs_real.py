@@ -93,21 +93,43 @@ def test_snapshot_is_a_frozen_point_in_time_while_a_writer_keeps_writing(data, t
     assert not (data / SNAPSHOT_DIR).exists()
 
 
-def test_nested_subvolume_gets_its_own_snapshot(data, tmp_path):
+def make_repo(tmp_path):
+    from agent.engine.repository import Repository
+    from agent.engine.store import LocalStore
+
+    return Repository.init(
+        LocalStore(tmp_path / "repo", fsync=False), passphrase="t",
+        kdf={"algorithm": "argon2id", "time_cost": 1, "memory_kib": 64, "parallelism": 1},
+    )  # fmt: skip
+
+
+def test_nested_subvolume_is_snapshotted_and_backed_up_through_the_parent(data, tmp_path):
+    from agent.engine.backup import run_backup
+
     subprocess.run(["btrfs", "subvolume", "create", str(data / "docs" / "mail")], check=True,
                    capture_output=True)  # fmt: skip
-    (data / "docs" / "mail" / "inbox.pst").write_bytes(b"pst" * 1000)
+    pst = data / "docs" / "mail" / "inbox.pst"
+    pst.write_bytes(b"pst" * 1000)
+    repo = make_repo(tmp_path)
     with BtrfsProvider(tmp_path / "state").open([str(data / "docs")]) as view:
         assert len(view.ids) == 2
-        assert Path(view.translate(str(data / "docs" / "mail" / "inbox.pst"))).read_bytes() == (
-            b"pst" * 1000
-        )
+        assert Path(view.translate(str(pst))).read_bytes() == b"pst" * 1000
         assert any("one after another" in w for w in view.warnings)
+        # The engine walks the parent's snapshot: the nested one is mounted in it.
+        result = run_backup(repo, [str(data)], parent=None, translate=view.translate,
+                            excludes=DEFAULT_PATTERNS)  # fmt: skip
+    nodes = dict(repo.walk(result.snapshot.tree))
+    node = nodes[os.fsencode(str(pst))]
+    assert b"".join(repo.read_blob(bytes.fromhex(c)) for c in node["content"]) == b"pst" * 1000
     assert sorted(subvolumes(data.parent)) == ["home", "home/docs/mail"]
+    assert Ledger(tmp_path / "state").entries() == []
+    assert str(data) not in Path("/proc/self/mounts").read_text()
 
 
 def test_stale_snapshot_from_a_crashed_run_is_removed_on_next_start(data, tmp_path):
     state = tmp_path / "state"
+    subprocess.run(["btrfs", "subvolume", "create", str(data / "mail")], check=True,
+                   capture_output=True)  # fmt: skip
     crash = (
         "import os, sys\n"
         "from agent.snapshots.linux_btrfs import BtrfsProvider\n"
@@ -120,11 +142,15 @@ def test_stale_snapshot_from_a_crashed_run_is_removed_on_next_start(data, tmp_pa
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     leftover = proc.stdout.strip()
-    assert os.path.isdir(leftover) and len(subvolumes(data.parent)) == 2
+    assert os.path.isdir(leftover) and len(subvolumes(data.parent)) == 4
+    bind = os.path.join(leftover, "mail")
+    assert os.path.ismount(bind), "the nested snapshot is still mounted in the parent's"
     lines = BtrfsProvider(state).cleanup_stale()
-    assert lines == [f"btrfs: removed stale snapshot {leftover}"]
-    assert subvolumes(data.parent) == ["home"]
+    assert lines[0] == f"btrfs: unmounted stale bind mount {bind}"
+    assert f"btrfs: removed stale snapshot {leftover}" in lines and len(lines) == 3
+    assert sorted(subvolumes(data.parent)) == ["home", "home/mail"]
     assert Ledger(state).entries() == []
+    assert str(data) not in Path("/proc/self/mounts").read_text()
 
 
 def test_failed_snapshot_raises_and_leaves_nothing(data, tmp_path, recorded):
@@ -152,14 +178,9 @@ while True:
 
 def test_engine_backup_through_the_snapshot_is_frozen_and_records_original_paths(data, tmp_path):
     from agent.engine.backup import run_backup
-    from agent.engine.repository import Repository
-    from agent.engine.store import LocalStore
     from agent.engine.tree import CHANGED_DURING_READ
 
-    repo = Repository.init(
-        LocalStore(tmp_path / "repo", fsync=False), passphrase="t",
-        kdf={"algorithm": "argon2id", "time_cost": 1, "memory_kib": 64, "parallelism": 1},
-    )  # fmt: skip
+    repo = make_repo(tmp_path)
     log = data / "docs" / "mail.log"
     log.write_bytes(b"")
     grower = subprocess.Popen([sys.executable, "-c", GROWER, str(log)])
