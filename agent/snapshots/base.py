@@ -80,9 +80,11 @@ class SnapshotView:
             return path
         rest = path[len(root) :].lstrip("/\\")
         target = self.roots[root]
-        if not rest:
-            return target
         sep = "\\" if "\\" in target or "\\" in root else "/"
+        if not rest:
+            # A Windows shadow device is listed as a directory only with the
+            # trailing backslash (\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3\).
+            return target.rstrip("\\") + "\\" if sep == "\\" else target
         if sep == "\\":
             rest = rest.replace("/", "\\")
         return target.rstrip("/\\") + sep + rest

@@ -52,6 +52,7 @@ def test_one_shadow_set_for_all_volumes_read_through_the_device_path(provider, h
             r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy12"
             r"\Users\ana\Documents\Outlook Files\ana@example.com.pst"
         )
+        assert view.translate("C:\\") == r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy12" + "\\"
         assert view.translate(DATA + r"\plan.xlsx") == (
             r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy13\Projects\plan.xlsx"
         )
