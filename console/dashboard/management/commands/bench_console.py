@@ -1,0 +1,118 @@
+"""Server-time benchmark of the console's heavy pages.
+
+    createdb -h 127.0.0.1 -U postgres cairn_perf
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/cairn_perf
+    python manage.py migrate
+    python manage.py seed_demo --devices 10000 --days 100 --jobs-per-device 100
+    python manage.py bench_console --repeat 7
+    dropdb -h 127.0.0.1 -U postgres cairn_perf
+
+Each page is rendered in-process through Django's test client (URL routing,
+middleware, session, views, queries, templates: everything but the socket),
+once to warm up and then ``--repeat`` times; the median and the worst time
+and the number of SQL queries are reported as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.models import Count
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from console.accounts.roles import set_role
+from console.fleet.models import Device, DeviceGroup
+from console.jobs.models import JobRun
+from console.policies.models import Policy
+
+BENCH_USER = "bench-console"
+
+
+class Command(BaseCommand):
+    help = "Measure server time and query counts of the overview, device list and device pages."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--repeat", type=int, default=7)
+        parser.add_argument("--budget-ms", type=float, default=300.0)
+
+    def handle(self, *args, repeat, budget_ms, **options):
+        devices = Device.objects.count()
+        if not devices:
+            raise CommandError("no devices: run seed_demo first")
+        runs = JobRun.objects.count()
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+        user, _ = get_user_model().objects.get_or_create(username=BENCH_USER)
+        set_role(user, "Admin")
+        client = Client()
+        client.force_login(user)
+
+        group = DeviceGroup.objects.order_by("name").first()
+        policy = Policy.objects.order_by("name").first()
+        busiest = (
+            Device.objects.annotate(n=Count("job_runs")).order_by("-n").values_list("pk", flat=True)
+        )[:1][0]
+        failing = (
+            Device.objects.filter(failing=True).values_list("pk", flat=True).first() or busiest
+        )
+        last_page = (devices + 49) // 50
+        pages = [
+            ("Overview", "/"),
+            ("Devices, first page", "/devices/"),
+            ("Devices, last page", f"/devices/?page={last_page}"),
+            ("Devices, status=protected", "/devices/?status=protected"),
+            ("Devices, at risk + Windows", "/devices/?status=at_risk&os=windows"),
+            ("Devices, unprotected + policy", f"/devices/?status=unprotected&policy={policy.pk}"),
+            ("Devices, failing", "/devices/?status=failing"),
+            ("Devices, not seen 7 days", "/devices/?status=stale"),
+            ("Devices, policy not applied", "/devices/?status=out_of_sync"),
+            (
+                "Devices, group + sort by last backup, page 20",
+                f"/devices/?group={group.pk}&sort=-last_success&page=20",
+            ),
+            ("Devices, search 'ENG-LT'", "/devices/?q=ENG-LT"),
+            ("Device page (most job runs)", f"/devices/{busiest}/"),
+            ("Device page (failing device)", f"/devices/{failing}/"),
+            ("Jobs, first page", "/jobs/"),
+            ("API: devices, status=at_risk", "/api/v1/devices/?status=at_risk"),
+            ("API: overview", "/api/v1/overview/"),
+        ]
+        self.stdout.write(
+            f"{devices} devices, {runs} job runs, {connection.vendor}, {repeat} runs per page\n"
+        )
+        rows = []
+        worst = 0.0
+        for name, url in pages:
+            response = client.get(url)
+            if response.status_code != 200:
+                raise CommandError(f"{url}: HTTP {response.status_code}")
+            times = []
+            queries = 0
+            for _ in range(repeat):
+                with CaptureQueriesContext(connection) as ctx:
+                    t0 = time.perf_counter()
+                    response = client.get(url)
+                    if hasattr(response, "render") and not response.is_rendered:
+                        response.render()
+                    times.append((time.perf_counter() - t0) * 1000)
+                queries = len(ctx.captured_queries)
+            median, top = statistics.median(times), max(times)
+            if not name.startswith(("API", "Jobs")):
+                worst = max(worst, top)
+            rows.append((name, median, top, queries))
+        self.stdout.write("| Page | median ms | max ms | queries |")
+        self.stdout.write("| --- | ---: | ---: | ---: |")
+        for name, median, top, queries in rows:
+            self.stdout.write(f"| {name} | {median:.0f} | {top:.0f} | {queries} |")
+        verdict = "within" if worst < budget_ms else "OVER"
+        self.stdout.write(
+            f"\nslowest of the required pages: {worst:.0f} ms ({verdict} the {budget_ms:.0f} ms budget)"
+        )
+        get_user_model().objects.filter(username=BENCH_USER).delete()
+        if worst >= budget_ms:
+            raise CommandError("over budget")
