@@ -163,6 +163,23 @@ class CpuCeiling:
             self.fraction = percent / 100 * self.cpus if percent else None  # in cores
             self._t0, self._cpu0 = time.monotonic(), time.process_time()
 
+    def paced(self, progress: Callable | None = None, cancel: threading.Event | None = None):
+        """A progress callback for ``run_backup`` that holds the ceiling.
+
+        The engine calls its progress callback from the thread that reads
+        files, every 0.25 s at most; sleeping there stops new chunks entering
+        the pipeline, and the worker threads run dry behind it - so the whole
+        backup is held without a hook inside the engine.
+        """
+
+        def callback(*args, **kwargs):
+            self.pace(cancel)
+            if progress is not None:
+                return progress(*args, **kwargs)
+            return None
+
+        return callback
+
     def pace(self, cancel: threading.Event | None = None) -> None:
         with self._lock:
             if not self.fraction:

@@ -162,3 +162,46 @@ def test_cpu_ceiling_off_costs_nothing():
     for _ in range(10000):
         ceiling.pace()
     assert time.monotonic() - start < 0.5
+
+
+ENGINE_CPU_PROBE = r"""
+import json, os, random, sys, time
+from agent.engine.backup import run_backup
+from agent.engine.repository import Repository
+from agent.engine.store import LocalStore
+from agent.throttle import CpuCeiling
+src, repo_dir, percent = sys.argv[1], sys.argv[2], float(sys.argv[3])
+repo = Repository.init(LocalStore(repo_dir, fsync=False), passphrase="t", compression_level=12,
+    kdf={"algorithm": "argon2id", "time_cost": 1, "memory_kib": 64, "parallelism": 1})
+ceiling = CpuCeiling(percent or None, cpus=2)
+t0, c0 = time.monotonic(), time.process_time()
+run_backup(repo, [src], parent=None, workers=2, progress=ceiling.paced())
+wall, cpu = time.monotonic() - t0, time.process_time() - c0
+print(json.dumps({"wall": wall, "percent": cpu / wall / 2 * 100}))
+"""
+
+
+def test_cpu_ceiling_holds_a_real_engine_backup(tmp_path):
+    """The engine's progress callback is the hook: a CPU-bound backup (text,
+    zstd level 12) stays under the ceiling and takes longer accordingly."""
+    import random
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(5)
+    words = [bytes(rng.choices(b"abcdefghij klmnop", k=rng.randint(3, 9))) for _ in range(3000)]
+    for i in range(4):
+        (src / f"report-{i}.txt").write_bytes(b" ".join(rng.choices(words, k=1_000_000)))
+
+    def run(percent: float) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", ENGINE_CPU_PROBE, str(src), str(tmp_path / f"r{percent}"),
+             str(percent)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        return json.loads(out.stdout)
+
+    free, held = run(0), run(10)
+    print(f"\nengine backup of {4 * 6} MB text (zstd 12): unlimited {free['percent']:.0f} % CPU in "
+          f"{free['wall']:.1f} s; ceiling 10 %: {held['percent']:.1f} % in {held['wall']:.1f} s")  # fmt: skip
+    assert held["percent"] <= 10 * 1.15
+    assert held["percent"] >= 5, "held, not starved"
