@@ -730,7 +730,9 @@ class _Backup:
             if not job.all_done():
                 if not block:
                     break
-                job.first_not_done().result()  # waits; raises a worker's error
+                pending = job.first_not_done()  # None if it finished meanwhile
+                if pending is not None:
+                    pending.result()  # waits; raises a worker's error
                 continue
             self._ready.popleft()
             self._finalize(job)

@@ -1,8 +1,8 @@
 """zstd compression per blob, skipped for data that does not compress.
 
 Whether a chunk compresses is decided cheaply from a sample: compressing
-64 KiB at level 1 costs ~0.2 ms; if the sample shrinks by less than
-``SKIP_RATIO`` the chunk is stored raw (zip-based Office files, media and
+8 pieces of 8 KiB spread over the chunk at level 1 costs ~0.2 ms; if that
+sample shrinks by less than ``SKIP_RATIO`` the chunk is stored raw (zip-based Office files, media and
 encrypted data never pay for a full compression). A chunk that passes the
 sample is compressed whole and still stored raw if that did not pay.
 
@@ -24,7 +24,8 @@ NONE = 0
 ZSTD = 1
 
 DEFAULT_LEVEL = 3
-SAMPLE_SIZE = 64 * 1024
+SAMPLE_PIECES = 8
+SAMPLE_PIECE = 8 * 1024
 #: below this the sample is not worth it: compress the whole chunk directly
 SAMPLE_MIN_CHUNK = 256 * 1024
 #: store raw unless compression saves at least 1/32 (~3 %) of the bytes
@@ -45,9 +46,15 @@ class Compressor:
         if n < 64:
             return NONE, data
         if n >= SAMPLE_MIN_CHUNK:
-            middle = (n - SAMPLE_SIZE) // 2
-            sample = memoryview(data)[middle : middle + SAMPLE_SIZE]
-            if len(self._probe.compress(sample)) > SAMPLE_SIZE * SKIP_RATIO:
+            # Probe several spread-out pieces: one sample from the middle
+            # missed compressible parts of mixed chunks (mailboxes with
+            # attachments) and cost ~4 % of repository size on the benchmark.
+            view = memoryview(data)
+            step = (n - SAMPLE_PIECE) // (SAMPLE_PIECES - 1)
+            sample = b"".join(
+                view[i * step : i * step + SAMPLE_PIECE] for i in range(SAMPLE_PIECES)
+            )
+            if len(self._probe.compress(sample)) > len(sample) * SKIP_RATIO:
                 return NONE, data
         out = self._cctx.compress(data)
         if len(out) > n * SKIP_RATIO:

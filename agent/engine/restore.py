@@ -140,7 +140,7 @@ class IncludeMatcher:
 
 
 class _FileJob:
-    __slots__ = ("dest", "temp", "node", "remaining", "failed", "lock", "size")
+    __slots__ = ("dest", "temp", "node", "remaining", "failed", "lock", "size", "created")
 
     def __init__(self, dest: bytes, temp: bytes, node: dict, chunks: int):
         self.dest = dest
@@ -150,6 +150,23 @@ class _FileJob:
         self.failed: str | None = None
         self.lock = threading.Lock()
         self.size = node.get("size", 0)
+        self.created = False  # the temporary file exists (made by the first writer)
+
+    def open_for_write(self) -> int:
+        """An fd on the temporary file; the first call creates it at full size
+        (from whichever worker thread gets there first, so creating thousands
+        of small files runs in parallel)."""
+        with self.lock:
+            if self.created:
+                return os.open(self.temp, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.ftruncate(fd, self.size)
+            except BaseException:
+                os.close(fd)
+                raise
+            self.created = True
+            return fd
 
 
 def run_restore(
@@ -210,6 +227,7 @@ class _Restore:
         self.errors: list[RestoreIssue] = []
         self._lock = threading.Lock()
         self._last_report = 0.0
+        self._dirs_ready: set[bytes] = set()
 
     def dest(self, path: bytes) -> bytes:
         return self.target + path
@@ -288,8 +306,11 @@ class _Restore:
 
     def _ensure_parent(self, path: bytes) -> None:
         parent = os.path.dirname(self.dest(path))
+        if parent in self._dirs_ready:
+            return
         if parent and not os.path.isdir(parent):
             os.makedirs(parent, mode=0o700, exist_ok=True)
+        self._dirs_ready.add(parent)
 
     def _apply_meta(self, dest: bytes, node: dict, *, is_link: bool) -> None:
         try:
@@ -357,20 +378,19 @@ class _Restore:
             dest = self.dest(path)
             try:
                 self._ensure_parent(path)
-                temp = os.path.join(
-                    os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode()
-                )
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                try:
-                    os.ftruncate(fd, node.get("size", 0))
-                finally:
-                    os.close(fd)
             except OSError as exc:
-                self.issue("error", path, f"cannot create file: {exc.strerror or exc}", True)
+                self.issue("error", path, f"cannot create directory: {exc.strerror or exc}", True)
                 self.stats.files_failed += 1
                 continue
+            temp = os.path.join(os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode())
             job = _FileJob(dest, temp, node, len(content))
             if not content:
+                try:
+                    os.close(job.open_for_write())
+                except OSError as exc:
+                    self.issue("error", path, f"cannot create file: {exc.strerror or exc}", True)
+                    self.stats.files_failed += 1
+                    continue
                 self._finish_file(job)
                 continue
             offset = 0
@@ -432,17 +452,17 @@ class _Restore:
                     self._chunk_done(job)
                     continue
                 try:
-                    if not zero:  # zeros stay holes: the file was truncated to size
-                        fd = os.open(job.temp, os.O_WRONLY | os.O_CLOEXEC)
-                        try:
+                    fd = job.open_for_write()
+                    try:
+                        if not zero:  # zeros stay holes: the file was created at full size
                             view = memoryview(plain)
                             pos = file_offset
                             while view:
                                 n = os.pwrite(fd, view, pos)
                                 view = view[n:]
                                 pos += n
-                        finally:
-                            os.close(fd)
+                    finally:
+                        os.close(fd)
                 except OSError as exc:
                     job.failed = f"write failed: {exc.strerror or exc}"
                 self._chunk_done(job)
@@ -466,13 +486,13 @@ class _Restore:
             self.issue("damaged", path, f"not restored: {job.failed}", True)
             with self._lock:
                 self.stats.files_failed += 1
-            try:
-                os.unlink(job.temp)
-            except OSError:
-                pass
+            if job.created:
+                try:
+                    os.unlink(job.temp)
+                except OSError:
+                    pass
             return
         try:
-            os.truncate(job.temp, job.size)
             self._apply_meta(job.temp, job.node, is_link=False)
             os.rename(job.temp, job.dest)
         except OSError as exc:
