@@ -1,4 +1,5 @@
-"""A Windows host whose VSS answers like a real Windows 11 23H2 machine.
+"""A Windows host whose VSS answers in the shapes Windows uses (never
+captured from a real machine by this project: see docs/open-files.md).
 
 The COM side is a fake IVssBackupComponents built on real vtables
 (fakecom.py): the provider's ctypes calls are marshalled as on Windows, and
