@@ -6,8 +6,9 @@
     ... backup reads under <mountpoint> ...
     umount <mountpoint>; tmutil deletelocalsnapshots 2026-11-28-094501
 
-``tmutil localsnapshot`` snapshots every local APFS volume at one instant
-(it does not need Time Machine to be configured). User data lives on the Data
+``tmutil localsnapshot`` snapshots the local APFS volumes at one instant
+(unverified here whether it needs Time Machine to have been configured; if no
+snapshot of the volume appears, open() fails with that reason). User data lives on the Data
 volume (``/System/Volumes/Data``) and appears at ``/Users`` etc. through
 firmlinks, so a source path is located with ``df`` (which reports the real
 volume) and translated to the same relative path inside the mounted snapshot.
