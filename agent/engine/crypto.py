@@ -12,8 +12,8 @@ Key hierarchy (docs/format.md, "Keys"):
 Nonces: every encryption draws a fresh random 96-bit nonce from the OS CSPRNG.
 With random nonces, AES-GCM stays within NIST SP 800-38D's bound (collision
 probability below 2^-32) for up to 2^32 encryptions under one key. One object
-or blob is one encryption; at Cairn's ~1 MiB average chunk that is ~4 PiB of
-unique data per device repository, far beyond a PC's lifetime. A counter
+or blob is one encryption; at Cairn's ~640 KiB mean chunk that is ~2.7 PiB
+of unique data per device repository, far beyond a PC's lifetime. A counter
 scheme would need coordination between concurrent writers (several
 processes, crashed sessions), which random nonces avoid.
 """
