@@ -101,7 +101,12 @@ class AsyncRegistry:
         if self.enabled:
             import redis.asyncio as aioredis
 
-            self.r = aioredis.Redis.from_url(url, decode_responses=True)
+            # A bounded pool that waits for a free connection rather than
+            # failing when thousands of streams open at once.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=16, timeout=30, decode_responses=True
+            )
+            self.r = aioredis.Redis(connection_pool=pool)
             self._del = self.r.register_script(_DEL_IF_OWNER)
 
     async def alive(self) -> None:

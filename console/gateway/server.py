@@ -230,8 +230,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             has_commands = await self.db(
                 connections.stream_opened, device, host, hello.policy_revision
             )
+            # Online row and Redis registration are written in the next batch.
             self.opened[device_id] = (self.instance_id, dt.datetime.now(dt.UTC))
-            await self.registry.register([device_id])
             await context.write(
                 pb.ConsoleMessage(
                     welcome=pb.Welcome(
@@ -400,6 +400,11 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 )
             batch, self.heartbeats = self.heartbeats, {}
             opened, self.opened = self.opened, {}
+            if opened:
+                try:
+                    await self.registry.register(list(opened))
+                except Exception as exc:
+                    log.warning("registry update failed: %s", exc)
             try:
                 await self.db(connections.flush, opened, batch)
             except Exception:
