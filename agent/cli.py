@@ -332,7 +332,9 @@ def cmd_ls(args) -> int:
         if args.json:
             item = {k: v for k, v in node.items() if k not in ("content",)}
             item["path"] = text
-            if "name" not in node:
+            try:
+                path.decode("utf-8")
+            except UnicodeDecodeError:  # the exact bytes, for names that are not UTF-8
                 item["path_b64"] = base64.b64encode(path).decode()
             item.pop("name_b64", None)
             if node.get("type") == "symlink":

@@ -28,9 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import getpass
-import grp
 import os
-import pwd
 import stat as statmod
 import threading
 import time
@@ -65,6 +63,12 @@ from agent.engine.tree import (
     join_path,
 )
 from agent.engine.walker import ExcludeMatcher, list_dir
+
+try:  # POSIX owner names; absent on Windows
+    import grp
+    import pwd
+except ImportError:  # pragma: no cover
+    grp = pwd = None
 
 #: re-reads of a file that changed while it was read, before storing it flagged
 READ_RETRIES = 3
@@ -524,7 +528,12 @@ class _Backup:
         name = self._owner_names.get(key)
         if name is None:
             try:
-                name = pwd.getpwuid(num).pw_name if kind == "user" else grp.getgrgid(num).gr_name
+                if pwd is None:
+                    name = ""
+                elif kind == "user":
+                    name = pwd.getpwuid(num).pw_name
+                else:
+                    name = grp.getgrgid(num).gr_name
             except (KeyError, OverflowError):
                 name = ""
             self._owner_names[key] = name

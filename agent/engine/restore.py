@@ -546,7 +546,7 @@ class _Restore:
             self._ensure_parent(path)
             if kind == FIFO:
                 os.mkfifo(dest, node.get("mode", 0o600))
-            elif kind in (CHARDEV, BLOCKDEV) and os.geteuid() == 0:
+            elif kind in (CHARDEV, BLOCKDEV) and hasattr(os, "mknod") and os.geteuid() == 0:
                 flag = statmod.S_IFCHR if kind == CHARDEV else statmod.S_IFBLK
                 os.mknod(dest, flag | node.get("mode", 0o600), node.get("rdev", 0))
             else:
