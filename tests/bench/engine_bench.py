@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import stat
 import subprocess
@@ -156,6 +157,7 @@ class Tool:
         self.work = work
         self.repo = work / "repos" / self.name
         self.cache = work / "cache" / self.name
+        self.phase = ""  # the phase whose command is being built
         self.error: str | None = None  # set when a step fails: later steps are skipped
         self.runs: dict[str, Run] = {}
         self.summaries: dict[str, dict] = {}
@@ -199,13 +201,18 @@ class Cairn(Tool):
         env.pop("CAIRN_KEY_FILE", None)
         return env
 
+    #: how to start the CLI; ``--cairn-cmd`` runs it under a profiler or a wrapper
+    command = "{python} -m agent"
+
     def cli(self, *args) -> list[str]:
-        return [sys.executable, "-m", "agent", *map(str, args)]
+        subst = {"python": sys.executable, "phase": self.phase, "workdir": str(self.work)}
+        prefix = [part.format(**subst) for part in shlex.split(self.command)]
+        return [*prefix, *map(str, args)]
 
     def available(self) -> str | None:
         try:
             p = subprocess.run(
-                self.cli("backup", "--help"),
+                [sys.executable, "-m", "agent", "backup", "--help"],
                 capture_output=True,
                 text=True,
                 env=self.env(),
@@ -502,8 +509,8 @@ def run_bench(args) -> Results:
         else:
             res.versions[tool.name] = tool.version()
         tools.append(tool)
-    if isinstance(next((t for t in tools if t.name == "borg"), None), Borg):
-        Borg.compression = args.borg_compression
+    Borg.compression = args.borg_compression
+    Cairn.command = args.cairn_cmd
 
     data = work / "data"
     ds: DataSet = generate(data, size, args.seed)
@@ -539,6 +546,10 @@ def run_bench(args) -> Results:
             )
         return run
 
+    def at(tool: Tool, phase: str) -> Tool:
+        tool.phase = phase
+        return tool
+
     def warm(label: str):
         total, secs = warm_up(data)
         res.warmups.append((label, total, round(secs, 1)))
@@ -546,20 +557,20 @@ def run_bench(args) -> Results:
 
     print("init")
     for tool in tools:
-        step(tool, "init", tool.init())
+        step(tool, "init", at(tool, "init").init())
     warm("before the initial backups")
     print("initial backup")
     for n, tool in enumerate(tools):
         if n:
             warm_up(data)  # the previous tool's repository writes may have evicted data
-        step(tool, "initial", tool.backup(data_path, 1))
+        step(tool, "initial", at(tool, "initial").backup(data_path, 1))
     for tool in tools:
         if not tool.error:
             res.repo_initial[tool.name] = tree_size(tool.repo)
     print("unchanged re-run")
     warm_up(data)
     for tool in tools:
-        step(tool, "rerun", tool.backup(data_path, 2))
+        step(tool, "rerun", at(tool, "rerun").backup(data_path, 2))
     res.changes = apply_day_of_changes(ds)
     res.logical_after_changes = ds.logical
     warm("after the day of changes")
@@ -567,7 +578,7 @@ def run_bench(args) -> Results:
     for n, tool in enumerate(tools):
         if n:
             warm_up(data)
-        step(tool, "changed", tool.backup(data_path, 3))
+        step(tool, "changed", at(tool, "changed").backup(data_path, 3))
     for tool in tools:
         if not tool.error:
             res.repo_final[tool.name] = tree_size(tool.repo)
@@ -579,7 +590,7 @@ def run_bench(args) -> Results:
         target = work / "restore" / tool.name
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        argv, cwd = tool.restore(target)
+        argv, cwd = at(tool, "restore").restore(target)
         run = step(tool, "restore", argv, cwd)
         if run and run.ok:
             restored = target / str(data_path).lstrip("/")
@@ -593,7 +604,7 @@ def run_bench(args) -> Results:
         shutil.rmtree(target, ignore_errors=True)
     print("check --read-data")
     for tool in tools:
-        step(tool, "check", tool.check())
+        step(tool, "check", at(tool, "check").check())
     res.load.append(("end", os.getloadavg()))
     res.finished = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     res.seconds = round(time.monotonic() - t_start)
@@ -822,6 +833,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench"))
     parser.add_argument("--borg-compression", default="zstd,3")
+    parser.add_argument(
+        "--cairn-cmd",
+        default=Cairn.command,
+        help="how to start Cairn's CLI ({python}, {phase}, {workdir} are replaced), e.g. "
+        "'py-spy record -o {workdir}/{phase}.svg -- {python} -m agent'",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "performance.md"))
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/performance.md")
