@@ -102,11 +102,12 @@ def generations(data: bytes) -> set[bytes]:
 # unchanged. Measured here: 87 % of reads overlapping a busy writer were torn
 # with identical before/after stat. The fix (re-read files modified less than
 # a tick-margin before the read began) is the engine's to make; these marks go
-# when it lands (strict: the busy-writer test then XPASSes and fails).
+# when it lands. Not strict: on a loaded machine a read can span several
+# ticks, and the defect then hides by chance (an XPASS must not fail CI).
 COARSE_MTIME = "engine consistent-read trusts mtime that has coarse-tick granularity"
 
 
-@pytest.mark.xfail(strict=True, reason=COARSE_MTIME)
+@pytest.mark.xfail(strict=False, reason=COARSE_MTIME)
 def test_busy_writer_never_yields_a_torn_copy_stored_as_good(repo, writer):
     src, doc = writer(pause=0)  # rewrites continuously: the file never holds still
     outcomes = {"flagged": 0, "consistent": 0}
