@@ -27,6 +27,10 @@ outcome. A retried PUT whose first attempt did succeed (response lost) also
 ends in ``ObjectExists``, which callers treat as "already stored" — correct,
 for the same reason.
 
+**Multipart.** Objects above ``multipart_threshold`` (64 MiB) are uploaded in
+``part_size`` parts (16 MiB), ``parallel_parts`` at a time; the engine's packs
+(16 MiB plus at most one chunk) stay below it and cost one request each.
+
 **Retries.** Connection errors (refused, reset, DNS), connect/read timeouts,
 truncated bodies, HTTP 5xx, 429 and S3's ``SlowDown``/``RequestTimeout``/
 ``InternalError`` codes are retried with exponential backoff and full jitter
@@ -116,6 +120,7 @@ class S3Store(ObjectStore):
         secure: bool = True,
         *,
         session_token: str | None = None,
+        multipart_threshold: int = 64 * 1024 * 1024,
         part_size: int = 16 * 1024 * 1024,
         parallel_parts: int = 4,
         max_connections: int = 16,
@@ -143,6 +148,9 @@ class S3Store(ObjectStore):
         self.secure = secure
         scheme = "https" if secure else "http"
         self.location = f"s3://{bucket}/{self.prefix} at {scheme}://{endpoint}"
+        #: objects up to this size go in one PUT (the engine's packs, ~16-20 MiB,
+        #: always do: one request each, and the write is atomic by nature)
+        self.multipart_threshold = max(multipart_threshold, MIN_PART_SIZE)
         self.part_size = part_size
         self.parallel_parts = max(1, parallel_parts)
         self.max_retries = max(0, max_retries)
@@ -265,7 +273,7 @@ class S3Store(ObjectStore):
             data = bytes(data)
         if self.conditional_put is not False:
             try:
-                if len(data) <= self.part_size:
+                if len(data) <= self.multipart_threshold:
                     self._call("write", key, lambda: self._put_single(name, data))
                 else:
                     self._put_multipart(key, name, data)
@@ -300,7 +308,12 @@ class S3Store(ObjectStore):
             name,
             io.BytesIO(data),
             len(data),
-            part_size=self.part_size,
+            # below the threshold: one part as large as the object, i.e. one PUT
+            part_size=(
+                self.part_size
+                if len(data) > self.multipart_threshold
+                else max(MIN_PART_SIZE, len(data))
+            ),
             num_parallel_uploads=self.parallel_parts,
         )
 

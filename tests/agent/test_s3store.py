@@ -216,7 +216,7 @@ def test_put_is_create_only_with_conditional_write(store):
 
 
 def test_multipart_upload_of_a_large_object(store, s3_server, s3_bucket):
-    store.part_size = 5 * MiB
+    store.part_size = store.multipart_threshold = 5 * MiB
     data = os.urandom(12 * MiB + 123)
     store.put("data/big", data)
     stat = s3_server.client().stat_object(s3_bucket, "org/dev-1/data/big")
@@ -232,8 +232,21 @@ def test_multipart_upload_of_a_large_object(store, s3_server, s3_bucket):
     assert uploads == []
 
 
+@pytest.mark.parametrize("conditional", [None, False])
+def test_objects_below_the_threshold_go_in_one_put(s3_server, s3_bucket, proxy, conditional):
+    opts = dict(part_size=5 * MiB, multipart_threshold=8 * MiB, conditional_put=conditional)
+    with make_store(s3_server, s3_bucket, host=proxy.host, **opts) as s:
+        data = os.urandom(7 * MiB)  # above part_size, below the threshold
+        s.put("data/pack", data)
+        assert s.get("data/pack") == data
+    writes = [(m, p) for m, p, _ in proxy.seen if m in ("PUT", "POST")]
+    assert len(writes) == 1 and "uploadId" not in writes[0][1], writes
+
+
 def test_fallback_head_then_put(s3_server, s3_bucket):
-    with make_store(s3_server, s3_bucket, conditional_put=False, part_size=5 * MiB) as s:
+    with make_store(
+        s3_server, s3_bucket, conditional_put=False, part_size=5 * MiB, multipart_threshold=5 * MiB
+    ) as s:
         s.put("a", b"1")
         with pytest.raises(ObjectExists):
             s.put("a", b"2")
@@ -353,7 +366,9 @@ def test_list_resumes_after_a_failed_page(s3_server, s3_bucket, proxy):
 
 
 def test_multipart_retries_a_failed_part(s3_server, s3_bucket, proxy):
-    with make_store(s3_server, s3_bucket, host=proxy.host, part_size=5 * MiB) as s:
+    with make_store(
+        s3_server, s3_bucket, host=proxy.host, part_size=5 * MiB, multipart_threshold=5 * MiB
+    ) as s:
         proxy.fail("503", 1, method="PUT", match="partNumber=2")
         proxy.fail("drop", 1, method="POST", match="uploadId=")  # the completion
         data = os.urandom(11 * MiB)
