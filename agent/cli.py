@@ -116,11 +116,20 @@ def open_store_arg(args):
 
 
 def open_repository(args, *, load_index: bool = True):
+    from agent.engine.cache import default_cache_dir
     from agent.engine.repository import Repository
+    from agent.engine.store import LocalStore
 
     store = open_store_arg(args)
     key, passphrase = credentials()
-    return Repository.open(store, key=key, passphrase=passphrase, load_index=load_index)
+    # A local repository is its own cache; remote ones keep index objects and
+    # tree packs locally, so later runs fetch only what is new.
+    cache_dir = None
+    if not isinstance(store, LocalStore) and not getattr(args, "no_cache", False):
+        cache_dir = default_cache_dir()
+    return Repository.open(
+        store, key=key, passphrase=passphrase, load_index=load_index, cache_dir=cache_dir
+    )
 
 
 # --- output helpers ------------------------------------------------------------------------
@@ -464,6 +473,12 @@ def repo_parent() -> argparse.ArgumentParser:
         default=os.environ.get("CAIRN_REPOSITORY"),
         metavar="REPO",
         help="repository: a local path or s3://BUCKET/PREFIX (default: $CAIRN_REPOSITORY)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not keep index and tree data of remote repositories in $CAIRN_CACHE_DIR "
+        "(default ~/.cache/cairn)",
     )
     return p
 

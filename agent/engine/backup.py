@@ -706,6 +706,8 @@ class _Backup:
                 self.repo.store.put(pack_key(pack.id), pack.data)
             except ObjectExists:
                 pass  # same bytes, same name: already stored
+            if self.repo.cache is not None and pack.entries and pack.entries[0].type == TREE:
+                self.repo.cache.put("trees", pack.id, pack.data)
         finally:
             pack.release()
         with self._index_lock:

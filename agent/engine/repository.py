@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import blake3
 
 from agent.engine import compress
+from agent.engine.cache import ObjectCache
 from agent.engine.chunker import ChunkerParams
 from agent.engine.crypto import (
     Cipher,
@@ -53,7 +54,7 @@ TREE_PACK_CACHE_BYTES = 64 * 1024 * 1024
 class Repository:
     """An open repository. Thread-safe for reading blobs and adding packs."""
 
-    def __init__(self, store: ObjectStore, config: dict, keys: MasterKeys):
+    def __init__(self, store: ObjectStore, config: dict, keys: MasterKeys, cache_dir=None):
         self.store = store
         self.config = config
         self.id: str = config["repository_id"]
@@ -69,6 +70,8 @@ class Repository:
         self._tree_packs: OrderedDict[str, bytes] = OrderedDict()
         self._tree_pack_bytes = 0
         self._cache_lock = threading.Lock()
+        #: local copies of index objects and tree packs (remote stores only)
+        self.cache = ObjectCache(cache_dir, self.id) if cache_dir is not None else None
 
     # --- creating and opening ------------------------------------------------
     @classmethod
@@ -160,8 +163,12 @@ class Repository:
         key: bytes | None = None,
         passphrase: str | bytes | None = None,
         load_index: bool = True,
+        cache_dir=None,
     ) -> Repository:
         """Open with the organisation ``key`` (32 bytes) or a ``passphrase``.
+
+        ``cache_dir``: keep index objects and tree packs there (worth it for
+        S3: later opens and incremental runs fetch only what is new).
 
         Raises NotARepository, UnsupportedVersion, WrongKey, CorruptObject or
         StoreError, each with a one-line message."""
@@ -190,7 +197,7 @@ class Repository:
             repository_id
         ):
             raise CorruptObject("repository config: plaintext and sealed parts disagree")
-        repo = cls(store, config, keys)
+        repo = cls(store, config, keys, cache_dir)
         if load_index:
             repo.load_index()
         return repo
@@ -213,13 +220,21 @@ class Repository:
             self.store.put(f"{prefix}/{object_id}", sealed)
         except ObjectExists:
             pass
+        if self.cache is not None and prefix == "index":
+            self.cache.put("index", object_id, sealed)
         return object_id
 
-    def get_sealed(self, key: str, aad: bytes, *, what: str) -> bytes:
-        sealed = self.store.get(key)
+    def get_sealed(self, key: str, aad: bytes, *, what: str, cache: str | None = None) -> bytes:
         object_id = key.rsplit("/", 1)[-1]
-        if blake3.blake3(sealed).hexdigest() != object_id:
-            raise CorruptObject(f"{what} does not match its name (damaged)", key=key)
+        sealed = None
+        if cache is not None and self.cache is not None:
+            sealed = self.cache.get(cache, object_id)
+        if sealed is None:
+            sealed = self.store.get(key)
+            if blake3.blake3(sealed).hexdigest() != object_id:
+                raise CorruptObject(f"{what} does not match its name (damaged)", key=key)
+            if cache is not None and self.cache is not None:
+                self.cache.put(cache, object_id, sealed)
         return self.cipher.open(sealed, aad, what=what)
 
     # --- index ------------------------------------------------------------------
@@ -227,12 +242,15 @@ class Repository:
         return sorted(self.store.list("index/"))
 
     def load_index(self) -> None:
-        """Read every index object (in parallel: one GET each on S3)."""
+        """Read every index object (in parallel: one GET each on S3, none for
+        those already in the local cache)."""
         keys = self.index_keys()
+        if self.cache is not None:
+            self.cache.keep_only("index", {k.rsplit("/", 1)[-1] for k in keys})
 
         def load(key: str):
             try:
-                plain = self.get_sealed(key, INDEX_AAD, what=f"index object {key}")
+                plain = self.get_sealed(key, INDEX_AAD, what=f"index object {key}", cache="index")
                 return key, decode_index(plain, what=f"index object {key}"), None
             except (CorruptObject, UnsupportedVersion) as exc:
                 return key, None, str(exc)
@@ -286,7 +304,11 @@ class Repository:
             if data is not None:
                 self._tree_packs.move_to_end(pack_id)
                 return data
-        data = self.store.get(pack_key(pack_id))
+        data = self.cache.get("trees", pack_id) if self.cache is not None else None
+        if data is None:
+            data = self.store.get(pack_key(pack_id))
+            if self.cache is not None:
+                self.cache.put("trees", pack_id, data)
         with self._cache_lock:
             self._tree_packs[pack_id] = data
             self._tree_pack_bytes += len(data)

@@ -277,6 +277,7 @@ def test_cli_s3_repository(tmp_path, s3_server, s3_bucket):
         CAIRN_S3_ENDPOINT=s3_server.endpoint,
         AWS_ACCESS_KEY_ID=s3_server.access_key,
         AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
+        CAIRN_CACHE_DIR=str(tmp_path / "cache"),
     )
     url = f"s3://{s3_bucket}/org-1/device-1"
     src, out = tmp_path / "home", tmp_path / "out"
@@ -286,6 +287,7 @@ def test_cli_s3_repository(tmp_path, s3_server, s3_bucket):
     b1 = json.loads(run_cli("backup", "--repo", url, "--json", src, env=env, check=0).stdout)
     b2 = json.loads(run_cli("backup", "--repo", url, "--json", src, env=env, check=0).stdout)
     assert b2["bytes_added"] < 10_000 and b2["parent"] == b1["snapshot_id"]
+    assert list((tmp_path / "cache").rglob("index/*"))  # remote index kept locally
     run_cli("restore", "--repo", url, "latest", "--target", out, env=env, check=0)
     assert snapshot_of_disk(restored(out, src)) == snapshot_of_disk(src)
     chk = json.loads(run_cli("check", "--repo", url, "--read-data", "--json", env=env).stdout)

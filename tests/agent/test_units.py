@@ -293,3 +293,35 @@ def test_not_a_repository_and_unknown_version(tmp_path):
     path.write_text(json.dumps({**doc, "sealed": sealed.decode()}))
     with pytest.raises(CorruptObject):
         Repository.open(repo.store, passphrase=PASSPHRASE)
+
+
+def test_object_cache_serves_index_and_trees_without_store_reads(tmp_path):
+    from agent.engine.backup import run_backup
+
+    class CountingStore(LocalStore):
+        gets: list = []
+
+        def get(self, key):
+            self.gets.append(key)
+            return super().get(key)
+
+    make_repo(tmp_path / "r")
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(b"data")
+    cache = tmp_path / "cache"
+    store = CountingStore(tmp_path / "r")
+    repo = Repository.open(store, passphrase=PASSPHRASE, cache_dir=cache)
+    run_backup(repo, [str(src)])
+    CountingStore.gets.clear()
+    repo = Repository.open(store, passphrase=PASSPHRASE, cache_dir=cache)
+    run_backup(repo, [str(src)])
+    fetched = [k for k in CountingStore.gets if k.startswith(("index/", "data/"))]
+    assert fetched == []
+    # a damaged cache entry is a miss, never served
+    for path in (cache / repo.id / "index").iterdir():
+        path.write_bytes(b"garbage")
+    CountingStore.gets.clear()
+    repo = Repository.open(store, passphrase=PASSPHRASE, cache_dir=cache)
+    assert not repo.damaged_indexes
+    assert any(k.startswith("index/") for k in CountingStore.gets)
