@@ -26,7 +26,10 @@ def run_manage(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("CAIRN_", "DATABASE_URL", "REDIS_URL", "S3_"))
+        # a clean slate: nothing of the test process's own configuration leaks in
+        if not k.startswith(
+            ("CAIRN_", "DATABASE_URL", "REDIS_URL", "S3_", "DJANGO_ALLOW_ASYNC", "DEBUG")
+        )
     }
     env.update(env_overrides)
     return subprocess.run(
