@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import getpass
 import os
 import stat as statmod
@@ -276,6 +277,7 @@ class _Backup:
         self._last_progress = 0.0
         self._owner_names: dict[tuple[str, int], str] = {}
         self._parent_start_ns = 0
+        self._zero_chunks: dict[int, Future] = {}
 
     # --- driver -------------------------------------------------------------------
     def run(self) -> BackupResult:
@@ -611,7 +613,7 @@ class _Backup:
             try:
                 with f:
                     before = os.fstat(f.fileno())
-                    futures, nread = self._chunk_file(f, before.st_size)
+                    futures, nread = self._chunk_file(f, before)
                     after = os.fstat(f.fileno())
             except OSError as exc:
                 self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
@@ -628,8 +630,10 @@ class _Backup:
         )
         return futures, after, True
 
-    def _chunk_file(self, f, size_hint: int) -> tuple[list[Future], int]:
+    def _chunk_file(self, f, st: os.stat_result) -> tuple[list[Future], int]:
+        """Chunk futures for the file's content and the bytes it covered."""
         futures: list[Future] = []
+        size_hint = st.st_size
         if size_hint < self.min_chunk:
             # Small file: one read, one chunk (skips the chunker's set-up).
             data = f.read(self.min_chunk + 1)
@@ -640,15 +644,67 @@ class _Backup:
                 return futures, len(data)
             # It grew: chunk it properly from the start.
             f.seek(0)
+        if _SEEK_HOLES and st.st_blocks * 512 < size_hint // 2:
+            return self._chunk_sparse(f, size_hint)
+        nread = self._chunk_stream(f, futures)
+        return futures, nread
+
+    def _chunk_stream(self, stream, futures: list[Future]) -> int:
         nread = 0
-        for view in self.chunker.cut_stream(f):
+        for view in self.chunker.cut_stream(stream):
             self._check_cancel()
             data = bytes(view)
             nread += len(data)
             self._account_read(len(data))
             futures.append(self._submit(data))
             self._report()
-        return futures, nread
+        return nread
+
+    def _chunk_sparse(self, f, size: int) -> tuple[list[Future], int]:
+        """Sparse files (VM images, databases): holes of at least one maximum
+        chunk become max-size zero chunks without reading or hashing them;
+        data regions (with the rest of the holes) are chunked as usual. The
+        content ids are the same kind as for any file, so restore needs no
+        special case (it turns zero chunks back into holes)."""
+        fd = f.fileno()
+        max_size = self.repo.chunker_params.max_size
+        futures: list[Future] = []
+        covered = pos = 0
+        while pos < size:
+            try:
+                data_start = min(os.lseek(fd, pos, os.SEEK_DATA), size)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    # No hole support here after all: read the rest normally,
+                    # never guess that unknown content is zeros.
+                    f.seek(pos)
+                    covered += self._chunk_stream(f, futures)
+                    return futures, covered
+                data_start = size  # ENXIO: only a hole after pos
+            zero_chunks = (data_start - pos) // max_size
+            if zero_chunks:
+                zero = self._zero_chunk(max_size)
+                futures.extend([zero] * zero_chunks)
+                pos += zero_chunks * max_size
+                covered += zero_chunks * max_size
+                self._report()
+            if pos >= size:
+                break
+            try:
+                region_end = min(os.lseek(fd, data_start, os.SEEK_HOLE), size)
+            except OSError:
+                region_end = size
+            region_end = max(region_end, data_start + 1)
+            f.seek(pos)
+            covered += self._chunk_stream(_BoundedReader(f, region_end - pos), futures)
+            pos = region_end
+        return futures, covered
+
+    def _zero_chunk(self, length: int) -> Future:
+        fut = self._zero_chunks.get(length)
+        if fut is None:
+            fut = self._zero_chunks[length] = self._submit(bytes(length))
+        return fut
 
     def _account_read(self, n: int) -> None:
         self.stats.bytes_read += n
@@ -811,6 +867,27 @@ class _Backup:
             self.progress.files_total, self.progress.bytes_total = files, size
         self.progress.files_total, self.progress.bytes_total = files, size
         self.progress.scan_done = True
+
+
+_SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
+
+
+class _BoundedReader:
+    """At most ``limit`` bytes of a file, through readinto (for the chunker)."""
+
+    def __init__(self, f, limit: int):
+        self.f = f
+        self.left = limit
+
+    def readinto(self, buf) -> int:
+        if self.left <= 0:
+            return 0
+        view = memoryview(buf)
+        if len(view) > self.left:
+            view = view[: self.left]
+        n = self.f.readinto(view) or 0
+        self.left -= n
+        return n
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:

@@ -471,3 +471,52 @@ def test_restore_never_overwrites_by_default_and_in_place(repo, tmp_path):
     doc.unlink()
     run_restore(repo, "latest", "/", include=[str(doc)])
     assert doc.read_bytes() == b"version 1"
+
+
+def test_sparse_file_with_many_regions_roundtrips(repo, tmp_path):
+    src = tmp_path / "s"
+    src.mkdir()
+    path = src / "regions.img"
+    size = 20 * 1024 * 1024 + 777
+    pieces = {}
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset in (0, 3 * 1024 * 1024 + 5, 9 * 1024 * 1024, size - 1000):
+            data = os.urandom(min(70_000, size - offset))
+            f.seek(offset)
+            f.write(data)
+            pieces[offset] = data
+    assert os.stat(path).st_blocks * 512 < size // 2  # really sparse here
+    result = run_backup(repo, [str(src)])
+    assert result.stats.bytes_read < size // 2  # holes were not read
+    out = tmp_path / "out"
+    assert run_restore(repo, "latest", out).ok
+    with open(path, "rb") as a, open(restored(out, path), "rb") as b:
+        assert a.read() == b.read()
+    assert run_check(repo, read_data=True).ok
+
+
+def test_sparse_probe_errors_fall_back_to_reading(repo, tmp_path, monkeypatch):
+    import errno
+
+    src = tmp_path / "s"
+    src.mkdir()
+    path = src / "img"
+    with open(path, "wb") as f:
+        f.truncate(4 * 1024 * 1024)
+        f.seek(2 * 1024 * 1024)
+        f.write(b"data in the middle")
+    real_lseek = os.lseek
+
+    def no_seek_data(fd, pos, how):
+        if how in (os.SEEK_DATA, os.SEEK_HOLE):
+            raise OSError(errno.EINVAL, "not supported")
+        return real_lseek(fd, pos, how)
+
+    monkeypatch.setattr(os, "lseek", no_seek_data)
+    run_backup(repo, [str(src)])
+    monkeypatch.undo()
+    out = tmp_path / "out"
+    run_restore(repo, "latest", out)
+    with open(path, "rb") as a, open(restored(out, path), "rb") as b:
+        assert a.read() == b.read()
