@@ -410,11 +410,13 @@ class _Backup:
         return os.fsencode(self.translate(os.fsdecode(path or b"/")))
 
     def _walk(self, parent: Snapshot | None) -> None:
-        plan = self._plan()
         prev_root = getattr(self, "_parent_root", None) if parent else None
-        root = _DirJob(
-            b"", self._real(b""), None, [(n, None) for n in sorted(plan)], plan, prev_root
-        )
+        if b"/" in self.sources:  # the whole filesystem: the root is listed, not planned
+            root = _DirJob(b"", self._real(b""), None, list_dir(self._real(b"")), None, prev_root)
+        else:
+            plan = self._plan()
+            entries = [(n, None) for n in sorted(plan)]
+            root = _DirJob(b"", self._real(b""), None, entries, plan, prev_root)
         stack = [root]
         while stack:
             job = stack[-1]
