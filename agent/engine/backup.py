@@ -30,6 +30,7 @@ import dataclasses
 import errno
 import getpass
 import os
+import random
 import stat as statmod
 import threading
 import time
@@ -614,17 +615,28 @@ class _Backup:
                 return None
             try:
                 with f:
+                    read_start = time.time_ns()
                     before = os.fstat(f.fileno())
                     futures, nread = self._chunk_file(f, before)
                     after = os.fstat(f.fileno())
             except OSError as exc:
                 self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
                 return None
-            if _same(before, after) and nread == after.st_size:
+            margin = _timestamp_margin(after)
+            # A file changed within a timestamp tick of the read is not trusted
+            # even if its stat is unchanged: a write during the read may have
+            # left size, mtime and ctime exactly as they were.
+            if (
+                _same(before, after)
+                and nread == after.st_size
+                and not _recently_changed(after, read_start, margin)
+            ):
                 return futures, before, False
             if attempt + 1 < attempts:
                 self.stats.retries += 1
-                time.sleep(0.02 * (attempt + 1))
+                # Long enough that a file which went quiet passes next time;
+                # jittered so a periodic writer does not stay in phase.
+                time.sleep((margin + random.randrange(margin // 2 + 1)) / 1e9)
         self._warn(
             path,
             "changed-during-read",
@@ -890,6 +902,26 @@ class _BoundedReader:
         n = self.f.readinto(view) or 0
         self.left -= n
         return n
+
+
+#: Kernels stamp mtime/ctime from a coarse clock (one tick is 1-10 ms on
+#: Linux), so a write during a read can leave them unchanged if an earlier
+#: write fell in the same tick. A read is trusted only if the file's ctime is
+#: older than this margin when the read began. Filesystems with whole-second
+#: timestamps (FAT, some network filesystems) need seconds.
+TICK_MARGIN_NS = 20_000_000
+COARSE_MARGIN_NS = 2_000_000_000
+
+
+def _timestamp_margin(st: os.stat_result) -> int:
+    whole_seconds = st.st_ctime_ns % 1_000_000_000 == 0 and st.st_mtime_ns % 1_000_000_000 == 0
+    return COARSE_MARGIN_NS if whole_seconds else TICK_MARGIN_NS
+
+
+def _recently_changed(st: os.stat_result, read_start_ns: int, margin_ns: int) -> bool:
+    # ctime, not mtime: only the kernel sets it (mtime can be set to any date).
+    # A ctime far in the future means a skewed (network) clock: no inference.
+    return read_start_ns - margin_ns <= st.st_ctime_ns <= read_start_ns + 1_000_000_000
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:

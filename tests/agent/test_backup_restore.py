@@ -344,7 +344,7 @@ def test_file_changing_during_read(repo, tmp_path, monkeypatch, changes, flagged
         assert run_backup(repo, [str(src)]).stats.files_read == 1
     else:
         assert "flags" not in node and result.warnings == []
-        assert result.stats.retries == 1
+        assert result.stats.retries >= 1
         out = tmp_path / "out"
         run_restore(repo, "latest", out)
         with open(restored(out, target), "rb") as f:
