@@ -89,7 +89,7 @@ def test_cli_quiet_without_terminal(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
     repo = tmp_path / "repo"
-    run_cli("init", "--repo", repo, check=0)
+    make_repo(repo)
 
     def one_line(proc, fragment):
         err = proc.stderr.decode()
@@ -118,26 +118,25 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_cli_ambiguous_prefix_and_latest(tmp_path):
+    from agent.engine.backup import run_backup
+
     repo, src = tmp_path / "repo", tmp_path / "src"
     src.mkdir()
-    run_cli("init", "--repo", repo, check=0)
+    api_repo = make_repo(repo)  # snapshots through the API: fast; the CLI resolves them
     ids = []
     for i in range(12):
         (src / "f").write_bytes(b"%d" % i)
-        ids.append(
-            json.loads(run_cli("backup", "--repo", repo, "--json", src).stdout)["snapshot_id"]
-        )
+        ids.append(run_backup(api_repo, [str(src)]).snapshot_id)
     first_chars = [i[0] for i in ids]
-    dup = (
-        next(c for c in first_chars if first_chars.count(c) > 1)
-        if len(set(first_chars)) < 12
-        else None
-    )
+    dup = next((c for c in first_chars if first_chars.count(c) > 1), None)
     if dup:
         proc = run_cli("ls", "--repo", repo, dup)
         assert proc.returncode == 1 and b"ambiguous" in proc.stderr
     listing = json.loads(run_cli("ls", "--repo", repo, "--json", "latest", check=0).stdout)
     assert listing["snapshot"]["id"] == ids[-1]
+    unique = ids[0][:12]
+    listing = json.loads(run_cli("ls", "--repo", repo, "--json", unique, check=0).stdout)
+    assert listing["snapshot"]["id"] == ids[0]
 
 
 def test_cli_org_key_file_and_password_file(tmp_path):
