@@ -312,18 +312,22 @@ class _Restore:
             os.makedirs(parent, mode=0o700, exist_ok=True)
         self._dirs_ready.add(parent)
 
-    def _apply_meta(self, dest: bytes, node: dict, *, is_link: bool) -> None:
+    def _apply_meta(self, dest: bytes | int, node: dict, *, is_link: bool, where=None) -> None:
+        """Owner, mode and mtime on a path or an open descriptor."""
+        by_fd = isinstance(dest, int)
+        follow = by_fd or not is_link
         try:
             if self.restore_owner and "uid" in node:
-                os.chown(dest, node["uid"], node.get("gid", -1), follow_symlinks=False)
+                os.chown(dest, node["uid"], node.get("gid", -1), follow_symlinks=follow)
             if not is_link and "mode" in node:
                 os.chmod(dest, node["mode"])
             if "mtime_ns" in node:
                 ns = node["mtime_ns"]
-                if not is_link or os.utime in os.supports_follow_symlinks:
-                    os.utime(dest, ns=(ns, ns), follow_symlinks=not is_link)
+                if follow or os.utime in os.supports_follow_symlinks:
+                    os.utime(dest, ns=(ns, ns), follow_symlinks=follow)
         except OSError as exc:
-            self.issue("metadata", dest, f"cannot restore metadata: {exc.strerror or exc}")
+            shown = where if by_fd else dest
+            self.issue("metadata", shown, f"cannot restore metadata: {exc.strerror or exc}")
 
     def _existing_allows(self, path: bytes, node: dict) -> bool:
         """Whether the destination may be (re)written; warns when not."""
@@ -450,22 +454,37 @@ class _Restore:
             for job, file_offset in wanted[blob_id]:
                 if job.failed:
                     self._chunk_done(job)
-                    continue
-                try:
-                    fd = job.open_for_write()
-                    try:
-                        if not zero:  # zeros stay holes: the file was created at full size
-                            view = memoryview(plain)
-                            pos = file_offset
-                            while view:
-                                n = os.pwrite(fd, view, pos)
-                                view = view[n:]
-                                pos += n
-                    finally:
-                        os.close(fd)
-                except OSError as exc:
-                    job.failed = f"write failed: {exc.strerror or exc}"
-                self._chunk_done(job)
+                else:
+                    self._write_chunk(job, plain, file_offset, zero)
+
+    def _write_chunk(self, job: _FileJob, plain: bytes, offset: int, zero: bool) -> None:
+        try:
+            fd = job.open_for_write()
+        except OSError as exc:
+            job.failed = f"cannot create file: {exc.strerror or exc}"
+            self._chunk_done(job)
+            return
+        last = False
+        try:
+            if not zero:  # zeros stay holes: the file was created at full size
+                view = memoryview(plain)
+                while view:
+                    n = os.pwrite(fd, view, offset)
+                    view = view[n:]
+                    offset += n
+        except OSError as exc:
+            job.failed = f"write failed: {exc.strerror or exc}"
+        finally:
+            with job.lock:
+                job.remaining -= 1
+                last = job.remaining == 0
+            if last and not job.failed:
+                # The last chunk: set metadata through the open descriptor
+                # (no path lookups; most files are a single chunk).
+                self._apply_meta(fd, job.node, is_link=False, where=job.dest)
+            os.close(fd)
+        if last:
+            self._finish_file(job, meta_done=True)
 
     def _fail_blob(self, dests, reason: str) -> None:
         for job, _offset in dests:
@@ -480,7 +499,7 @@ class _Restore:
         if last:
             self._finish_file(job)
 
-    def _finish_file(self, job: _FileJob) -> None:
+    def _finish_file(self, job: _FileJob, meta_done: bool = False) -> None:
         path = job.dest[len(self.target) :]
         if job.failed:
             self.issue("damaged", path, f"not restored: {job.failed}", True)
@@ -493,7 +512,8 @@ class _Restore:
                     pass
             return
         try:
-            self._apply_meta(job.temp, job.node, is_link=False)
+            if not meta_done:
+                self._apply_meta(job.temp, job.node, is_link=False)
             os.rename(job.temp, job.dest)
         except OSError as exc:
             self.issue("error", path, f"cannot finish file: {exc.strerror or exc}", True)
