@@ -270,7 +270,6 @@ class _Backup:
         self._claimed: set[bytes] = set()
         self._index_lock = threading.Lock()
         self._unindexed: dict[str, list] = {}  # uploaded packs not yet in an index object
-        self._indexed_packs = 0
         self._upload_errors: list[BaseException] = []
         self._uploads: set[Future] = set()
         self._ready: collections.deque[_DirJob] = collections.deque()
@@ -279,6 +278,7 @@ class _Backup:
         self._owner_names: dict[tuple[str, int], str] = {}
         self._parent_start_ns = 0
         self._zero_chunks: dict[int, Future] = {}
+        self.cancel_scan = False  # stops the totals scanner when the backup ends
 
     # --- driver -------------------------------------------------------------------
     def run(self) -> BackupResult:
@@ -848,7 +848,6 @@ class _Backup:
     def _scan_totals(self) -> None:
         """Count files and bytes ahead of the backup, for ETA. Best effort."""
         files = size = 0
-        self.cancel_scan = False
         stack = []
         for src in self.sources:
             try:
