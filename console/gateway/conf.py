@@ -51,7 +51,8 @@ def grant_ttl() -> int:
 
 
 def offline_after_seconds() -> int:
-    return int(os.environ.get("CAIRN_OFFLINE_AFTER_SECONDS", str(3 * heartbeat_interval())))
+    default = max(3 * heartbeat_interval(), 90)  # above the last-seen write resolution
+    return int(os.environ.get("CAIRN_OFFLINE_AFTER_SECONDS", str(default)))
 
 
 def redis_url() -> str:

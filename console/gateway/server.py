@@ -88,7 +88,15 @@ def policy_message(digest: str, spec: dict, command_id: str = "") -> pb.ConsoleM
 
 
 class Session:
-    __slots__ = ("device_id", "queue", "policy_sent", "policy_sent_at", "applied", "facts")
+    __slots__ = (
+        "device_id",
+        "queue",
+        "policy_sent",
+        "policy_sent_at",
+        "applied",
+        "facts",
+        "seen_written",
+    )
 
     def __init__(self, device_id: str):
         self.device_id = device_id
@@ -97,6 +105,7 @@ class Session:
         self.policy_sent_at = 0.0
         self.applied = ""
         self.facts: dict = {}
+        self.seen_written = time.monotonic()  # the stream's opening wrote it
 
     def send(self, msg) -> None:
         self.queue.put_nowait(msg)
@@ -111,6 +120,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.sessions: dict[str, Session] = {}
         self.heartbeats: dict[str, dict] = {}
         self.opened: dict[str, tuple] = {}
+        self.seen_resolution = float(os.environ.get("CAIRN_LAST_SEEN_RESOLUTION_SECONDS", "30"))
         self.registry = AsyncRegistry(self.instance_id)
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="gw-db")
         self.ca = pki.ensure_ca()
@@ -308,7 +318,12 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             if previous.get("changed") and device_id in self.heartbeats:
                 facts["changed"] = True  # not flushed yet
             session.facts = facts
-            self.heartbeats[device_id] = facts
+            # last_seen needs minute precision, not every heartbeat: a device
+            # is written when its state changed or its last write is old.
+            now = time.monotonic()
+            if facts["changed"] or now - session.seen_written >= self.seen_resolution:
+                session.seen_written = now
+                self.heartbeats[device_id] = facts
             if hb.policy_revision and hb.policy_revision != session.applied:
                 session.applied = hb.policy_revision
                 await self.db(policy.acknowledge, device_id, hb.policy_revision)
