@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from agent.engine.errors import CorruptObject, UnsupportedVersion
+from agent.engine.errors import CheckCancelled, CorruptObject, UnsupportedVersion
 from agent.engine.pack import read_pack_header
 from agent.engine.repository import Repository
 from agent.engine.store import StoreError
@@ -106,14 +106,18 @@ def run_check(
     read_data: bool = False,
     *,
     progress: Callable[[CheckProgress], None] | None = None,
+    cancel: threading.Event | None = None,
     workers: int = 2,
 ) -> CheckReport:
-    return _Check(repo, read_data, progress, workers).run()
+    """Verify ``repo`` (see the module docstring). Raises CheckCancelled when
+    ``cancel`` is set; damage is reported in the CheckReport, not raised."""
+    return _Check(repo, read_data, progress, workers, cancel or threading.Event()).run()
 
 
 class _Check:
-    def __init__(self, repo: Repository, read_data: bool, progress, workers: int):
+    def __init__(self, repo: Repository, read_data: bool, progress, workers: int, cancel):
         self.repo = repo
+        self.cancel = cancel
         self.report = CheckReport(read_data=read_data)
         self.progress_cb = progress
         self.progress = CheckProgress()
@@ -244,6 +248,9 @@ class _Check:
                 self.progress.packs_done += 1
                 self.progress.bytes_done += nbytes
                 self._report()
+                if self.cancel.is_set():
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise CheckCancelled("check cancelled")
 
     # --- snapshots and trees -----------------------------------------------------------
     def _check_snapshots(self) -> None:
@@ -259,6 +266,8 @@ class _Check:
         memo: dict[str, list[tuple[bytes, str, str]]] = {}
         damaged_files: set[tuple[str, bytes]] = set()
         for snap in snaps:
+            if self.cancel.is_set():
+                raise CheckCancelled("check cancelled")
             for rel, kind, msg in self._tree_problems(snap.tree, memo):
                 self.error(kind, msg, snapshot=snap.id, path=display_path(rel or b"/"))
                 if kind in ("missing-data", "damaged-data"):

@@ -8,12 +8,15 @@ from agent.engine.store import ObjectExists, ObjectNotFound, StoreError
 __all__ = [
     "AmbiguousSnapshot",
     "BackupCancelled",
+    "Cancelled",
+    "CheckCancelled",
     "CorruptObject",
     "EngineError",
     "NotARepository",
     "ObjectExists",
     "ObjectNotFound",
     "RepositoryExists",
+    "RestoreCancelled",
     "SnapshotNotFound",
     "StoreError",
     "UnsupportedVersion",
@@ -62,6 +65,19 @@ class AmbiguousSnapshot(EngineError):
     pass
 
 
-class BackupCancelled(EngineError):
-    """The caller's cancel event was set. Data already uploaded is indexed, so
-    the next backup reuses it; no snapshot was written."""
+class Cancelled(EngineError):
+    """The caller's cancel event was set."""
+
+
+class BackupCancelled(Cancelled):
+    """A backup was cancelled. Data already uploaded is indexed, so the next
+    backup reuses it; no snapshot was written."""
+
+
+class RestoreCancelled(Cancelled):
+    """A restore was cancelled; files already completed stay in place, none
+    is left half-written under its real name."""
+
+
+class CheckCancelled(Cancelled):
+    pass

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from agent.engine.errors import BackupCancelled, CorruptObject, EngineError
+from agent.engine.errors import CorruptObject, EngineError, RestoreCancelled
 from agent.engine.pack import pack_key
 from agent.engine.repository import Repository
 from agent.engine.snapshot import Snapshot
@@ -53,10 +53,6 @@ OVERWRITE_POLICIES = ("never", "if-newer", "always")
 COALESCE_GAP = 256 * 1024
 MAX_RANGE = 16 * 1024 * 1024
 TEMP_PREFIX = b".cairn-restore-"
-
-
-class RestoreCancelled(BackupCancelled):
-    pass
 
 
 @dataclass

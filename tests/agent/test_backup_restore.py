@@ -526,3 +526,18 @@ def test_sparse_probe_errors_fall_back_to_reading(repo, tmp_path, monkeypatch):
     run_restore(repo, "latest", out)
     with open(path, "rb") as a, open(restored(out, path), "rb") as b:
         assert a.read() == b.read()
+
+
+def test_restore_and_check_honour_cancel(repo, tmp_path):
+    from agent.engine.errors import CheckCancelled, RestoreCancelled
+
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "f").write_bytes(b"x" * 1000)
+    run_backup(repo, [str(src)])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(RestoreCancelled):
+        run_restore(repo, "latest", tmp_path / "out", cancel=cancel)
+    with pytest.raises(CheckCancelled):
+        run_check(repo, read_data=True, cancel=cancel)
