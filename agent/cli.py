@@ -418,6 +418,17 @@ def cmd_check(args) -> int:
     from agent.engine.check import run_check
 
     repo = open_repository(args)
+    if args.rebuild_index:
+        from agent.engine.repair import rebuild_index
+
+        rebuilt = rebuild_index(repo)
+        if not args.json and not args.quiet:
+            print(
+                f"rebuilt index: {rebuilt.packs_indexed} of {rebuilt.packs_scanned} unindexed "
+                f"pack(s), {rebuilt.blobs_indexed} blob(s)"
+            )
+        for key, reason in rebuilt.unreadable:
+            warn(f"{key}: {reason}")
     with progress_bar(args, "check") as update:
         callback = None
         if update is not None:
@@ -545,6 +556,12 @@ def register_engine_commands(sub, parents) -> None:
     p = sub.add_parser("check", parents=repo, help="verify the repository")
     p.add_argument(
         "--read-data", action="store_true", help="also read, decrypt and verify all data"
+    )
+    p.add_argument(
+        "--rebuild-index",
+        action="store_true",
+        help="first index packs no index object covers, from their own headers "
+        "(recovers from damaged or lost index objects; only adds objects)",
     )
     p.set_defaults(func=cmd_check)
 
