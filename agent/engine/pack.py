@@ -143,6 +143,7 @@ class PackWriter:
         self.cipher = cipher
         self.target_size = target_size
         self.on_full = on_full
+        self.max_blob_size = max_blob_size
         capacity = target_size + max_blob_size + OVERHEAD + header_capacity(MAX_BLOBS_PER_PACK)
         self.pool = BufferPool(buffers, capacity)
         self._lock = threading.Lock()
@@ -151,6 +152,11 @@ class PackWriter:
     def add(self, blob_id: bytes, blob_type: int, compression: int, raw_length: int, payload):
         """Encrypt ``payload`` into the current pack."""
         n = len(payload) + OVERHEAD
+        if n > self.max_blob_size + OVERHEAD:
+            # Larger than a pack buffer has room for (a tree of a huge
+            # directory): a pack of its own.
+            self._single(blob_id, blob_type, compression, raw_length, payload)
+            return
         while True:
             with self._lock:
                 pack = self._current
@@ -204,7 +210,18 @@ class PackWriter:
             else:
                 self.pool.release(pack.buf)
 
-    def _finish(self, pack: _OpenPack) -> None:
+    def _single(self, blob_id, blob_type, compression, raw_length, payload) -> None:
+        n = len(payload) + OVERHEAD
+        pack = _OpenPack(bytearray(len(PACK_MAGIC) + n + header_capacity(1)))
+        offset = pack.used
+        self.cipher.seal_into(
+            payload, blob_aad(blob_type, compression, blob_id), pack.view[offset : offset + n]
+        )
+        pack.used += n
+        pack.entries.append(BlobEntry(blob_id, blob_type, compression, offset, n, raw_length))
+        self._finish(pack, pooled=False)
+
+    def _finish(self, pack: _OpenPack, pooled: bool = True) -> None:
         entries = sorted(pack.entries, key=lambda e: e.offset)
         header = bytearray(HEADER_MAGIC + struct.pack("<I", len(entries)))
         for e in entries:
@@ -220,7 +237,8 @@ class PackWriter:
         data = pack.view[:end]
         pack_id = blake3.blake3(data, max_threads=1).hexdigest()
         buf = pack.buf
-        self.on_full(FinishedPack(pack_id, data, entries, lambda: self.pool.release(buf)))
+        release = (lambda: self.pool.release(buf)) if pooled else (lambda: None)
+        self.on_full(FinishedPack(pack_id, data, entries, release))
 
 
 def read_pack_header(cipher: Cipher, data, *, what: str = "pack") -> list[BlobEntry]:

@@ -220,8 +220,8 @@ class Repository:
             self.store.put(f"{prefix}/{object_id}", sealed)
         except ObjectExists:
             pass
-        if self.cache is not None and prefix == "index":
-            self.cache.put("index", object_id, sealed)
+        if self.cache is not None and prefix in ("index", "snapshots"):
+            self.cache.put(prefix, object_id, sealed)
         return object_id
 
     def get_sealed(self, key: str, aad: bytes, *, what: str, cache: str | None = None) -> bytes:
@@ -327,12 +327,17 @@ class Repository:
         return snapshot.id
 
     def snapshot_ids(self) -> list[str]:
-        return [k.rsplit("/", 1)[-1] for k in self.store.list("snapshots/")]
+        ids = [k.rsplit("/", 1)[-1] for k in self.store.list("snapshots/")]
+        if self.cache is not None:
+            self.cache.keep_only("snapshots", set(ids))
+        return ids
 
     def load_snapshot(self, snapshot_id: str) -> Snapshot:
         key = f"snapshots/{snapshot_id}"
         try:
-            plain = self.get_sealed(key, SNAPSHOT_AAD, what=f"snapshot {snapshot_id[:8]}")
+            plain = self.get_sealed(
+                key, SNAPSHOT_AAD, what=f"snapshot {snapshot_id[:8]}", cache="snapshots"
+            )
         except ObjectNotFound:
             raise SnapshotNotFound(f"no snapshot {snapshot_id}") from None
         return Snapshot.from_json(plain, snapshot_id)

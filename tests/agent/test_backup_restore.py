@@ -541,3 +541,19 @@ def test_restore_and_check_honour_cancel(repo, tmp_path):
         run_restore(repo, "latest", tmp_path / "out", cancel=cancel)
     with pytest.raises(CheckCancelled):
         run_check(repo, read_data=True, cancel=cancel)
+
+
+def test_huge_directory_tree_blob(repo, tmp_path):
+    src = tmp_path / "big-dir"
+    src.mkdir()
+    names = {os.urandom(24).hex() for _ in range(4000)}
+    for name in names:
+        (src / name).write_bytes(b"")
+    result = run_backup(repo, [str(src)])
+    node = next(n for p, n in repo.walk(result.snapshot.tree) if p == os.fsencode(src))
+    tree_size = repo.index.get(bytes.fromhex(node["subtree"])).length
+    assert tree_size > repo.chunker_params.max_size  # larger than a pack buffer's blob room
+    out = tmp_path / "out"
+    assert run_restore(repo, "latest", out).ok
+    assert set(os.listdir(restored(out, src))) == {os.fsencode(n) for n in names}
+    assert run_check(repo, read_data=True).ok

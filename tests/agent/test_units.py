@@ -325,3 +325,18 @@ def test_object_cache_serves_index_and_trees_without_store_reads(tmp_path):
     repo = Repository.open(store, passphrase=PASSPHRASE, cache_dir=cache)
     assert not repo.damaged_indexes
     assert any(k.startswith("index/") for k in CountingStore.gets)
+
+
+def test_pack_writer_blob_larger_than_a_buffer_gets_its_own_pack():
+    c = Cipher(os.urandom(32))
+    done = []
+    w = PackWriter(c, 10_000, 1_000, done.append, buffers=1)
+    small, big = os.urandom(500), os.urandom(50_000)
+    w.add(b"s" * 32, DATA, compress.NONE, 500, small)
+    w.add(b"b" * 32, DATA, compress.NONE, 50_000, big)
+    w.flush()
+    assert len(done) == 2
+    for pack in done:
+        entries = read_pack_header(c, bytes(pack.data))
+        assert entries == pack.entries and len(entries) == 1
+        pack.release()
