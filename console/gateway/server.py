@@ -96,6 +96,7 @@ class Session:
         "applied",
         "facts",
         "seen_written",
+        "sent",
     )
 
     def __init__(self, device_id: str):
@@ -106,6 +107,7 @@ class Session:
         self.applied = ""
         self.facts: dict = {}
         self.seen_written = time.monotonic()  # the stream's opening wrote it
+        self.sent: dict[str, str] = {}  # command id -> policy hash it carried ('' if none)
 
     def send(self, msg) -> None:
         self.queue.put_nowait(msg)
@@ -120,6 +122,11 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.sessions: dict[str, Session] = {}
         self.heartbeats: dict[str, dict] = {}
         self.opened: dict[str, tuple] = {}
+        self.to_deliver: list[tuple[str, str]] = []  # (device, command) from pub/sub
+        self.acks: list[tuple[str, str, bool, str]] = []  # (device, command, ok, reason)
+        self.policy_acks: dict[str, set[str]] = {}  # revision -> devices now running it
+        self.spec_cache: dict[str, dict] = {}
+        self.work = asyncio.Event()
         self.seen_resolution = float(os.environ.get("CAIRN_LAST_SEEN_RESOLUTION_SECONDS", "30"))
         self.registry = AsyncRegistry(self.instance_id)
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="gw-db")
@@ -257,11 +264,15 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             running = set(hello.pending_command_ids) | set(hello.handled_command_ids)
             policy_queued = False
             if has_commands:
+                sent = []
                 for cmd in await self.db(commands.deliverable_for, device_id):
                     if str(cmd.id) in running:
                         continue
-                    await self._deliver(session, cmd)
+                    if await self._deliver(session, cmd, mark=False):
+                        sent.append(cmd.pk)
                     policy_queued |= cmd.kind == "apply_policy"
+                if sent:
+                    await self.db(commands.mark_sent_many, sent)
             if not policy_queued and device.effective_hash != hello.policy_revision:
                 await self._push_policy(session, force=True)
             reader = asyncio.create_task(self._read(session, context))
@@ -326,17 +337,20 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 self.heartbeats[device_id] = facts
             if hb.policy_revision and hb.policy_revision != session.applied:
                 session.applied = hb.policy_revision
-                await self.db(policy.acknowledge, device_id, hb.policy_revision)
+                self.policy_acks.setdefault(hb.policy_revision, set()).add(device_id)
+                self.work.set()
         elif kind == "ack":
             ack = msg.ack
-            if ack.command_id.startswith(POLICY_PREFIX):
-                if ack.accepted:
-                    session.applied = ack.command_id[len(POLICY_PREFIX) :]
-                    await self.db(policy.acknowledge, device_id, session.applied)
+            cid = ack.command_id
+            if cid.startswith(POLICY_PREFIX):
+                revision = cid[len(POLICY_PREFIX) :]
             else:
-                await self.db(
-                    commands.acknowledge, device_id, ack.command_id, ack.accepted, ack.reason
-                )
+                revision = session.sent.get(cid, "")
+                self.acks.append((device_id, cid, ack.accepted, ack.reason))
+            if ack.accepted and revision:
+                session.applied = revision
+                self.policy_acks.setdefault(revision, set()).add(device_id)
+            self.work.set()
         elif kind == "report":
             ok = await self.db(reports.ingest, device_id, msg.report)
             self.stats["reports"] += 1
@@ -349,23 +363,57 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         elif kind == "hello":
             pass  # only the first message may be Hello; ignore repeats
 
-    async def _deliver(self, session: Session, cmd) -> None:
+    async def _effective(self, device_id: str, digest: str = ""):
+        """(hash, spec) of a device's effective policy. A spec is fully
+        determined by its hash, so specs are cached by hash: a rollout to
+        10,000 devices computes the merge once, not 10,000 times."""
+        if digest and digest in self.spec_cache:
+            return digest, self.spec_cache[digest]
+        eff = await self.db(policy.effective, device_id)
+        if eff is not None:
+            if len(self.spec_cache) > 256:
+                self.spec_cache.clear()
+            self.spec_cache[eff[0]] = eff[1]
+        return eff
+
+    async def _deliver(self, session: Session, cmd, mark: bool = True) -> bool:
+        """Write a command to the stream; marked sent now, or by the caller
+        in a batch (mark=False). False when nothing was sent."""
+        if str(cmd.id) in session.sent:
+            return False  # already on this stream; the agent acks it once
         if cmd.kind == "apply_policy":
-            eff = await self.db(policy.effective, session.device_id)
+            eff = await self._effective(session.device_id, (cmd.payload or {}).get("hash", ""))
             if eff is None:
-                await self.db(
-                    commands.acknowledge, session.device_id, str(cmd.id), False, "no policy"
-                )
-                return
+                self.acks.append((session.device_id, str(cmd.id), False, "no policy"))
+                return False
             msg = policy_message(eff[0], eff[1], command_id=str(cmd.id))
             session.policy_sent, session.policy_sent_at = eff[0], time.monotonic()
+            session.sent[str(cmd.id)] = eff[0]
         else:
             msg = command_message(cmd)
+            session.sent[str(cmd.id)] = ""
         session.send(msg)
-        await self.db(commands.mark_sent, [cmd.id])
+        if mark:
+            await self.db(commands.mark_sent, [cmd.id])
+        return True
+
+    async def _deliver_many(self, items) -> None:
+        """Pub/sub deliveries, batched: one query loads the commands, one
+        UPDATE marks them sent."""
+        by_id = {c: d for d, c in items}
+        rows = await self.db(commands.get_many, list(by_id))
+        sent = []
+        for cmd in rows:
+            session = self.sessions.get(str(cmd.device_id))
+            if session is None or str(cmd.device_id) != str(by_id.get(str(cmd.pk))):
+                continue
+            if cmd.state in ("pending", "sent") and await self._deliver(session, cmd, mark=False):
+                sent.append(cmd.pk)
+        if sent:
+            await self.db(commands.mark_sent_many, sent)
 
     async def _push_policy(self, session: Session, force: bool = False) -> None:
-        eff = await self.db(policy.effective, session.device_id)
+        eff = await self._effective(session.device_id)
         if eff is None:
             return
         digest, spec = eff
@@ -390,9 +438,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         if session is None:
             return
         if kind == "command":
-            cmd = await self.db(commands.get, message.get("command", ""))
-            if cmd is not None and cmd.state in ("pending", "sent"):
-                await self._deliver(session, cmd)
+            self.to_deliver.append((device_id, str(message.get("command", ""))))
+            self.work.set()
         elif kind == "policy":
             await self._push_policy(session)
 
@@ -438,6 +485,30 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 except Exception as exc:
                     log.warning("registry refresh failed: %s", exc)
 
+    async def _work_loop(self) -> None:
+        """Deliveries and acknowledgements, in batches: whatever arrived
+        since the last round is written with a handful of statements."""
+        while True:
+            await self.work.wait()
+            await asyncio.sleep(0.05)  # let a burst accumulate
+            self.work.clear()
+            deliver, self.to_deliver = self.to_deliver, []
+            acks, self.acks = self.acks, []
+            policy_acks, self.policy_acks = self.policy_acks, {}
+            try:
+                for i in range(0, len(deliver), 500):
+                    await self._deliver_many(deliver[i : i + 500])
+                if acks or policy_acks:
+                    await self.db(commands.acknowledge_many, acks, policy_acks)
+            except Exception:
+                log.exception("batched delivery/acknowledgement failed; retrying")
+                self.to_deliver[:0] = deliver
+                self.acks[:0] = acks
+                for rev, devs in policy_acks.items():
+                    self.policy_acks.setdefault(rev, set()).update(devs)
+                await asyncio.sleep(1)
+                self.work.set()
+
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(conf.sweep_seconds())
@@ -454,10 +525,13 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             session = self.sessions.get(device_id)
             if session is not None:
                 session.close(grpc.StatusCode.PERMISSION_DENIED, "device revoked")
-        for cmd in await self.db(commands.pending_for_devices, held):
+        sent = []
+        for cmd in await self.db(commands.pending_for_devices, held, conf.sweep_seconds()):
             session = self.sessions.get(str(cmd.device_id))
-            if session is not None:
-                await self._deliver(session, cmd)
+            if session is not None and await self._deliver(session, cmd, mark=False):
+                sent.append(cmd.pk)
+        if sent:
+            await self.db(commands.mark_sent_many, sent)
         for device_id in await self.db(policy.drifted, held):
             session = self.sessions.get(device_id)
             if session is not None:
@@ -467,6 +541,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         await self.registry.alive()
         self._tasks = [
             asyncio.create_task(self._flush_loop()),
+            asyncio.create_task(self._work_loop()),
             asyncio.create_task(self._sweep_loop()),
             asyncio.create_task(self.registry.listen(self.on_message)),
         ]
@@ -478,6 +553,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         batch, self.heartbeats = self.heartbeats, {}
         opened, self.opened = self.opened, {}
         try:
+            if self.acks or self.policy_acks:
+                await self.db(commands.acknowledge_many, self.acks, self.policy_acks)
             await self.db(connections.flush, opened, batch)
         except Exception:
             log.exception("final heartbeat flush failed")
