@@ -104,10 +104,6 @@ def generations(data: bytes) -> set[bytes]:
 # a tick-margin before the read began) is the engine's to make; these marks go
 # when it lands. Not strict: on a loaded machine a read can span several
 # ticks, and the defect then hides by chance (an XPASS must not fail CI).
-COARSE_MTIME = "engine consistent-read trusts mtime that has coarse-tick granularity"
-
-
-@pytest.mark.xfail(strict=False, reason=COARSE_MTIME)
 def test_busy_writer_never_yields_a_torn_copy_stored_as_good(repo, writer):
     src, doc = writer(pause=0)  # rewrites continuously: the file never holds still
     outcomes = {"flagged": 0, "consistent": 0}
@@ -128,7 +124,6 @@ def test_busy_writer_never_yields_a_torn_copy_stored_as_good(repo, writer):
     assert outcomes["flagged"] >= 1, "a file that never holds still is reported"
 
 
-@pytest.mark.xfail(strict=False, reason=COARSE_MTIME + " (fails only when a read overlaps a save)")
 def test_occasional_writer_is_retried_into_a_consistent_copy(repo, writer):
     src, doc = writer(pause=0.05)  # saves ~20 times a second, like an autosave
     retries = consistent = 0
