@@ -20,6 +20,7 @@ Existing files at the destination (``overwrite``):
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fnmatch
 import os
 import secrets
@@ -109,6 +110,10 @@ class RestoreResult:
             "warnings": [w.to_dict() for w in self.warnings],
             "errors": [e.to_dict() for e in self.errors],
         }
+
+
+def _euid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0
 
 
 class IncludeMatcher:
@@ -235,6 +240,7 @@ class _Restore:
 
     def run(self) -> RestoreResult:
         t0 = self.t0 = time.monotonic()
+        os.makedirs(self.target or b"/", exist_ok=True)  # the target itself is trusted
         files, links, specials, dirs = self._select()
         self.progress.files_total = len(files)
         self.progress.bytes_total = sum(n.get("size", 0) for _, n in files)
@@ -295,18 +301,50 @@ class _Restore:
     def _make_dir(self, path: bytes, node: dict) -> None:
         dest = self.dest(path)
         try:
-            os.makedirs(dest, mode=0o700, exist_ok=True)
+            self._safe_dir(dest)
             self.stats.dirs += 1
         except OSError as exc:
             self.issue("error", path, f"cannot create directory: {exc.strerror or exc}", True)
 
     def _ensure_parent(self, path: bytes) -> None:
-        parent = os.path.dirname(self.dest(path))
-        if parent in self._dirs_ready:
+        self._safe_dir(os.path.dirname(self.dest(path)))
+
+    def _safe_dir(self, directory: bytes) -> None:
+        """Make ``directory`` (below the target) exist, refusing to pass
+        through a symlink that belongs to another user: restoring in place as
+        root must not follow a link a user planted (``~/Documents ->
+        /etc``) and write outside their files. Links owned by root or by us
+        (``/home -> /data/home``) are followed, as the kernel's
+        protected_symlinks rule does."""
+        if directory in self._dirs_ready:
             return
-        if parent and not os.path.isdir(parent):
-            os.makedirs(parent, mode=0o700, exist_ok=True)
-        self._dirs_ready.add(parent)
+        current = self.target
+        for part in directory[len(self.target) :].split(b"/"):
+            if not part:
+                continue
+            current = current + b"/" + part
+            if current in self._dirs_ready:
+                continue
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(current, 0o700)
+                except FileExistsError:
+                    pass
+                st = os.lstat(current)
+            if statmod.S_ISLNK(st.st_mode):
+                if st.st_uid not in (0, _euid()):
+                    raise OSError(
+                        errno.ELOOP,
+                        "a directory on the way is another user's symbolic link",
+                        current,
+                    )
+                if not os.path.isdir(current):
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", current)
+            elif not statmod.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", current)
+            self._dirs_ready.add(current)
 
     def _apply_meta(self, dest: bytes | int, node: dict, *, is_link: bool, where=None) -> None:
         """Owner, mode and mtime on a path or an open descriptor."""

@@ -557,3 +557,30 @@ def test_huge_directory_tree_blob(repo, tmp_path):
     assert run_restore(repo, "latest", out).ok
     assert set(os.listdir(restored(out, src))) == {os.fsencode(n) for n in names}
     assert run_check(repo, read_data=True).ok
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a symlink another owner")
+def test_restore_never_follows_another_users_symlink(repo, tmp_path):
+    """In-place restore as root: a user who replaced a backed-up directory
+    with a link to a system directory must not get files written there."""
+    import pwd
+
+    src = tmp_path / "home" / "ana" / "Documents"
+    src.mkdir(parents=True)
+    (src / "passwd").write_bytes(b"ana's own file")
+    run_backup(repo, [str(src)])
+    victim = tmp_path / "etc"
+    victim.mkdir()
+    for p in src.iterdir():
+        p.unlink()
+    src.rmdir()
+    os.symlink(victim, src)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    os.lchown(src, nobody, nobody)
+    res = run_restore(repo, "latest", "/", overwrite="always")
+    assert not (victim / "passwd").exists()
+    assert res.errors and all("symbolic link" in e.message for e in res.errors)
+    # a link of our own (like /home -> /data/home) is followed
+    os.lchown(src, 0, 0)
+    res = run_restore(repo, "latest", "/", overwrite="always")
+    assert res.ok and (victim / "passwd").read_bytes() == b"ana's own file"
