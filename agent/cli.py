@@ -102,6 +102,8 @@ def credentials(*, confirm: bool = False) -> tuple[bytes | None, str | None]:
     key_file = os.environ.get("CAIRN_KEY_FILE")
     key = read_org_key(key_file) if key_file else None
     passphrase = passphrase_from_env(confirm=confirm)
+    if passphrase == "":
+        raise CliError("the passphrase is empty")
     if key is None and passphrase is None:
         raise CliError("no key: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_KEY_FILE")
     return key, passphrase

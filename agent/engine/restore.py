@@ -15,6 +15,11 @@ Existing files at the destination (``overwrite``):
 * ``if-newer``: replaced only when the snapshot's copy is newer (mtime) than
   the local file; identical files (same size and mtime) are left alone;
 * ``always``: replaced.
+
+On the way to a destination, a directory that is a symbolic link owned by
+another user is never followed (an in-place restore running as root must not
+write where a user's planted link points); links owned by root or by the
+restoring user are followed.
 """
 
 from __future__ import annotations
