@@ -126,6 +126,8 @@ class Daemon:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.connection_state = "stopped"
+        self.stopped = True
         self.write_status()
         if self._sync_channel is not None:
             self._sync_channel.close()
@@ -555,7 +557,7 @@ class Daemon:
                 "started_at": self.current.started,
                 **self.current.progress,
             },
-            "pid": os.getpid(),
+            "pid": 0 if getattr(self, "stopped", False) else os.getpid(),
             "updated_at": time.time(),
         }
         try:
