@@ -215,7 +215,8 @@ class _DirJob:
         self.real: bytes = real  # path to read from
         self.node: dict | None = node  # this directory's node in its parent
         self.nodes: list[dict] = []
-        self.pending: list[tuple[dict, list[Future]]] = []
+        #: (node, futures, small-file context or None), resolved at finalize
+        self.pending: list[tuple[dict, list[Future], tuple | None]] = []
         self.entries = entries  # [(name, DirEntry | None)]
         self.i = 0
         self.plan = plan  # for directories above the sources: names to visit
@@ -224,15 +225,15 @@ class _DirJob:
         self._done = 0  # futures known to be done (cursor into flattened pending)
 
     def all_done(self) -> bool:
-        for _node, futures in self.pending[self._done :]:
-            if not all(f.done() for f in futures):
+        for item in self.pending[self._done :]:
+            if not all(f.done() for f in item[1]):
                 return False
             self._done += 1
         return True
 
     def first_not_done(self) -> Future | None:
-        for _node, futures in self.pending[self._done :]:
-            for f in futures:
+        for item in self.pending[self._done :]:
+            for f in item[1]:
                 if not f.done():
                     return f
         return None
@@ -570,6 +571,16 @@ class _Backup:
             self.stats.files_unchanged += 1
             self._file_done(st.st_size)
             return
+        if st.st_size < self.min_chunk:
+            # Small files (most of a PC's files) are opened, read and stored
+            # whole by the workers, so their I/O waits overlap; the walk goes on.
+            fut = self._submit_call(self._read_small, path, real)
+            job.nodes.append(node)
+            had_file = prev is not None and prev.get("type") == FILE
+            job.pending.append((node, [fut], (path, real, had_file)))
+            self.progress.files_done += 1
+            self.progress.bytes_done += st.st_size
+            return
         read = self._read_file(path, real)
         if read is None:
             return
@@ -584,7 +595,7 @@ class _Backup:
         if changed:
             node["flags"] = [CHANGED_DURING_READ]
         job.nodes.append(node)
-        job.pending.append((node, futures))
+        job.pending.append((node, futures, None))
         self.stats.files_read += 1
         if prev is not None and prev.get("type") == FILE:
             self.stats.files_changed += 1
@@ -637,12 +648,59 @@ class _Backup:
                 # Long enough that a file which went quiet passes next time;
                 # jittered so a periodic writer does not stay in phase.
                 time.sleep((margin + random.randrange(margin // 2 + 1)) / 1e9)
-        self._warn(
-            path,
-            "changed-during-read",
-            f"kept changing while read ({attempts} attempts); stored flagged as changed during read",
-        )
+        self._warn(path, "changed-during-read", _CHANGED_MESSAGE.format(attempts))
         return futures, after, True
+
+    def _read_small(self, path: bytes, real: bytes):
+        """Worker: read and store a file expected to be one chunk, with the
+        same consistency rules as _read_file. Returns _SKIPPED (warned),
+        _GREW (no longer small: the walk thread reads it), or
+        (blob id or None, stat, changed)."""
+        attempts = 1 + max(0, self.read_retries)
+        for attempt in range(attempts):
+            try:
+                f = open_source_file(real)
+            except FileNotFoundError:
+                self._warn(path, "vanished", "vanished before it could be read")
+                return _SKIPPED
+            except NotARegularFile:
+                self._warn(path, "vanished", "replaced by a non-regular file during the backup")
+                return _SKIPPED
+            except OSError as exc:
+                self._warn(path, _kind(exc), f"cannot open: {exc.strerror or exc}")
+                return _SKIPPED
+            try:
+                with f:
+                    read_start = time.time_ns()
+                    before = os.fstat(f.fileno())
+                    if before.st_size > self.min_chunk:
+                        return _GREW
+                    data = f.read(self.min_chunk + 1)
+                    after = os.fstat(f.fileno())
+            except OSError as exc:
+                self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
+                return _SKIPPED
+            if len(data) > self.min_chunk:
+                return _GREW
+            with self._lock:
+                self.stats.bytes_read += len(data)
+                self.progress.bytes_read += len(data)
+            margin = _timestamp_margin(after)
+            consistent = (
+                _same(before, after)
+                and len(data) == after.st_size
+                and not _recently_changed(after, read_start, margin)
+            )
+            if consistent or attempt + 1 == attempts:
+                blob_id = self._store_chunk(data) if data else None
+                if consistent:
+                    return blob_id, before, False
+                self._warn(path, "changed-during-read", _CHANGED_MESSAGE.format(attempts))
+                return blob_id, after, True
+            with self._lock:
+                self.stats.retries += 1
+            time.sleep((margin + random.randrange(margin // 2 + 1)) / 1e9)
+        raise AssertionError("unreachable")
 
     def _chunk_file(self, f, st: os.stat_result) -> tuple[list[Future], int]:
         """Chunk futures for the file's content and the bytes it covered."""
@@ -725,9 +783,12 @@ class _Backup:
         self.progress.bytes_read += n
 
     def _submit(self, data: bytes) -> Future:
+        return self._submit_call(self._store_chunk, data)
+
+    def _submit_call(self, fn, *args) -> Future:
         self.inflight.acquire()
         try:
-            fut = self.pool.submit(self._store_chunk, data)
+            fut = self.pool.submit(fn, *args)
         except BaseException:
             self.inflight.release()
             raise
@@ -819,9 +880,14 @@ class _Backup:
             self._finalize(job)
 
     def _finalize(self, job: _DirJob) -> None:
-        for node, futures in job.pending:
-            node["content"] = [f.result().hex() for f in futures]
-        tree_id = self._store_tree(encode_tree(job.nodes)).hex()
+        dropped = False
+        for node, futures, small in job.pending:
+            if small is None:
+                node["content"] = [f.result().hex() for f in futures]
+            elif not self._finish_small(node, futures[0].result(), *small):
+                node["drop"] = dropped = True
+        nodes = [n for n in job.nodes if "drop" not in n] if dropped else job.nodes
+        tree_id = self._store_tree(encode_tree(nodes)).hex()
         if job.node is None:
             self._root_tree = bytes.fromhex(tree_id)
             return
@@ -832,6 +898,38 @@ class _Backup:
             self.stats.dirs_unchanged += 1
         else:
             self.stats.dirs_changed += 1
+
+    def _finish_small(self, node: dict, result, path: bytes, real: bytes, had_file: bool) -> bool:
+        """Fill a small file's node from its worker's result; False to drop it."""
+        if result is _SKIPPED:
+            return False
+        if result is _GREW:  # rare: it grew past one chunk since the walk saw it
+            read = self._read_file(path, real)
+            if read is None:
+                return False
+            futures, st_read, changed = read
+            content = [f.result().hex() for f in futures]
+        else:
+            blob_id, st_read, changed = result
+            content = [blob_id.hex()] if blob_id is not None else []
+        node.update(
+            size=st_read.st_size,
+            mtime_ns=st_read.st_mtime_ns,
+            ctime_ns=st_read.st_ctime_ns,
+            ino=st_read.st_ino,
+            mode=statmod.S_IMODE(st_read.st_mode),
+            content=content,
+        )
+        if changed:
+            node["flags"] = [CHANGED_DURING_READ]
+        self.stats.files_read += 1
+        if had_file:
+            self.stats.files_changed += 1
+        else:
+            self.stats.files_new += 1
+        self.stats.total_files += 1
+        self.stats.total_bytes += st_read.st_size
+        return True
 
     # --- progress ----------------------------------------------------------------------
     def _report(self, force: bool = False) -> None:
@@ -883,6 +981,9 @@ class _Backup:
 
 
 _SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
+_SKIPPED = object()  # small file not stored (vanished, denied: warned)
+_GREW = object()  # small file grew past one chunk: read by the walk thread
+_CHANGED_MESSAGE = "kept changing while read ({} attempts); stored flagged as changed during read"
 
 
 class _BoundedReader:
