@@ -4,8 +4,10 @@ Pipeline (two cores, bounded memory):
 
 * The calling thread walks directories, decides per file whether it must be
   read (incremental: size, mtime, ctime and inode against the parent
-  snapshot), reads files in large blocks and cuts them into chunks
-  (FastCDC releases the GIL while cutting).
+  snapshot), reads large files in big blocks and cuts them into chunks
+  (FastCDC releases the GIL while cutting). Small files (one chunk, most of
+  a PC's files) are opened, read and stored whole by the workers, so their
+  I/O waits overlap each other and the walk.
 * Each chunk goes to a pool of worker threads (one per core): keyed BLAKE3,
   dedup against the index, zstd, AES-GCM straight into a pack buffer. Work is
   split by chunk, not by file, so one huge file keeps both cores busy. A
