@@ -172,7 +172,12 @@ async def main_async(args) -> dict:
     all_connected_at = None
     samples = []
     deadline = t_start + args.duration
-    while time.monotonic() < deadline:
+    import signal
+
+    finish = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, finish.set)
+    while time.monotonic() < deadline and not finish.is_set():
         await asyncio.sleep(1)
         now = time.monotonic()
         if all_connected_at is None and stats.connected >= len(devices):
@@ -198,12 +203,14 @@ async def main_async(args) -> dict:
         rev: {
             "acked_by": len(times),
             "first_s": round(min(times) - t_start, 2),
+            "p50_s": round(sorted(times)[len(times) // 2] - t_start, 2),
             "last_s": round(max(times) - t_start, 2),
         }
         for rev, times in stats.acks.items()
     }
     ct = sorted(stats.connect_times)
     return {
+        "started_at": round(time.time() - (time.monotonic() - t_start), 2),
         "agents": len(devices),
         "max_connected": max((s[1] for s in samples), default=0),
         "all_connected_after_s": round(all_connected_at, 2) if all_connected_at else None,

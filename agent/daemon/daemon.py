@@ -487,19 +487,35 @@ class Daemon:
         if self.current is ctx:
             self.send(pb.AgentMessage(report=pb.Report(progress=self._progress_pb(ctx))))
 
-    def _open_repo(self):
+    def _open_repo(self, ctx: jobs.JobContext | None = None):
         from agent.daemon import repo as repo_glue
 
         store = repo_glue.open_device_store(self.identity, self.stub())
         limits = (self.state.policy or {}).get("limits") or {}
         kbps = int(limits.get("upload_kbps") or 0)
-        if kbps:
+        pause = bool(limits.get("pause_on_battery") or limits.get("pause_on_metered"))
+        if (kbps or pause) and (ctx is None or ctx.kind == "backup"):
+            # Uploads go through the policy's bandwidth limit, and stop while
+            # on battery / a metered network (agent/power.py), resuming alone.
             try:
                 from agent.throttle import ThrottledStore, TokenBucket
 
-                store = ThrottledStore(store, TokenBucket(kbps * 1000 / 8))
-            except (ImportError, TypeError) as exc:
-                log.warning("bandwidth limit not applied: %s", exc)
+                gate = None
+                if pause:
+                    from agent.power import PauseGate
+
+                    gate = PauseGate(
+                        pause_on_battery=bool(limits.get("pause_on_battery")),
+                        pause_on_metered=bool(limits.get("pause_on_metered")),
+                    )
+                store = ThrottledStore(
+                    store,
+                    TokenBucket(kbps * 1000 / 8 if kbps else None),
+                    gate=gate,
+                    cancel=ctx.cancel if ctx is not None else None,
+                )
+            except ImportError as exc:
+                log.warning("bandwidth limit / pause gate not applied: %s", exc)
         return repo_glue.open_repository(store, self.home.repository_key())
 
     def _run_job(self, ctx: jobs.JobContext) -> jobs.JobOutcome:
@@ -512,7 +528,7 @@ class Daemon:
                 background()
             except Exception as exc:
                 log.debug("background priority: %s", exc)
-        repo = self._open_repo()
+        repo = self._open_repo(ctx)
         try:
             if ctx.kind == "backup":
                 return jobs.run_backup(

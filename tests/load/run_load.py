@@ -211,6 +211,7 @@ def run(agents: int, heartbeat: float, hold: float, base_db: str, redis_url: str
                     raise RuntimeError(f"only {acked} of {agents} acknowledged after 600 s")
                 time.sleep(0.25)
         result["rollout_save_s"] = bumped["save_s"]
+        result["rollout_saved_at"] = saved
         result["rollout_all_acked_s"] = round(time.time() - saved, 1)
     finally:
         for p in reversed(procs):

@@ -81,7 +81,8 @@ def offline_agent(tmp_path):
             "sources": {"linux": [str(data)], "macos": [str(data)], "windows": [str(data)]},
             "excludes": [],
             "schedule": {"every_hours": 4, "catch_up": True},
-            "limits": {"pause_on_battery": False, "pause_on_metered": False},
+            # Uploads go through the throttle and the pause gate (no battery here).
+            "limits": {"upload_kbps": 800_000, "pause_on_battery": True, "pause_on_metered": False},
             "open_files": "off",
         },
     )
