@@ -281,6 +281,7 @@ class _Backup:
         self._owner_names: dict[tuple[str, int], str] = {}
         self._parent_start_ns = 0
         self._zero_chunks: dict[int, Future] = {}
+        self._hardlinks: dict[tuple[int, int], bytes] = {}
         self.cancel_scan = False  # stops the totals scanner when the backup ends
 
     # --- driver -------------------------------------------------------------------
@@ -566,6 +567,12 @@ class _Backup:
     def _file(self, job, node, st, path, real, prev) -> None:
         node["type"] = FILE
         self.progress.current = display_path(path)
+        if st.st_nlink > 1:
+            # Hard links: later names point at the first one seen (the walk is
+            # sorted, so this is stable); content is stored once by dedup anyway.
+            first = self._hardlinks.setdefault((st.st_dev, st.st_ino), path)
+            if first != path:
+                encode_name(first, node, "link_to")
         if self._unchanged(prev, st):
             node["size"] = st.st_size
             node["content"] = prev["content"]

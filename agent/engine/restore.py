@@ -24,6 +24,7 @@ restoring user are followed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fnmatch
@@ -234,6 +235,7 @@ class _Restore:
         self._lock = threading.Lock()
         self._last_report = 0.0
         self._dirs_ready: set[bytes] = set()
+        self._restored: set[bytes] = set()  # destinations written by this restore
 
     def dest(self, path: bytes) -> bytes:
         return self.target + path
@@ -253,6 +255,7 @@ class _Restore:
             self._make_dir(path, node)
         jobs = self._prepare_files(files)
         self._fetch(jobs)
+        self._relink(files)
         for path, node in links:
             self._make_link(path, node)
         for path, node in specials:
@@ -525,6 +528,22 @@ class _Restore:
         if last:
             self._finish_file(job, meta_done=True)
 
+    def _relink(self, files) -> None:
+        """Make restored copies of hard-linked files links again."""
+        for path, node in files:
+            if "link_to" not in node and "link_to_b64" not in node:
+                continue
+            first, dest = self.dest(decode_name(node, "link_to")), self.dest(path)
+            if first not in self._restored or dest not in self._restored:
+                continue  # not both restored this time: keep the copy
+            tmp = os.path.join(os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode())
+            try:
+                os.link(first, tmp)
+                os.rename(tmp, dest)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # the copy stays: same content, only not linked
+
     def _fail_blob(self, dests, reason: str) -> None:
         for job, _offset in dests:
             if not job.failed:
@@ -566,6 +585,7 @@ class _Restore:
         with self._lock:
             self.stats.files += 1
             self.stats.bytes_written += job.size
+            self._restored.add(job.dest)
         self._file_done(job.size)
 
     def _file_done(self, size: int) -> None:

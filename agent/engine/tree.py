@@ -22,6 +22,10 @@ A node (fields absent when not applicable):
     subtree             dirs: tree blob id (hex)
     target / target_b64 symlinks: the link target (same encoding as names)
     rdev                device files: device number
+    link_to / link_to_b64
+                        files with several hard links: the absolute path of
+                        the first name seen in this snapshot (restore links
+                        them again when it restores both)
     flags               list; "changed-during-read" marks content read while
                         the file kept changing, "unreadable" a directory
                         whose listing failed (stored empty)

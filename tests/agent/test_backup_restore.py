@@ -19,7 +19,7 @@ from agent.engine.errors import BackupCancelled, SnapshotNotFound
 from agent.engine.restore import run_restore
 from agent.engine.tree import CHANGED_DURING_READ
 from tests.agent.conftest import make_repo
-from tests.agent.helpers import restored, snapshot_of_disk
+from tests.agent.helpers import read, restored, snapshot_of_disk
 
 OLD = time.time() - 3600  # outside the racy window of the next backup
 
@@ -584,3 +584,22 @@ def test_restore_never_follows_another_users_symlink(repo, tmp_path):
     os.lchown(src, 0, 0)
     res = run_restore(repo, "latest", "/", overwrite="always")
     assert res.ok and (victim / "passwd").read_bytes() == b"ana's own file"
+
+
+def test_hard_links_are_restored_as_links(repo, tmp_path):
+    src = tmp_path / "s"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "one").write_bytes(b"shared inode")
+    os.link(src / "a" / "one", src / "two")
+    result = run_backup(repo, [str(src)])
+    nodes = {p: n for p, n in repo.walk(result.snapshot.tree)}
+    assert nodes[os.fsencode(src / "two")]["link_to"] == str(src / "a" / "one")
+    out = tmp_path / "out"
+    assert run_restore(repo, "latest", out).ok
+    one, two = restored(out, src / "a" / "one"), restored(out, src / "two")
+    assert os.stat(one).st_ino == os.stat(two).st_ino
+    assert read(two) == b"shared inode"
+    # restoring only one of the names gives a plain file
+    only = tmp_path / "only"
+    assert run_restore(repo, "latest", only, include=[str(src / "two")]).ok
+    assert read(restored(only, src / "two")) == b"shared inode"
