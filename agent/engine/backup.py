@@ -27,6 +27,7 @@ warning in the snapshot and the result, never presented as a good copy.
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import errno
@@ -464,6 +465,8 @@ class _Backup:
         if isinstance(sub_plan, dict) and not statmod.S_ISDIR(st.st_mode):
             return None  # a path above a source is not a directory: nothing below it
         node = self._meta(name, st)
+        if _XATTRS:
+            self._read_xattrs(real, node, path)
         prev = job.prev.get(name) if job.prev else None
         mode = st.st_mode
         if statmod.S_ISDIR(mode):
@@ -531,6 +534,22 @@ class _Backup:
         if group:
             node["group"] = group
         return node
+
+    def _read_xattrs(self, real: bytes, node: dict, path: bytes) -> None:
+        """Extended attributes (Linux: user.*, security.* labels, ACLs as
+        system.posix_acl_*), base64 in the node. Best effort: a filesystem
+        without them is normal, an unreadable one a warning."""
+        try:
+            names = os.listxattr(real, follow_symlinks=False)
+            if not names:
+                return
+            node["xattrs"] = {
+                n: base64.b64encode(os.getxattr(real, n, follow_symlinks=False)).decode("ascii")
+                for n in sorted(names)
+            }
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTSUP, errno.ENODATA, errno.ENOENT):
+                self._warn(path, "read-error", f"cannot read extended attributes: {exc.strerror}")
 
     def _owner(self, kind: str, num: int) -> str:
         key = (kind, num)
@@ -990,6 +1009,7 @@ class _Backup:
 
 
 _SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
+_XATTRS = hasattr(os, "listxattr")
 _SKIPPED = object()  # small file not stored (vanished, denied: warned)
 _GREW = object()  # small file grew past one chunk: read by the walk thread
 _CHANGED_MESSAGE = "kept changing while read ({} attempts); stored flagged as changed during read"

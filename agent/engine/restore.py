@@ -24,6 +24,7 @@ restoring user are followed.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import errno
@@ -361,6 +362,8 @@ class _Restore:
         try:
             if self.restore_owner and "uid" in node:
                 os.chown(dest, node["uid"], node.get("gid", -1), follow_symlinks=follow)
+            if node.get("xattrs") and hasattr(os, "setxattr"):
+                self._apply_xattrs(dest, node["xattrs"], follow, where)
             if not is_link and "mode" in node:
                 os.chmod(dest, node["mode"])
             if "mtime_ns" in node:
@@ -370,6 +373,17 @@ class _Restore:
         except OSError as exc:
             shown = where if by_fd else dest
             self.issue("metadata", shown, f"cannot restore metadata: {exc.strerror or exc}")
+
+    def _apply_xattrs(self, dest, xattrs: dict, follow: bool, where) -> None:
+        for name, value in xattrs.items():
+            try:
+                os.setxattr(dest, name, base64.b64decode(value), follow_symlinks=follow)
+            except OSError as exc:
+                # Filesystems without xattrs, or namespaces only root may
+                # set (security.*, trusted.*): not worth a warning per file.
+                if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
+                    shown = where if isinstance(dest, int) else dest
+                    self.issue("metadata", shown, f"cannot restore {name}: {exc.strerror}")
 
     def _existing_allows(self, path: bytes, node: dict) -> bool:
         """Whether the destination may be (re)written; warns when not."""

@@ -22,6 +22,7 @@ A node (fields absent when not applicable):
     subtree             dirs: tree blob id (hex)
     target / target_b64 symlinks: the link target (same encoding as names)
     rdev                device files: device number
+    xattrs              extended attributes: {name: base64 value}
     link_to / link_to_b64
                         files with several hard links: the absolute path of
                         the first name seen in this snapshot (restore links

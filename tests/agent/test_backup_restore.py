@@ -603,3 +603,21 @@ def test_hard_links_are_restored_as_links(repo, tmp_path):
     only = tmp_path / "only"
     assert run_restore(repo, "latest", only, include=[str(src / "two")]).ok
     assert read(restored(only, src / "two")) == b"shared inode"
+
+
+@pytest.mark.skipif(not hasattr(os, "setxattr"), reason="no xattrs on this platform")
+def test_extended_attributes_roundtrip(repo, tmp_path):
+    src = tmp_path / "s"
+    src.mkdir()
+    f = src / "tagged.txt"
+    f.write_bytes(b"x")
+    try:
+        os.setxattr(f, "user.cairn.test", b"\x00binary\xff")
+        os.setxattr(src, "user.dir", b"on a directory")
+    except OSError as exc:
+        pytest.skip(f"filesystem without user xattrs: {exc}")
+    run_backup(repo, [str(src)])
+    out = tmp_path / "out"
+    assert run_restore(repo, "latest", out).ok
+    assert os.getxattr(restored(out, f), "user.cairn.test") == b"\x00binary\xff"
+    assert os.getxattr(restored(out, src), "user.dir") == b"on a directory"
