@@ -1,0 +1,121 @@
+"""Control-plane services without processes: delivery outcomes, batched
+acknowledgements, beat maintenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from console.audit.services import SYSTEM
+from console.fleet.models import Device
+from console.gateway.models import DeviceConnection
+from console.gateway.registry import Registry
+from console.gateway.services import commands, connections, maintenance
+from console.jobs.models import Command, CommandKind, CommandState
+from console.jobs.services import DeliveryRetry, request_backup
+
+pytestmark = pytest.mark.django_db
+
+
+def _device(**kw) -> Device:
+    return Device.objects.create(hostname=kw.pop("hostname", "pc-1"), os="linux", **kw)
+
+
+class FakeRegistry:
+    enabled = True
+
+    def __init__(self, instance=None, receivers=1, fail=False):
+        self.instance, self.receivers, self.fail, self.published = instance, receivers, fail, []
+
+    def locate(self, device_id):
+        if self.fail:
+            raise ConnectionError("redis down")
+        return self.instance
+
+    def publish(self, instance, message):
+        self.published.append((instance, message))
+        return self.receivers
+
+
+def test_delivery_outcomes():
+    dev = _device()
+    cmd = request_backup(SYSTEM, dev)
+    assert commands.deliver(str(cmd.pk), FakeRegistry(instance=None)) == "offline"
+    reg = FakeRegistry(instance="gw-1")
+    assert commands.deliver(str(cmd.pk), reg) == "published"
+    assert reg.published == [
+        ("gw-1", {"type": "command", "device": str(dev.pk), "command": str(cmd.pk)})
+    ]
+    with pytest.raises(DeliveryRetry):
+        commands.deliver(str(cmd.pk), FakeRegistry(fail=True))
+    with pytest.raises(DeliveryRetry):  # registered instance not listening (restarting)
+        commands.deliver(str(cmd.pk), FakeRegistry(instance="gw-1", receivers=0))
+    commands.mark_sent_many([cmd.pk])
+    assert commands.deliver(str(cmd.pk), reg) == "skipped"  # idempotent
+    Command.objects.filter(pk=cmd.pk).update(
+        state=CommandState.PENDING, expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    assert commands.deliver(str(cmd.pk), reg) == "expired"
+    assert Command.objects.get(pk=cmd.pk).state == CommandState.EXPIRED
+    assert commands.deliver("00000000-0000-0000-0000-000000000000", reg) == "missing"
+
+
+def test_registry_without_redis_is_inert():
+    r = Registry(url="")
+    assert not r.enabled and r.locate("x") is None and r.publish("gw", {}) == 0
+
+
+def test_batched_acknowledgements_only_move_the_callers_commands():
+    mine, other = _device(hostname="mine"), _device(hostname="other")
+    a = request_backup(SYSTEM, mine)
+    b = request_backup(SYSTEM, other)
+    commands.mark_sent_many([a.pk, b.pk])
+    apply = Command.objects.create(
+        device=mine,
+        kind=CommandKind.APPLY_POLICY,
+        payload={"hash": "h2"},
+        expires_at=timezone.now() + dt.timedelta(hours=1),
+    )
+    # "mine" acknowledges its own command and, spoofing, the other's.
+    commands.acknowledge_many(
+        [(str(mine.pk), str(a.pk), True, ""), (str(mine.pk), str(b.pk), True, "")],
+        {"h2": {str(mine.pk)}},
+    )
+    assert Command.objects.get(pk=a.pk).state == CommandState.ACKNOWLEDGED
+    assert Command.objects.get(pk=b.pk).state == CommandState.SENT
+    assert Command.objects.get(pk=apply.pk).state == CommandState.DONE
+    mine.refresh_from_db()
+    assert mine.applied_hash == "h2" and mine.applied_at is not None
+    # A refused command fails with the agent's reason.
+    commands.acknowledge_many([(str(other.pk), str(b.pk), False, "unknown job kind")], {})
+    b.refresh_from_db()
+    assert b.state == CommandState.FAILED and "unknown job kind" in b.error
+
+
+def test_batched_flush_and_mark_offline(settings):
+    devs = [_device(hostname=f"pc-{i}") for i in range(3)]
+    now = timezone.now()
+    connections.flush(
+        {str(d.pk): ("gw-1", now) for d in devs},
+        {str(devs[0].pk): {"state": "backing_up", "pause_reason": "", "changed": True}},
+    )
+    assert DeviceConnection.objects.filter(online=True, gateway_id="gw-1").count() == 3
+    assert DeviceConnection.objects.get(device=devs[0]).agent_state == "backing_up"
+    assert all(Device.objects.get(pk=d.pk).last_seen_at for d in devs)
+    DeviceConnection.objects.filter(device=devs[1]).update(
+        last_heartbeat_at=now - dt.timedelta(hours=1)
+    )
+    assert connections.mark_offline() == 1
+    assert not DeviceConnection.objects.get(device=devs[1]).online
+
+
+def test_recompute_protection_fixes_stale_deadlines():
+    at = timezone.now() - dt.timedelta(hours=1)
+    dev = _device(last_success_at=at, rpo=dt.timedelta(hours=24))
+    assert maintenance.recompute_protection() == 1
+    dev.refresh_from_db()
+    assert dev.protected_until == at + dt.timedelta(hours=24)
+    assert dev.status == "protected"
+    assert maintenance.recompute_protection() == 0
