@@ -4,7 +4,9 @@ One run, one data set, one machine, one local repository per tool:
 
 1. generate a seeded office-PC data set (``tests/bench/dataset.py``);
 2. warm-up read of the whole data set (page cache cannot be dropped without
-   root on a shared machine, so every tool reads from a warm cache, equally);
+   root on a shared machine, so every tool reads from a warm cache, equally),
+   and ``sync`` before every measured command (so no tool pays for writing
+   back the previous tool's output);
 3. initial backup, then an unchanged re-run, with each tool in turn;
 4. a realistic day of changes; warm-up read; backup again with each tool;
 5. restore of the latest snapshot with each tool (verified against the data
@@ -480,6 +482,7 @@ class Results:
     warmups: list = field(default_factory=list)
     repeat: int = 1
     args: str = ""
+    sync_seconds: float = 0.0
     load: list = field(default_factory=list)
     finished: str = ""
     seconds: float = 0.0
@@ -533,6 +536,7 @@ def run_bench(args) -> Results:
         if tool.error:
             return None
         print(f"  {tool.label:6} {phase:8} ...", end="", flush=True)
+        settle()
         run = measure(argv, tool.env(), cwd, work / "logs" / f"{tool.name}-{phase}", args.timeout)
         if not run.ok:
             last = (run.stderr.strip().splitlines() or ["(no error output)"])[-1]
@@ -561,6 +565,19 @@ def run_bench(args) -> Results:
         tool.runs[phase] = run
         return run
 
+    def settle() -> None:
+        """Flush dirty pages before every measured command (outside its timing):
+        otherwise a tool pays for writing back the previous tool's repository
+        or restore, which made whichever ran second look several times slower."""
+        t0 = time.perf_counter()
+        os.sync()
+        res.sync_seconds += time.perf_counter() - t0
+
+    def rotated(r: int) -> list[Tool]:
+        """Tool order for repetition r: each tool takes each position in turn."""
+        k = r % len(tools)
+        return tools[k:] + tools[:k]
+
     def at(tool: Tool, phase: str) -> Tool:
         tool.phase = phase
         return tool
@@ -576,7 +593,7 @@ def run_bench(args) -> Results:
     warm("before the initial backups")
     print("initial backup")
     for r in range(args.repeat):
-        for n, tool in enumerate(tools):
+        for n, tool in enumerate(rotated(r)):
             if tool.error:
                 continue
             if r:  # start again from an empty repository and cache
@@ -598,7 +615,7 @@ def run_bench(args) -> Results:
     print("unchanged re-run")
     warm_up(data)
     for r in range(args.repeat):
-        for tool in tools:
+        for tool in rotated(r):
             step(tool, "rerun", at(tool, "rerun").backup(data_path, f"run2-{r}"))
     res.changes = apply_day_of_changes(ds)
     res.logical_after_changes = ds.logical
@@ -614,7 +631,7 @@ def run_bench(args) -> Results:
     print("restore (latest snapshot) and verify")
     expected = manifest(data)
     for r in range(args.repeat):
-        for tool in tools:
+        for tool in rotated(r):
             if tool.error:
                 continue
             target = work / "restore" / tool.name
@@ -635,8 +652,8 @@ def run_bench(args) -> Results:
                 )
             shutil.rmtree(target, ignore_errors=True)
     print("check --read-data")
-    for _ in range(args.repeat):
-        for tool in tools:
+    for r in range(args.repeat):
+        for tool in rotated(r):
             step(tool, "check", at(tool, "check").check())
     res.load.append(("end", os.getloadavg()))
     res.finished = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -810,12 +827,13 @@ def markdown(res: Results, tools: list[str], note: str = "") -> str:
         "**Method:** each command is its own subprocess (wall time; CPU time from `wait4`; peak RSS "
         "from the kernel's per-process high-water mark `VmHWM`, sampled every 20 ms over the process tree). The page cache cannot be dropped without root, so "
         "every tool reads from a warm cache: the whole data set is read once before each backup phase, "
-        "equally for all tools. Throughput = logical bytes of the data set ÷ wall time (for `check`, "
+        "equally for all tools, and dirty pages are flushed (`sync`) before every measured command, so "
+        "no tool pays for writing back another's output. Throughput = logical bytes of the data set ÷ wall time (for `check`, "
         "repository bytes ÷ wall time)."
         + (
             f" Initial backup, re-run, restore and check ran {res.repeat} times, interleaved between "
-            "the tools (the initial backup each time into a fresh repository); the table shows the "
-            "fastest run, peak RSS the largest."
+            "the tools in rotating order (the initial backup each time into a fresh repository); the "
+            "table shows the fastest run, peak RSS the largest."
             if res.repeat > 1
             else ""
         )
