@@ -108,17 +108,39 @@ def _rng(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
 
 
+def _copy_text(value) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            value = (
+                value.replace("\\", "\\\\")
+                .replace("\t", "\\t")
+                .replace("\n", "\\n")
+                .replace("\r", "\\r")
+            )
+        return value
+    return str(value)
+
+
 class Sink:
-    """Append-only row writer: COPY on PostgreSQL, executemany elsewhere."""
+    """Append-only row writer: COPY (text format, written in large chunks) on
+    PostgreSQL, executemany elsewhere."""
 
     def __init__(self, table: str, columns: list[str], batch: int = 5000):
         self.table, self.columns, self.batch = table, columns, batch
-        self.rows: list[tuple] = []
+        self.rows: list = []
         self.count = 0
         self._copy = None
         self._cm = None
         self._cursor = connection.cursor()
         if connection.vendor == "postgresql":
+            self.batch = 20000
             raw = self._cursor.cursor
             self._cm = raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN")
             self._copy = self._cm.__enter__()
@@ -126,25 +148,28 @@ class Sink:
     def add(self, row: tuple) -> None:
         self.count += 1
         if self._copy is not None:
-            self._copy.write_row(row)
-            return
-        self.rows.append(row)
+            self.rows.append("\t".join(map(_copy_text, row)))
+        else:
+            self.rows.append(row)
         if len(self.rows) >= self.batch:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
+        if not self.rows:
+            return
+        if self._copy is not None:
+            self._copy.write("\n".join(self.rows) + "\n")
+        else:
             marks = ", ".join(["%s"] * len(self.columns))
             self._cursor.executemany(
                 f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({marks})", self.rows
             )
-            self.rows = []
+        self.rows = []
 
     def close(self) -> None:
+        self.flush()
         if self._cm is not None:
             self._cm.__exit__(None, None, None)
-        else:
-            self.flush()
         self._cursor.close()
 
 
@@ -498,16 +523,11 @@ def seed_demo(
                         _dt(finished),
                         1.0 if ok else 0.4,
                         "{}",
-                        json.dumps(
-                            {
-                                "files_processed": files,
-                                "bytes_added": added,
-                                "seconds": int((finished - started).total_seconds()),
-                            }
-                        ),
+                        f'{{"files_processed": {files}, "bytes_added": {added}, '
+                        f'"seconds": {int((finished - started).total_seconds())}}}',
                         added,
                         files,
-                        json.dumps(warnings),
+                        json.dumps(warnings) if warnings else "[]",
                         len(warnings),
                         snap,
                         error,
@@ -531,11 +551,7 @@ def seed_demo(
                         added_bytes=added,
                     )
                 )
-            if len(snaps) >= 20000:
-                Snapshot.objects.bulk_create(snaps, batch_size=5000)
-                snaps_written += len(snaps)
-                snaps = []
-        jobs_sink.close()
+        jobs_sink.close()  # the connection is busy until the COPY ends
         jobs_written = jobs_sink.count
         Snapshot.objects.bulk_create(snaps, batch_size=5000)
         snaps_written += len(snaps)

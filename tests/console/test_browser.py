@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from console.accounts.roles import set_role
 from console.audit.services import SYSTEM
@@ -28,26 +29,36 @@ ARGS = [
 
 
 @pytest.fixture
-def browser_page():
+def open_browser():
+    """open_browser() -> a Playwright page. Call it after the test's own
+    database setup: while Playwright's sync API runs, Django would keep the
+    test's connection in a context of its own that teardown cannot close."""
     if not Path(CHROMIUM).exists():
         need_service("Debian's chromium at /usr/bin/chromium (make browser)")
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls
-    # the test makes between browser steps are still plain synchronous calls.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    state = {}
+
+    def open_page():
+        connections.close_all()
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        state["pw"] = sync_playwright().start()
+        state["browser"] = state["pw"].chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS
+        )
+        page = state["browser"].new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(15000)
-        try:
-            yield page
-        finally:
-            browser.close()
+        return page
+
+    yield open_page
+    if "browser" in state:
+        state["browser"].close()
+    if "pw" in state:
+        state["pw"].stop()
 
 
 def test_admin_creates_fixes_assigns_a_policy_and_finds_it_audited(
-    live_server, browser_page, django_user_model, settings
+    live_server, open_browser, django_user_model, settings
 ):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from playwright.sync_api import expect
@@ -60,7 +71,7 @@ def test_admin_creates_fixes_assigns_a_policy_and_finds_it_audited(
     fleet.enroll_device(secret, hostname="fin-win-01", os="windows")
     fleet.enroll_device(secret, hostname="fin-mac-01", os="macos")
 
-    page, base = browser_page, live_server.url
+    page, base = open_browser(), live_server.url
     page.goto(base + "/")
     expect(page).to_have_url(re.compile(r"/login/"))
     page.fill("#id_username", "alice")
