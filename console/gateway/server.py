@@ -386,9 +386,19 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             if eff is None:
                 self.acks.append((session.device_id, str(cmd.id), False, "no policy"))
                 return False
+            session.sent[str(cmd.id)] = eff[0]
+            just_sent = (
+                session.policy_sent == eff[0] and time.monotonic() - session.policy_sent_at < 60
+            )
+            if session.applied == eff[0] or just_sent:
+                # The agent runs (or was just sent) this revision: its policy
+                # acknowledgement completes the command; no second push.
+                if session.applied == eff[0]:
+                    self.policy_acks.setdefault(eff[0], set()).add(session.device_id)
+                    self.work.set()
+                return True
             msg = policy_message(eff[0], eff[1], command_id=str(cmd.id))
             session.policy_sent, session.policy_sent_at = eff[0], time.monotonic()
-            session.sent[str(cmd.id)] = eff[0]
         else:
             msg = command_message(cmd)
             session.sent[str(cmd.id)] = ""
