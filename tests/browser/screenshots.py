@@ -125,6 +125,8 @@ def main() -> int:
             page.wait_for_url(base + "/")
             for name, path in pages:
                 page.goto(base + path)
+                if name == "api-docs":  # Swagger UI renders the schema client-side
+                    page.wait_for_selector(".opblock", timeout=30000)
                 page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
             # a policy form with a validation error
             page.goto(base + "/policies/new/")
