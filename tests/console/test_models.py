@@ -77,3 +77,12 @@ def test_protection_follows_the_deadlines():
     assert d.protection(now + timedelta(hours=50)) == Protection.UNPROTECTED
     d.revoked = True
     assert d.protection(now) == Protection.REVOKED
+
+
+def test_sign_ins_are_audited(client, users):
+    from tests.console.conftest import PASSWORD
+
+    client.post("/login/", {"username": "auditor", "password": "wrong"})
+    client.post("/login/", {"username": "auditor", "password": PASSWORD})
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", "target_repr"))
+    assert actions[-2:] == [("auth.login_failed", "auditor"), ("auth.login", "auditor")]
