@@ -61,11 +61,18 @@ class Command(BaseCommand):
             Device.objects.filter(failing=True).values_list("pk", flat=True).first() or busiest
         )
         last_page = (devices + 49) // 50
+        from console.fleet.queries import status_q
+
+        last_protected = max(1, (Device.objects.filter(status_q("protected")).count() + 49) // 50)
         pages = [
             ("Overview", "/"),
             ("Devices, first page", "/devices/"),
             ("Devices, last page", f"/devices/?page={last_page}"),
             ("Devices, status=protected", "/devices/?status=protected"),
+            (
+                "Devices, status=protected, last page",
+                f"/devices/?status=protected&page={last_protected}",
+            ),
             ("Devices, at risk + Windows", "/devices/?status=at_risk&os=windows"),
             ("Devices, unprotected + policy", f"/devices/?status=unprotected&policy={policy.pk}"),
             ("Devices, failing", "/devices/?status=failing"),
@@ -79,6 +86,8 @@ class Command(BaseCommand):
             ("Device page (most job runs)", f"/devices/{busiest}/"),
             ("Device page (failing device)", f"/devices/{failing}/"),
             ("Jobs, first page", "/jobs/"),
+            ("Jobs, failed only", "/jobs/?state=failed"),
+            ("Jobs, one device by name", "/jobs/?device=ENG-LT-0004"),
             ("API: devices, status=at_risk", "/api/v1/devices/?status=at_risk"),
             ("API: overview", "/api/v1/overview/"),
         ]
