@@ -145,11 +145,16 @@ def queue_apply_policy(changed: list[tuple[Any, Any]], *, actor: Actor = SYSTEM)
     apply-policy commands of those devices are superseded (expired)."""
     now = timezone.now()
     device_ids = [dev_id for dev_id, _ in changed]
-    Command.objects.filter(
-        device_id__in=device_ids,
-        kind=CommandKind.APPLY_POLICY,
-        state__in=OPEN_COMMAND_STATES,
-    ).update(state=CommandState.EXPIRED, finished_at=now, error="superseded by a newer revision")
+    from console.policies.services import chunks
+
+    for chunk in chunks(device_ids):
+        Command.objects.filter(
+            device_id__in=chunk,
+            kind=CommandKind.APPLY_POLICY,
+            state__in=OPEN_COMMAND_STATES,
+        ).update(
+            state=CommandState.EXPIRED, finished_at=now, error="superseded by a newer revision"
+        )
     commands = [
         Command(
             device_id=dev_id,

@@ -234,35 +234,50 @@ def effective_policy_for_device(device: Device) -> Effective:
 
 
 @transaction.atomic
+def chunks(items: list, size: int = 2000):
+    """Slices of a list, so IN (...) lists stay within every database's limits."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@transaction.atomic
 def rollout_devices(device_ids, *, actor: Actor = SYSTEM, send_commands: bool = True) -> int:
     """Recompute the effective policy of these devices; for each whose hash
     changed, store it and (if send_commands) queue an apply-policy command.
-    Returns how many devices changed. Bulk: one query per distinct group set."""
+    Returns how many devices changed. Bulk: devices are grouped by their set
+    of groups, and each distinct set is computed once."""
     device_ids = list(device_ids)
     if not device_ids:
         return 0
     by_group = _assignments_by_group()
     memberships: dict = defaultdict(set)
-    for dev_id, gid in Device.groups.through.objects.filter(device_id__in=device_ids).values_list(
-        "device_id", "devicegroup_id"
-    ):
-        memberships[dev_id].add(gid)
-    current = {
-        row["pk"]: row
-        for row in Device.objects.filter(pk__in=device_ids, revoked=False).values(
-            "pk", "effective_hash", "rpo"
-        )
-    }
+    current: dict = {}
+    for chunk in chunks(device_ids):
+        for dev_id, gid in Device.groups.through.objects.filter(device_id__in=chunk).values_list(
+            "device_id", "devicegroup_id"
+        ):
+            memberships[dev_id].add(gid)
+        for row in Device.objects.filter(pk__in=chunk, revoked=False).values(
+            "pk", "effective_hash", "effective_revision_id", "rpo"
+        ):
+            current[row["pk"]] = row
     by_signature: dict[frozenset, list] = defaultdict(list)
     for dev_id in current:
         by_signature[frozenset(memberships.get(dev_id, ()))].append(dev_id)
     changed: list = []
     for signature, ids in by_signature.items():
         eff = _effective_for(signature, by_group)
+        revision_id = eff.revision.pk if eff.revision else None
         stale = [i for i in ids if current[i]["effective_hash"] != eff.hash]
-        rpo_changed = [i for i in ids if current[i]["rpo"] != eff.rpo]
-        if stale or rpo_changed:
-            Device.objects.filter(pk__in=set(stale) | set(rpo_changed)).update(
+        outdated = [
+            i
+            for i in ids
+            if current[i]["effective_hash"] != eff.hash
+            or current[i]["effective_revision_id"] != revision_id
+            or current[i]["rpo"] != eff.rpo
+        ]
+        for chunk in chunks(outdated):
+            Device.objects.filter(pk__in=chunk).update(
                 effective_policy=eff.policy,
                 effective_revision=eff.revision,
                 effective_hash=eff.hash,
