@@ -143,3 +143,32 @@ def sort_link(flt, key: str, label: str):
     else:
         qs = flt.querystring(sort=target)
     return format_html('<a href="?{}" class="sort">{}{}</a>', qs, label, arrow)
+
+
+def _short(value, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@register.filter
+def change_summary(event) -> str:
+    """One line for the audit table: changed fields as “field: before → after”."""
+    before = event.before if isinstance(event.before, dict) else {}
+    after = event.after if isinstance(event.after, dict) else {}
+    parts = []
+    if isinstance(after.get("changes"), list):
+        changed = [c.get("path", "?") for c in after["changes"]]
+        parts.append(
+            "settings changed: " + ", ".join(changed[:4]) + ("…" if len(changed) > 4 else "")
+        )
+    for key in list(after) + [k for k in before if k not in after]:
+        if key in ("changes", "spec"):
+            continue
+        if key in before and key in after:
+            if before[key] != after[key]:
+                parts.append(f"{key}: {_short(before[key])} → {_short(after[key])}")
+        elif key in after:
+            parts.append(f"{key}: {_short(after[key])}")
+        else:
+            parts.append(f"{key} was {_short(before[key])}")
+    return "; ".join(parts)
