@@ -274,7 +274,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 if sent:
                     await self.db(commands.mark_sent_many, sent)
             if not policy_queued and device.effective_hash != hello.policy_revision:
-                await self._push_policy(session, force=True)
+                await self._push_policy(session, force=True, digest=device.effective_hash)
             reader = asyncio.create_task(self._read(session, context))
             while True:
                 item = await session.queue.get()
@@ -422,8 +422,15 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         if sent:
             await self.db(commands.mark_sent_many, sent)
 
-    async def _push_policy(self, session: Session, force: bool = False) -> None:
-        eff = await self._effective(session.device_id)
+    async def _push_policy(self, session: Session, force: bool = False, digest: str = "") -> None:
+        """Send the effective policy unless the agent runs it or was sent it
+        within a minute. ``digest`` (the device's effective hash, when the
+        caller knows it) lets the spec come from the cache."""
+        if digest and not force:
+            recently = time.monotonic() - session.policy_sent_at < 60
+            if digest == session.applied or (session.policy_sent == digest and recently):
+                return
+        eff = await self._effective(session.device_id, digest)
         if eff is None:
             return
         digest, spec = eff
@@ -542,10 +549,10 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 sent.append(cmd.pk)
         if sent:
             await self.db(commands.mark_sent_many, sent)
-        for device_id in await self.db(policy.drifted, held):
+        for device_id, digest in await self.db(policy.drifted, held):
             session = self.sessions.get(device_id)
             if session is not None:
-                await self._push_policy(session)
+                await self._push_policy(session, digest=digest)
 
     async def start_background(self) -> None:
         await self.registry.alive()

@@ -24,18 +24,19 @@ def acknowledge(device_id: str, revision: str) -> bool:
     return jobs.record_policy_applied(device_id, revision)
 
 
-def drifted(device_ids) -> list[str]:
-    """Devices whose acknowledged revision differs from their target."""
+def drifted(device_ids) -> list[tuple[str, str]]:
+    """(device id, effective hash) of devices whose acknowledged revision
+    differs from their target."""
     from django.db.models import F
 
     ids = [str(d) for d in device_ids]
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for i in range(0, len(ids), 500):
         out += [
-            str(pk)
-            for pk in Device.objects.filter(pk__in=ids[i : i + 500], revoked=False)
+            (str(pk), digest)
+            for pk, digest in Device.objects.filter(pk__in=ids[i : i + 500], revoked=False)
             .exclude(effective_hash="")
             .exclude(applied_hash=F("effective_hash"))
-            .values_list("pk", flat=True)
+            .values_list("pk", "effective_hash")
         ]
     return out
