@@ -102,6 +102,14 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60 if PRODUCTION else 0),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded database is shared by the web server, gateway and workers:
+    # wait for a writer instead of failing, and take the write lock up front so
+    # two processes never deadlock upgrading read locks; WAL lets readers
+    # (the dashboard) run while the gateway writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL;"
+    )
 if PRODUCTION and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     raise ImproperlyConfigured("CAIRN_ENV=production needs DATABASE_URL (PostgreSQL)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,13 @@ def django_db_modify_db_settings():
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    if not db["ENGINE"].endswith("sqlite3"):
-        db.setdefault("TEST", {})["NAME"] = f"test_cairn_{RUN_ID}"
+    if db["ENGINE"].endswith("sqlite3"):
+        # A file, not Django's in-memory default: processes a test starts
+        # (gateway, worker, web) must open the same database.
+        name = Path(tempfile.gettempdir()) / f"cairn-test-{RUN_ID}.sqlite3"
+    else:
+        name = f"test_cairn_{RUN_ID}"
+    db.setdefault("TEST", {})["NAME"] = str(name)
 
 
 # --- S3 (moto server mode) -----------------------------------------------------------
