@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from console.accounts.roles import ROLE_DESCRIPTIONS, ROLES, can, require, role_of
@@ -600,7 +601,10 @@ def command_cancel(request, pk):
         messages.success(request, "Cancellation requested.")
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-    return redirect(request.POST.get("next") or reverse("command-list"))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("command-list")  # never an open redirect
+    return redirect(target)
 
 
 # --- enrollment ---------------------------------------------------------------------------

@@ -154,3 +154,11 @@ def test_device_list_filters_in_the_page(ui, small_fleet):
     fleet.set_device_groups(SYSTEM, small_fleet.devices[0], [small_fleet.other_group])
     html = c.get(f"/devices/?group={small_fleet.other_group.pk}").content.decode()
     assert "pc-000" in html and "pc-001" not in html
+
+
+def test_cancel_never_redirects_off_site(ui, small_fleet):
+    from console.jobs import services as jobs_services
+
+    cmd = jobs_services.request_backup(SYSTEM, small_fleet.devices[0])
+    r = ui("operator").post(f"/commands/{cmd.pk}/cancel/", {"next": "https://evil.example/"})
+    assert r.status_code == 302 and r.url == "/commands/"
