@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from console.accounts.roles import ROLE_DESCRIPTIONS, ROLES, can, require, role_of
@@ -610,6 +611,7 @@ def command_cancel(request, pk):
 # --- enrollment ---------------------------------------------------------------------------
 
 
+@never_cache  # the page shows a new token's secret once
 @require("token.view")
 def token_list(request):
     form = TokenForm(request.POST or None)
