@@ -918,6 +918,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--note-file", help="file whose markdown is appended to the docs section")
     parser.add_argument(
+        "--from-results", help="render the table and docs from a results.json instead of running"
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep data set and repositories afterwards"
     )
     args = parser.parse_args(argv)
@@ -927,14 +930,19 @@ def main(argv: list[str] | None = None) -> int:
     if parse_size(args.size) > 64 * GiB:
         parser.error("--size above 64G is not sensible on this machine")
 
-    res = run_bench(args)
     tools = [t.strip() for t in args.tools.split(",")]
-    out = Path(args.workdir).resolve() / "results.json"
-    out.write_text(json.dumps(asdict(res), indent=1, default=str))
+    if args.from_results:  # re-render a previous run (e.g. with a new --note-file)
+        res = Results(**json.loads(Path(args.from_results).read_text()))
+        tools = [t for t in tools if t in res.runs or t in res.unavailable]
+        Borg.compression = args.borg_compression
+    else:
+        res = run_bench(args)
+        out = Path(args.workdir).resolve() / "results.json"
+        out.write_text(json.dumps(asdict(res), indent=1, default=str))
+        print(f"raw results: {out}")
     print()
     print(table(res, tools))
     print()
-    print(f"raw results: {out}")
     note = args.note
     if args.note_file:
         note = (note + "\n\n" + Path(args.note_file).read_text()).strip()
