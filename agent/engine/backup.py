@@ -42,6 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from agent.engine import compress
+from agent.engine import paths as pathmap
 from agent.engine.chunker import Chunker
 from agent.engine.crypto import OVERHEAD
 from agent.engine.errors import BackupCancelled, EngineError, SnapshotNotFound
@@ -62,7 +63,6 @@ from agent.engine.tree import (
     SYMLINK,
     UNREADABLE,
     decode_name,
-    display_path,
     encode_name,
     encode_tree,
     join_path,
@@ -248,11 +248,13 @@ _SOURCE = object()  # marks a source path in the plan
 class _Backup:
     def __init__(self, repo: Repository, paths, **opts):
         self.repo = repo
-        self.sources = _normalise_sources(paths)
+        self.flavour = pathmap.current()
+        self.sources = _normalise_sources(paths, self.flavour)  # repository paths
         if not self.sources:
             raise EngineError("nothing to back up: no paths given")
+        self.native_sources = [pathmap.to_native(p, self.flavour) for p in self.sources]
         self.excludes = opts["excludes"]
-        self.matcher = ExcludeMatcher(self.excludes)
+        self.matcher = ExcludeMatcher(self.excludes, self.flavour)
         self.tags = opts["tags"]
         self.parent_ref = opts["parent"]
         self.progress_cb = opts["progress"]
@@ -320,7 +322,8 @@ class _Backup:
         self.stats.duration = round(time.monotonic() - self.t0, 3)
         snapshot = Snapshot(
             tree=self._root_tree.hex(),
-            paths=[os.fsdecode(p) for p in self.sources],
+            paths=self.native_sources,
+            path_flavour=self.flavour.name,
             hostname=self.hostname,
             time=started,
             end_time=utcnow_iso(),
@@ -370,8 +373,9 @@ class _Backup:
             return None
         if self.parent_ref == "auto":
             snaps = [s for s in self.repo.snapshots() if s.hostname == self.hostname]
-            wanted = sorted(os.fsdecode(p) for p in self.sources)
-            same = [s for s in snaps if sorted(s.paths) == wanted]
+            key = str.casefold if self.flavour.case_insensitive else str
+            wanted = sorted(map(key, self.native_sources))
+            same = [s for s in snaps if sorted(map(key, s.paths)) == wanted]
             parent = (same or snaps or [None])[-1]
         else:
             try:
@@ -410,10 +414,15 @@ class _Backup:
                     level = level.setdefault(part, {})
         return plan
 
-    def _real(self, path: bytes) -> bytes:
-        if self.translate is None:
-            return path or b"/"
-        return os.fsencode(self.translate(os.fsdecode(path or b"/")))
+    def _real(self, path: bytes) -> bytes | None:
+        """The native path to read a repository path from; None for levels
+        of the repository namespace that are no directory (``/UNC``)."""
+        native = pathmap.to_native(path, self.flavour)
+        if native is None:
+            return None
+        if self.translate is not None:
+            native = self.translate(native)
+        return pathmap.long_path(os.fsencode(native), self.flavour)
 
     def _walk(self, parent: Snapshot | None) -> None:
         prev_root = getattr(self, "_parent_root", None) if parent else None
@@ -422,7 +431,7 @@ class _Backup:
         else:
             plan = self._plan()
             entries = [(n, None) for n in sorted(plan)]
-            root = _DirJob(b"", self._real(b""), None, entries, plan, prev_root)
+            root = _DirJob(b"", self._real(b"") or b"", None, entries, plan, prev_root)
         stack = [root]
         while stack:
             job = stack[-1]
@@ -442,7 +451,9 @@ class _Backup:
                 self._finalize_ready(block=len(self._ready) > MAX_PENDING_DIRS)
 
     def _warn(self, path: bytes, kind: str, message: str) -> None:
-        self.warnings.append(BackupWarning(display_path(path), kind, message))
+        self.warnings.append(
+            BackupWarning(pathmap.native_display(path, self.flavour), kind, message)
+        )
 
     def _entry(self, job: _DirJob, name: bytes, entry) -> _DirJob | None:
         path = join_path(job.path, name)
@@ -450,7 +461,17 @@ class _Backup:
         in_plan = job.plan is not None
         if not in_plan and self.matcher and self.matcher.excluded(path, name):
             return None
-        real = self._real(path) if in_plan else join_path(job.real, name)
+        real = self._real(path) if in_plan else pathmap.join_native(job.real, name, self.flavour)
+        if real is None:  # /UNC, /UNC/<server>: a directory node without metadata
+            node = {"type": DIR}
+            encode_name(name, node)
+            job.nodes.append(node)
+            prev = job.prev.get(name) if job.prev else None
+            prev_tree = prev.get("subtree") if prev is not None else None
+            entries = [(n, None) for n in sorted(sub_plan)]
+            return _DirJob(
+                path, b"", node, entries, sub_plan, self._tree_by_name(prev_tree), prev_tree
+            )
         try:
             st = os.lstat(real)
         except FileNotFoundError:
@@ -477,6 +498,8 @@ class _Backup:
                 prev_tree = prev.get("subtree")
                 prev_nodes = self._tree_by_name(prev_tree)
             if isinstance(sub_plan, dict):
+                if self.flavour.case_insensitive:
+                    sub_plan = _match_case(sub_plan, real)
                 entries = [(n, None) for n in sorted(sub_plan)]
                 return _DirJob(path, real, node, entries, sub_plan, prev_nodes, prev_tree)
             try:
@@ -581,11 +604,11 @@ class _Backup:
         if st.st_mtime_ns >= self._parent_start_ns - RACY_MARGIN_NS:
             return False
         index = self.repo.index
-        return all(bytes.fromhex(c) in index for c in prev.get("content", ()))
+        return all(index.reusable(bytes.fromhex(c)) for c in prev.get("content", ()))
 
     def _file(self, job, node, st, path, real, prev) -> None:
         node["type"] = FILE
-        self.progress.current = display_path(path)
+        self.progress.current = pathmap.native_display(path, self.flavour)
         if st.st_nlink > 1:
             # Hard links: later names point at the first one seen (the walk is
             # sorted, so this is stable); content is stored once by dedup anyway.
@@ -827,7 +850,7 @@ class _Backup:
     def _store_chunk(self, data: bytes) -> bytes:
         blob_id = self.repo.blob_id(data)
         with self._lock:
-            if blob_id in self._claimed or blob_id in self.repo.index:
+            if blob_id in self._claimed or self.repo.index.reusable(blob_id):
                 return blob_id
             self._claimed.add(blob_id)
         method, payload = compress.thread_compressor(self.level).compress(data)
@@ -841,7 +864,7 @@ class _Backup:
     def _store_tree(self, data: bytes) -> bytes:
         blob_id = self.repo.blob_id(data)
         with self._lock:
-            if blob_id in self._claimed or blob_id in self.repo.index:
+            if blob_id in self._claimed or self.repo.index.reusable(blob_id):
                 return blob_id
             self._claimed.add(blob_id)
         method, payload = compress.thread_compressor(self.level).compress(data)
@@ -976,12 +999,13 @@ class _Backup:
         files = size = 0
         stack = []
         for src in self.sources:
+            real = self._real(src)
             try:
-                st = os.lstat(self._real(src))
-            except OSError:
+                st = os.lstat(real)
+            except (OSError, TypeError):
                 continue
             if statmod.S_ISDIR(st.st_mode):
-                stack.append((src, self._real(src)))
+                stack.append((src, real))
             elif statmod.S_ISREG(st.st_mode):
                 files += 1
                 size += st.st_size
@@ -995,7 +1019,7 @@ class _Backup:
                             continue
                         try:
                             if e.is_dir(follow_symlinks=False):
-                                stack.append((p, join_path(real, e.name)))
+                                stack.append((p, pathmap.join_native(real, e.name, self.flavour)))
                             elif e.is_file(follow_symlinks=False):
                                 files += 1
                                 size += e.stat(follow_symlinks=False).st_size
@@ -1066,15 +1090,42 @@ def _kind(exc: OSError) -> str:
     return "permission-denied" if isinstance(exc, PermissionError) else "read-error"
 
 
-def _normalise_sources(paths) -> list[bytes]:
-    out = []
+def _normalise_sources(paths, flavour: pathmap.Flavour) -> list[bytes]:
+    """Source paths as repository paths (docs/format.md, "Paths")."""
+    out, seen = [], set()
     for p in paths:
-        p = os.fsencode(p)
-        p = os.path.normpath(os.path.abspath(p))
-        if p.startswith(b"//"):
-            p = b"/" + p.lstrip(b"/")
-        if p not in out:
+        try:
+            p = pathmap.to_repo(p, flavour)
+        except ValueError as exc:
+            raise EngineError(f"cannot back up {os.fsdecode(p)}: {exc}") from None
+        key = pathmap.case_key(p) if flavour.case_insensitive else p
+        if key not in seen:
+            seen.add(key)
             out.append(p)
+    return out
+
+
+def _match_case(plan: dict, real: bytes) -> dict:
+    """Case-insensitive volumes: the plan's names (from the source paths as
+    given) spelled as on disk, so ``C:\\users\\ANA`` and ``C:\\Users\\ana``
+    are one tree path and the parent snapshot's nodes are found."""
+    try:
+        on_disk = {pathmap.case_key(n): n for n in os.listdir(real)}
+    except OSError:
+        return plan
+    out: dict = {}
+    for name, sub in plan.items():
+        name = on_disk.get(pathmap.case_key(name), name)
+        out[name] = _merge_plans(out[name], sub) if name in out else sub
+    return out
+
+
+def _merge_plans(a, b):
+    if a is _SOURCE or b is _SOURCE:
+        return _SOURCE
+    out = dict(a)
+    for name, sub in b.items():
+        out[name] = _merge_plans(out[name], sub) if name in out else sub
     return out
 
 

@@ -56,12 +56,25 @@ class MasterIndex:
         self._pack_ids: list[str] = []
         self._pack_no: dict[str, int] = {}
         self._lock = threading.Lock()
+        #: pack numbers a prune has condemned (docs/format.md, "Prune"):
+        #: still readable, but a backup must not deduplicate against them
+        self._condemned: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._blobs)
 
     def __contains__(self, blob_id: bytes) -> bool:
         return blob_id in self._blobs
+
+    def condemn(self, pack_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._condemned.update(self._pack_number(p) for p in pack_ids)
+
+    def reusable(self, blob_id: bytes) -> bool:
+        """Whether a backup may refer to this blob instead of storing it:
+        it is indexed and not in a pack condemned by a prune marker."""
+        v = self._blobs.get(blob_id)
+        return v is not None and v[0] not in self._condemned
 
     def _pack_number(self, pack_id: str) -> int:
         no = self._pack_no.get(pack_id)

@@ -46,6 +46,7 @@ from agent.engine.tree import decode_tree
 FORMAT_NAME = "cairn-repository"
 FORMAT_VERSION = 1
 CONFIG_AAD = b"cairn-config-v1"
+PRUNE_AAD = b"cairn-prune-v1"
 
 #: tree packs kept in memory while reading trees (ls, incremental, check)
 TREE_PACK_CACHE_BYTES = 64 * 1024 * 1024
@@ -261,6 +262,25 @@ class Repository:
                     self.damaged_indexes.append((key, error))
                 else:
                     self.index.merge(packs)
+        # Packs a prune has condemned: readable, never deduplicated against.
+        for _key, marker in self.prune_markers():
+            self.index.condemn(marker.get("packs", ()))
+
+    def prune_markers(self, errors: list | None = None) -> list[tuple[str, dict]]:
+        """Every ``prune/<id>`` marker as (key, document); one that does not
+        authenticate or parse is skipped (listed in ``errors``)."""
+        out = []
+        for key in sorted(self.store.list("prune/")):
+            try:
+                doc = json.loads(self.get_sealed(key, PRUNE_AAD, what=f"prune marker {key}"))
+                if not isinstance(doc, dict) or doc.get("v") != 1:
+                    raise CorruptObject(f"prune marker {key} has an unknown version")
+            except (CorruptObject, ValueError, ObjectNotFound) as exc:
+                if errors is not None:
+                    errors.append((key, str(exc)))
+                continue
+            out.append((key, doc))
+        return out
 
     def save_index(self, packs: dict[str, list[BlobEntry]]) -> str:
         return self.put_sealed("index", encode_index(packs), INDEX_AAD)
