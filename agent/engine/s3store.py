@@ -45,6 +45,10 @@ read timeout (10 s / 60 s by default) and ``max_connections`` keep-alive
 connections to the endpoint (default 16: enough for the engine's parallel
 pack uploads and restore downloads plus parallel multipart parts).
 
+**Region.** Taken from ``region`` (``AWS_REGION``); without one, ``us-east-1``
+for non-AWS endpoints (MinIO's default) rather than a GetBucketLocation call,
+which prefix-scoped device credentials are usually not granted.
+
 **Errors.** Every failure surfaces as :class:`~agent.engine.store.StoreError`
 (or its subclasses) with one readable line naming the operation, the key, the
 bucket and the endpoint: unreachable endpoint, rejected credentials, missing
@@ -172,6 +176,13 @@ class S3Store(ObjectStore):
             cert_reqs="CERT_REQUIRED" if cert_check else "CERT_NONE",
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         )
+        if not region and "amazonaws.com" not in endpoint.lower():
+            # Without a region the SDK asks GetBucketLocation before the first
+            # request, which device credentials scoped to one prefix may not
+            # be allowed to do. MinIO and most S3-compatibles default to us-east-1;
+            # on AWS the SDK reads the region from the host name or asks.
+            region = "us-east-1"
+        self.region = region
         try:
             self._client = Minio(
                 endpoint,

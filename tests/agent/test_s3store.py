@@ -317,6 +317,16 @@ def test_open_store_builds_an_s3_store(s3_server, s3_bucket, monkeypatch):
         assert list(s.list("")) == ["config"]
 
 
+def test_no_region_lookup_without_a_region(s3_server, s3_bucket, proxy):
+    """Prefix-scoped device credentials may not allow GetBucketLocation."""
+    s = S3Store(s3_bucket, "org/dev-1", proxy.host, "testing", "testing", None, False)
+    with s:
+        s.put("config", b"c")
+        assert s.get("config") == b"c"
+    assert s.region == "us-east-1"
+    assert not [p for _, p, _ in proxy.seen if "location" in p]
+
+
 # --- retries and clear errors -----------------------------------------------------------------
 def test_retries_5xx_then_succeeds(s3_server, s3_bucket, proxy):
     with make_store(s3_server, s3_bucket, host=proxy.host) as s:
