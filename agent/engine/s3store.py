@@ -266,15 +266,22 @@ class S3Store(ObjectStore):
 
     def _check_bucket(self) -> None:
         """A HEAD of a key in a missing bucket looks like a missing key (no body
-        to tell them apart): verify the bucket once, on the first miss."""
+        to tell them apart): on the first miss, list one key of our own prefix
+        (a permission the store needs anyway; HeadBucket may be denied to
+        prefix-scoped credentials) to tell a missing bucket from a missing key."""
         if self._bucket_checked:
             return
-        exists = self._call("find bucket", None, lambda: self._client.bucket_exists(self.bucket))
-        if not exists:
-            raise StoreError(
-                f"bucket {self.bucket!r} does not exist at "
-                f"{'https' if self.secure else 'http'}://{self.endpoint}"
-            )
+
+        def probe() -> None:
+            try:
+                for _ in self._client._list_objects(self.bucket, prefix=self._root, max_keys=1):
+                    break
+            except S3Error as exc:
+                if exc.code == "AccessDenied" or _status(exc) == 403:
+                    return  # cannot tell: assume the bucket is there
+                raise
+
+        self._call("find bucket", None, probe)
         self._bucket_checked = True
 
     # -- put ------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class FaultProxy:
     """Forwards HTTP to ``upstream``; ``rules`` pick requests to sabotage.
 
     A rule gets (method, path-with-query, headers) and returns None (forward)
-    or an action: "503", "503html", "501", "drop" (close without answering),
+    or an action: "503", "503html", "501", "403", "drop" (close without answering),
     "stall" (wait ``stall_seconds`` before forwarding).
     """
 
@@ -86,8 +86,14 @@ class FaultProxy:
                 if action == "drop":
                     self.close_connection = True
                     return
-                if action in ("503", "503html", "501"):
-                    if action == "503html":
+                if action in ("503", "503html", "501", "403"):
+                    if action == "403":
+                        payload = (
+                            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied'
+                            b"</Code><Message>Access Denied</Message></Error>"
+                        )
+                        ctype, status = "application/xml", 403
+                    elif action == "503html":
                         payload, ctype, status = b"<html>busy</html>", "text/html", 503
                     elif action == "501":
                         payload = (
@@ -325,6 +331,18 @@ def test_no_region_lookup_without_a_region(s3_server, s3_bucket, proxy):
         assert s.get("config") == b"c"
     assert s.region == "us-east-1"
     assert not [p for _, p, _ in proxy.seen if "location" in p]
+
+
+def test_missing_key_when_listing_is_denied(s3_server, s3_bucket, proxy):
+    """A HEAD miss double-checks the bucket by listing; credentials that may
+    not list still get a plain 'missing'."""
+    proxy.rules.append(lambda m, p, h: "403" if m == "GET" and "list-type=2" in p else None)
+    with make_store(s3_server, s3_bucket, host=proxy.host) as s:
+        assert s.exists("locks/none") is False
+        with pytest.raises(ObjectNotFound):
+            s.size("locks/none")
+        with pytest.raises(StoreError, match="access denied"):
+            list(s.list("snapshots/"))
 
 
 # --- retries and clear errors -----------------------------------------------------------------
