@@ -72,7 +72,10 @@ def command_message(cmd) -> pb.ConsoleMessage:
     payload = cmd.payload or {}
     if cmd.kind == "cancel":
         msg.cancel.job_command_id = str(
-            payload.get("command_id") or payload.get("job_command_id") or ""
+            payload.get("command")
+            or payload.get("command_id")
+            or payload.get("job_command_id")
+            or ""
         )
     else:
         msg.run_job.kind = cmd.kind

@@ -119,3 +119,30 @@ def test_recompute_protection_fixes_stale_deadlines():
     assert dev.protected_until == at + dt.timedelta(hours=24)
     assert dev.status == "protected"
     assert maintenance.recompute_protection() == 0
+
+
+def test_wire_form_of_commands():
+    from console.gateway.server import command_message
+    from console.jobs.models import Snapshot
+    from console.jobs.services import cancel_command, request_restore
+
+    dev = _device()
+    backup = request_backup(SYSTEM, dev)
+    msg = command_message(backup)
+    assert msg.command_id == str(backup.pk) and msg.run_job.kind == "backup"
+    assert msg.expires_at.seconds > 0
+    commands.mark_sent_many([backup.pk])  # a sent command is cancelled by a new command
+    cancel = cancel_command(SYSTEM, backup)
+    assert cancel.kind == "cancel"
+    assert command_message(cancel).cancel.job_command_id == str(backup.pk)
+    Snapshot.objects.create(device=dev, snapshot_id="abc")
+    restore = request_restore(SYSTEM, dev, "abc", paths=["/home/ana"], target="/tmp/r")
+    import json
+
+    args = json.loads(command_message(restore).run_job.args_json)
+    assert args == {
+        "snapshot_id": "abc",
+        "paths": ["/home/ana"],
+        "target": "/tmp/r",
+        "overwrite": False,
+    }
