@@ -1,0 +1,325 @@
+"""Forget and prune (agent/engine/prune.py): lock-free mark and sweep.
+
+Every test ends the same way: ``check --read-data`` passes and every kept
+snapshot restores byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from agent.engine.backup import run_backup
+from agent.engine.check import run_check
+from agent.engine.prune import DEFAULT_GRACE, PruneError, forget, prune
+from agent.engine.repository import Repository
+from agent.engine.restore import run_restore
+from agent.engine.retention import RetentionPolicy
+from agent.engine.store import LocalStore
+from tests.agent.conftest import PASSPHRASE, ROOT, cli_env, make_repo, run_cli
+from tests.agent.helpers import snapshot_of_disk
+
+NOW = dt.datetime.now(dt.UTC)
+LATER = NOW + DEFAULT_GRACE + dt.timedelta(minutes=1)
+
+
+def open_repo(path, store_cls=LocalStore) -> Repository:
+    return Repository.open(store_cls(path), passphrase=PASSPHRASE)
+
+
+def write_files(src, names, size=96 * 1024, seed=b""):
+    os.makedirs(src, exist_ok=True)
+    for name in os.listdir(src):
+        os.unlink(os.path.join(src, name))
+    for name in names:
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(os.urandom(size) if not seed else (seed + name.encode()) * (size // 16))
+
+
+def all_keys(path) -> set[str]:
+    return set(LocalStore(path).list(""))
+
+
+def pack_bytes(path) -> int:
+    store = LocalStore(path)
+    return sum(store.size(k) for k in store.list("data/"))
+
+
+def verify(path, expected: dict, tmp_path):
+    """check --read-data passes; each snapshot in ``expected`` restores
+    identical to the recorded disk state."""
+    repo = open_repo(path)
+    report = run_check(repo, read_data=True)
+    assert report.ok, [str(e) for e in report.errors]
+    assert {s.id for s in repo.snapshots()} >= set(expected)
+    for sid, (src, disk) in expected.items():
+        target = tmp_path / f"restore-{sid[:8]}-{os.urandom(3).hex()}"
+        run_restore(repo, sid, str(target))
+        assert snapshot_of_disk(str(target) + str(src), mtimes=False) == disk
+
+
+@pytest.fixture
+def repo_path(tmp_path):
+    make_repo(tmp_path / "repo")
+    return tmp_path / "repo"
+
+
+def backup(path, src, repo=None, **kw) -> str:
+    repo = repo or open_repo(path)
+    return run_backup(repo, [str(src)], hostname="pc1", workers=2, **kw).snapshot_id
+
+
+def state(src):
+    return snapshot_of_disk(str(src), mtimes=False)
+
+
+def history(repo_path, tmp_path, rounds=3):
+    """``rounds`` backups of a directory whose files are all new each time."""
+    src = tmp_path / "src"
+    snaps = []
+    for i in range(rounds):
+        write_files(src, [f"r{i}-{j}" for j in range(3)])
+        snaps.append((backup(repo_path, src), state(src)))
+    return src, snaps
+
+
+def test_forget_then_prune_reclaims_after_grace(repo_path, tmp_path):
+    src, snaps = history(repo_path, tmp_path)
+    repo = open_repo(repo_path)
+    result, report = forget(repo, RetentionPolicy(keep_last=1))
+    assert [s.id for s in result.keep] == [snaps[-1][0]]
+    assert len(report.forget) == 2
+    before = pack_bytes(repo_path)
+
+    first = prune(open_repo(repo_path), now=NOW)
+    assert first.packs_deleted == 0 and first.packs_marked > 0 and first.marker
+    assert pack_bytes(repo_path) == before  # nothing deleted in the marking run
+    verify(repo_path, {snaps[-1][0]: (src, snaps[-1][1])}, tmp_path)
+
+    early = prune(open_repo(repo_path), now=NOW + dt.timedelta(hours=1))
+    assert early.packs_deleted == 0 and early.markers_pending == 1
+
+    second = prune(open_repo(repo_path), now=LATER)
+    assert second.markers_swept == 1
+    assert second.packs_deleted == first.packs_marked
+    assert second.bytes_deleted == first.bytes_marked > 0
+    assert pack_bytes(repo_path) == before - second.bytes_deleted
+    assert list(LocalStore(repo_path).list("prune/")) == []
+    assert len(list(LocalStore(repo_path).list("index/"))) == 1  # compacted
+    verify(repo_path, {snaps[-1][0]: (src, snaps[-1][1])}, tmp_path)
+
+    third = prune(open_repo(repo_path), now=LATER + DEFAULT_GRACE * 2)
+    assert third.packs_deleted == third.packs_marked == 0  # idempotent
+
+
+def test_dry_runs_change_nothing(repo_path, tmp_path):
+    _src, snaps = history(repo_path, tmp_path, rounds=2)
+    keys = all_keys(repo_path)
+    _, report = forget(open_repo(repo_path), RetentionPolicy(keep_last=1), dry_run=True)
+    assert len(report.forget) == 1 and report.dry_run
+    assert all_keys(repo_path) == keys
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    keys = all_keys(repo_path)
+    dry = prune(open_repo(repo_path), dry_run=True, now=NOW)
+    assert dry.packs_marked > 0 and dry.bytes_marked > 0 and not dry.marker
+    assert all_keys(repo_path) == keys
+    prune(open_repo(repo_path), now=NOW)
+    keys = all_keys(repo_path)
+    dry = prune(open_repo(repo_path), dry_run=True, now=LATER)
+    assert dry.packs_deleted > 0 and dry.bytes_deleted > 0
+    assert all(k in keys for k in dry.deleted)
+    assert all_keys(repo_path) == keys
+
+
+def test_backup_started_before_the_mark_may_reuse_condemned_data(repo_path, tmp_path):
+    """A backup that loaded the index before the mark deduplicates against a
+    forgotten snapshot's blob and finishes after the mark: the sweep spares
+    the pack."""
+    src = tmp_path / "src"
+    write_files(src, ["a"], seed=b"content-of-a----")
+    backup(repo_path, src)
+    write_files(src, ["b"], seed=b"content-of-b----")
+    backup(repo_path, src)
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))  # forgets the one with "a"
+    running = open_repo(repo_path)  # the backup starts: index loaded, no marker yet
+    marked = prune(open_repo(repo_path), now=NOW)
+    assert marked.packs_marked > 0
+    write_files(src, ["a"], seed=b"content-of-a----")  # "a" is back
+    sid = backup(repo_path, src, repo=running)  # reuses a's condemned blobs
+    expected = {sid: (src, state(src))}
+    swept = prune(open_repo(repo_path), now=LATER)
+    assert swept.markers_swept == 1 and swept.packs_spared > 0
+    verify(repo_path, expected, tmp_path)
+
+
+def test_backup_started_after_the_mark_stores_condemned_data_again(repo_path, tmp_path):
+    src = tmp_path / "src"
+    write_files(src, ["a"], seed=b"content-of-a----")
+    backup(repo_path, src)
+    write_files(src, ["b"], seed=b"content-of-b----")
+    backup(repo_path, src)
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    prune(open_repo(repo_path), now=NOW)
+    running = open_repo(repo_path)  # starts after the mark: sees the marker
+    write_files(src, ["a"], seed=b"content-of-a----")
+    # the sweep runs while this backup is in progress (before it writes anything)
+    swept = prune(open_repo(repo_path), now=LATER)
+    assert swept.packs_deleted > 0 and swept.packs_spared == 0
+    sid = backup(repo_path, src, repo=running)
+    verify(repo_path, {sid: (src, state(src))}, tmp_path)
+
+
+class GatedStore(LocalStore):
+    """Holds the snapshot write until ``release`` is set."""
+
+    reached: threading.Event
+    release: threading.Event
+
+    def put(self, key, data):
+        if key.startswith("snapshots/"):
+            self.reached.set()
+            assert self.release.wait(60)
+        super().put(key, data)
+
+
+def test_concurrent_backup_spans_the_mark(repo_path, tmp_path, monkeypatch):
+    """A real backup thread: it has stored its packs and index objects but
+    not yet its snapshot when the prune marks; it finishes afterwards."""
+    src, snaps = history(repo_path, tmp_path, rounds=2)
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    GatedStore.reached, GatedStore.release = threading.Event(), threading.Event()
+    repo = Repository.open(GatedStore(repo_path), passphrase=PASSPHRASE)
+    src2 = tmp_path / "src2"
+    write_files(src2, [f"n{j}" for j in range(4)])
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(sid=backup(repo_path, src2, repo=repo)))
+    thread.start()
+    try:
+        assert GatedStore.reached.wait(60)
+        marked = prune(open_repo(repo_path), now=NOW)  # the backup's packs look unreferenced
+    finally:
+        GatedStore.release.set()
+        thread.join(60)
+    assert marked.packs_marked > 0
+    swept = prune(open_repo(repo_path), now=LATER)
+    assert swept.packs_spared > 0 and swept.packs_deleted > 0
+    verify(
+        repo_path,
+        {out["sid"]: (src2, state(src2)), snaps[-1][0]: (src, snaps[-1][1])},
+        tmp_path,
+    )
+
+
+def test_unindexed_packs_of_a_crashed_backup_are_reclaimed(repo_path, tmp_path):
+    src, snaps = history(repo_path, tmp_path, rounds=1)
+    store = LocalStore(repo_path)
+    before = set(store.list("index/")), set(store.list("snapshots/"))
+    write_files(src, ["crash"])
+    backup(repo_path, src)
+    # the crash: packs stored, index object and snapshot never written
+    for key in (set(store.list("index/")) - before[0]) | (
+        set(store.list("snapshots/")) - before[1]
+    ):
+        store.delete(key)
+    assert not run_check(open_repo(repo_path)).errors
+    marked = prune(open_repo(repo_path), now=NOW)
+    assert marked.packs_marked > 0
+    swept = prune(open_repo(repo_path), now=LATER)
+    assert swept.packs_deleted == marked.packs_marked
+    verify(repo_path, {snaps[0][0]: (src.parent / "src", snaps[0][1])}, tmp_path)
+
+
+def test_prune_refuses_when_a_snapshot_is_unreadable(repo_path, tmp_path):
+    history(repo_path, tmp_path, rounds=2)
+    store = LocalStore(repo_path)
+    key = sorted(store.list("snapshots/"))[0]
+    path = repo_path / key
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+    keys = all_keys(repo_path)
+    with pytest.raises(PruneError, match="cannot be read"):
+        prune(open_repo(repo_path), now=NOW)
+    assert all_keys(repo_path) == keys
+
+
+CRASHING_SWEEP = textwrap.dedent(
+    """
+    import sys, time
+    from agent.engine.store import LocalStore
+    from agent.engine.repository import Repository
+    from agent.engine.prune import prune
+
+    real_delete = LocalStore.delete
+    def slow_delete(self, key):
+        real_delete(self, key)
+        print("deleted", key, flush=True)
+        time.sleep(0.3)
+    LocalStore.delete = slow_delete
+    repo = Repository.open(LocalStore(sys.argv[1]), passphrase=sys.argv[2])
+    prune(repo)
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_after", [1, 4])
+def test_sigkill_mid_sweep_leaves_a_usable_repository(repo_path, tmp_path, kill_after):
+    src, snaps = history(repo_path, tmp_path, rounds=3)
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    prune(open_repo(repo_path), now=NOW - DEFAULT_GRACE - dt.timedelta(hours=1))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_SWEEP, str(repo_path), PASSPHRASE],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    try:
+        deleted = 0
+        for line in proc.stdout:
+            assert not line.startswith("done"), "the sweep finished before the kill"
+            deleted += line.startswith("deleted")
+            if deleted >= kill_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait(30)
+    kept = {snaps[-1][0]: (src, snaps[-1][1])}
+    verify(repo_path, kept, tmp_path)
+    # the next prune finishes the job
+    prune(open_repo(repo_path), now=LATER)
+    assert list(LocalStore(repo_path).list("prune/")) == []
+    verify(repo_path, kept, tmp_path)
+
+
+def test_cli_forget_and_prune(repo_path, tmp_path):
+    src, snaps = history(repo_path, tmp_path, rounds=2)
+    env = cli_env()
+    out = run_cli(
+        "forget", "--repo", repo_path, "--keep-last", "1", "--dry-run", "--json", env=env, check=0
+    )
+    doc = json.loads(out.stdout)
+    assert len(doc["forget"]["forget"]) == 1 and len(doc["forget"]["keep"]) == 1
+    out = run_cli(
+        "forget", "--repo", repo_path, "--keep-within", "30d", "--keep-last", "1", "--prune",
+        "--json", env=env, check=0,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    assert doc["prune"]["packs_marked"] == 0  # both within 30 days: nothing forgotten
+    run_cli("forget", "--repo", repo_path, "--keep-last", "1", "-q", env=env, check=0)
+    out = run_cli("prune", "--repo", repo_path, "--json", env=env, check=0)
+    assert json.loads(out.stdout)["packs_marked"] > 0
+    out = run_cli("prune", "--repo", repo_path, "--grace", "0h", env=env, check=0)
+    assert b"deleted" in out.stdout
+    out = run_cli("forget", "--repo", repo_path, "--keep-within", "3x", env=env, check=1)
+    assert out.stderr.count(b"\n") == 1 and b"invalid duration" in out.stderr
+    verify(repo_path, {snaps[-1][0]: (src, snaps[-1][1])}, tmp_path)
