@@ -5,6 +5,7 @@ from console.dashboard import views
 urlpatterns = [
     path("", views.overview_page, name="overview"),
     path("devices/", views.device_list, name="device-list"),
+    path("devices/export.csv", views.device_export, name="device-export"),
     path("devices/<uuid:pk>/", views.device_detail, name="device-detail"),
     path("devices/<uuid:pk>/backup/", views.device_backup, name="device-backup"),
     path("devices/<uuid:pk>/verify/", views.device_verify, name="device-verify"),
@@ -30,6 +31,7 @@ urlpatterns = [
     path("enrollment/", views.token_list, name="token-list"),
     path("enrollment/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("audit/export.csv", views.audit_export, name="audit-export"),
     path("audit/<int:pk>/", views.audit_detail, name="audit-detail"),
     path("storage/", views.storage_page, name="storage"),
     path("storage/new/", views.storage_edit, name="storage-create"),

@@ -4,6 +4,8 @@ through console/accounts/roles.py (the same module the API uses)."""
 
 from __future__ import annotations
 
+import csv
+import json
 from datetime import timedelta
 
 from django.contrib import messages
@@ -11,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -662,8 +665,7 @@ def token_revoke(request, pk):
 # --- audit --------------------------------------------------------------------------------
 
 
-@require("audit.view")
-def audit_list(request):
+def _audit_filter(request):
     qs = AuditEvent.objects.all().order_by("-at", "-id")
     f = {
         k: request.GET.get(k, "").strip()
@@ -682,6 +684,12 @@ def audit_list(request):
         qs = qs.filter(at__date__gte=since)
     if until:
         qs = qs.filter(at__date__lte=until)
+    return qs, f
+
+
+@require("audit.view")
+def audit_list(request):
+    qs, f = _audit_filter(request)
     actions = sorted(
         {
             a.split(".")[0]
@@ -802,3 +810,90 @@ def user_edit(request, pk=None):
     return render(
         request, "dashboard/user_form.html", {"section": "users", "form": form, "edited": user}
     )
+
+
+# --- CSV reports (the same filters as the pages) ------------------------------------------
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def stream():
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="{filename}-{stamp}.csv"'
+    return response
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+@require("view")
+def device_export(request):
+    """The device list, as filtered on the page, as CSV (protection report)."""
+    flt = DeviceFilter.from_params(request.GET)
+    qs = flt.apply().select_related("effective_policy", "effective_revision")
+    now = timezone.now()
+    header = [
+        "hostname", "os", "os_version", "user", "status", "last_success_at",
+        "last_backup_at", "last_seen_at", "last_backup_failed", "consecutive_failures",
+        "last_error", "policy", "revision", "policy_applied", "storage_bytes",
+        "agent_version", "device_id",
+    ]  # fmt: skip
+    rows = (
+        [
+            d.hostname,
+            d.os,
+            d.os_version,
+            d.owner,
+            d.protection(now),
+            _iso(d.last_success_at),
+            _iso(d.last_backup_at),
+            _iso(d.last_seen_at),
+            d.failing,
+            d.consecutive_failures,
+            d.last_error,
+            d.effective_policy.name if d.effective_policy else "",
+            d.effective_revision.number if d.effective_revision else "",
+            d.policy_in_sync,
+            d.storage_bytes,
+            d.agent_version,
+            str(d.pk),
+        ]  # fmt: skip
+        for d in qs.iterator(chunk_size=2000)
+    )
+    return _csv_response("cairn-devices", header, rows)
+
+
+@require("audit.view")
+def audit_export(request):
+    """The audit log, as filtered on the page, as CSV."""
+    qs, _ = _audit_filter(request)
+    header = ["at", "user", "action", "target_type", "target_id", "target", "via",
+              "source_address", "before", "after"]  # fmt: skip
+    rows = (
+        [
+            _iso(e.at),
+            e.actor_name,
+            e.action,
+            e.target_type,
+            e.target_id,
+            e.target_repr,
+            e.via,
+            e.source_address or "",
+            json.dumps(e.before, sort_keys=True) if e.before is not None else "",
+            json.dumps(e.after, sort_keys=True) if e.after is not None else "",
+        ]  # fmt: skip
+        for e in qs.iterator(chunk_size=2000)
+    )
+    return _csv_response("cairn-audit", header, rows)

@@ -29,6 +29,7 @@ UI = {
         ("get", lambda f: f"/policies/{f.policy.pk}/revisions/1/", None),
         ("get", lambda f: "/jobs/", None),
         ("get", lambda f: "/commands/", None),
+        ("get", lambda f: "/devices/export.csv?status=protected", None),
     ],
     "device.backup": [("post", lambda f: f"/devices/{_dev(f)}/backup/", {})],
     "device.verify": [("post", lambda f: f"/devices/{_dev(f)}/verify/", {})],
@@ -53,7 +54,10 @@ UI = {
     ],
     "storage.view": [("get", lambda f: "/storage/", None)],
     "storage.manage": [("get", lambda f: "/storage/new/", None)],
-    "audit.view": [("get", lambda f: "/audit/", None)],
+    "audit.view": [
+        ("get", lambda f: "/audit/", None),
+        ("get", lambda f: "/audit/export.csv", None),
+    ],
     "user.manage": [("get", lambda f: "/users/", None), ("get", lambda f: "/users/new/", None)],
 }
 

@@ -162,3 +162,19 @@ def test_cancel_never_redirects_off_site(ui, small_fleet):
     cmd = jobs_services.request_backup(SYSTEM, small_fleet.devices[0])
     r = ui("operator").post(f"/commands/{cmd.pk}/cancel/", {"next": "https://evil.example/"})
     assert r.status_code == 302 and r.url == "/commands/"
+
+
+def test_csv_reports_follow_the_page_filters(ui, small_fleet):
+    import csv
+    import io
+
+    jobs.record_job_result(small_fleet.devices[0].pk, "k", ok=True, snapshot_id="s")
+    r = ui("auditor").get("/devices/export.csv?status=protected")
+    assert r["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert rows[0][:5] == ["hostname", "os", "os_version", "user", "status"]
+    assert [row[0] for row in rows[1:]] == ["pc-000"] and rows[1][4] == "protected"
+    r = ui("auditor").get("/audit/export.csv?action=policy.")
+    rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert {row[2] for row in rows[1:]} == {"policy.create", "policy.assign"}
+    assert ui("operator").get("/audit/export.csv").status_code == 403
