@@ -181,6 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     "redeliver-pending": {"task": "jobs.redeliver_pending", "schedule": 120.0},
     "recompute-protection": {"task": "gateway.recompute_protection", "schedule": 600.0},
     "converge-policies": {"task": "gateway.converge_policies", "schedule": 3600.0},
+    "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -1,0 +1,119 @@
+"""Server-side repository maintenance: retention (forget) and prune.
+
+Only the console deletes from object storage (docs/security.md, "Who can
+delete what"): it opens each device repository with its own full-rights
+storage credentials (``storage.admin_store``) and the organisation key, keeps
+what the device's effective policy's retention keeps, and prunes
+(agent/engine/prune.py: lock-free, safe while the device backs up). Nothing
+is written to local disk (no cache directory). Each run is a ``JobRun`` of
+kind ``prune`` with the reports in ``stats``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from console.fleet.models import Device
+from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: a maintenance run of the same device younger than this is taken to be
+#: still running: a second one is skipped (two prunes must not overlap)
+RUNNING_FOR_AT_MOST = dt.timedelta(hours=12)
+
+
+def devices_due() -> list[str]:
+    """Every enrolled, not revoked device (ids as strings)."""
+    return [str(pk) for pk in Device.objects.filter(revoked=False).values_list("pk", flat=True)]
+
+
+def _start(device: Device, trigger: str, eff) -> JobRun | None:
+    with transaction.atomic():
+        Device.objects.select_for_update().filter(pk=device.pk).first()
+        busy = JobRun.objects.filter(
+            device=device,
+            kind=JobKind.PRUNE,
+            state=JobState.RUNNING,
+            started_at__gte=timezone.now() - RUNNING_FOR_AT_MOST,
+        ).exists()
+        if busy:
+            return None
+        return JobRun.objects.create(
+            device=device,
+            kind=JobKind.PRUNE,
+            trigger=trigger,
+            policy_revision=eff.revision,
+            revision_hash=eff.hash,
+            state=JobState.RUNNING,
+        )
+
+
+def maintain_device(
+    device_id: str,
+    *,
+    dry_run: bool = False,
+    grace: dt.timedelta | None = None,
+    trigger: str = JobTrigger.SCHEDULE,
+    now: dt.datetime | None = None,
+) -> JobRun | None:
+    """Forget by the device's retention, then prune; the JobRun recording it
+    (None when another maintenance run of the device is still going)."""
+    from agent.engine.prune import DEFAULT_GRACE, forget, prune
+    from agent.engine.repository import Repository
+    from agent.engine.retention import RetentionPolicy
+    from console.gateway.services import storage
+    from console.gateway.services.enrollment import org_key
+    from console.policies.services import effective_policy_for_device
+
+    device = Device.objects.get(pk=device_id)
+    eff = effective_policy_for_device(device)
+    run = _start(device, trigger, eff)
+    if run is None:
+        log.info("maintenance of %s skipped: another run is in progress", device_id)
+        return None
+    retention = (eff.spec or {}).get("retention") or {}
+    policy = RetentionPolicy.from_spec(retention)
+    stats: dict = {"dry_run": dry_run, "retention": policy.to_dict()}
+    store = None
+    try:
+        store = storage.admin_store(storage.target(), str(device.pk))
+        repo = Repository.open(store, key=org_key())
+        forgotten: list[str] = []
+        if policy.empty:
+            stats["forget"] = None  # no policy (or no rule): forget nothing, still prune
+        else:
+            _result, freport = forget(repo, policy, dry_run=dry_run)
+            forgotten = [s["id"] for s in freport.forget]
+            stats["forget"] = {
+                "kept": len(freport.keep),
+                "forgotten": len(forgotten),
+                "forgotten_ids": forgotten,
+            }
+        preport = prune(repo, grace=grace or DEFAULT_GRACE, dry_run=dry_run, now=now)
+        stats["prune"] = {k: v for k, v in preport.to_dict().items() if k != "deleted"}
+        with transaction.atomic():
+            if forgotten and not dry_run:
+                Snapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
+            run.state = JobState.SUCCEEDED
+            run.stats = stats
+            run.warnings = [{"kind": "prune", "message": w} for w in preport.warnings]
+            run.warnings_count = len(preport.warnings)
+            run.progress = 1.0
+            run.finished_at = run.updated_at = timezone.now()
+            run.save()
+    except Exception as exc:  # recorded on the run; the beat task moves on
+        log.warning("maintenance of %s failed: %s", device_id, exc)
+        run.state = JobState.FAILED
+        run.stats = stats
+        run.error = (str(exc) or type(exc).__name__).splitlines()[0][:2000]
+        run.finished_at = run.updated_at = timezone.now()
+        run.save()
+    finally:
+        if store is not None:
+            store.close()
+    return run
