@@ -329,18 +329,25 @@ def _mode_string(node: dict) -> str:
 
 
 def cmd_ls(args) -> int:
+    from agent.engine import paths as pathmap
     from agent.engine.tree import decode_name, display_path
 
     repo = open_repository(args)
     snap = repo.find_snapshot(args.snapshot)
-    prefix = os.fsencode(args.path.rstrip("/")) if args.path and args.path != "/" else b""
+    # Paths of a Windows snapshot: given natively (C:\Users\ana) or as repository
+    # paths (/C/Users/ana), matched case-insensitively, shown natively.
+    flavour = pathmap.flavour_named(snap.path_flavour)
+    wanted = args.path and pathmap.repo_pattern(args.path, flavour).rstrip("/")
+    prefix = os.fsencode(wanted) if wanted else b""
+    key = pathmap.case_key if flavour.case_insensitive else (lambda p: p)
+    prefix_key, below = key(prefix), key(prefix + b"/")
     nodes_out = []
     found = not prefix
     for path, node in repo.walk(snap.tree):
-        if prefix and not (path == prefix or path.startswith(prefix + b"/")):
+        if prefix and not (key(path) == prefix_key or key(path).startswith(below)):
             continue
         found = True
-        text = display_path(path)
+        text = pathmap.native_display(path, flavour)
         if args.json:
             item = {k: v for k, v in node.items() if k not in ("content",)}
             item["path"] = text

@@ -1,7 +1,11 @@
 """Restore: files of a snapshot back onto disk, verified as they are written.
 
-Each file goes to ``target + original absolute path`` (``target="/"``
-restores in place). Content is fetched pack by pack in parallel (neighbouring
+Each file goes to ``target + repository path`` (``target="/"`` restores in
+place; docs/format.md, "Paths"): on Windows ``D:\\restore\\C\\Users\\ana\\…``,
+in place to the original drive or share. Names the destination cannot hold
+(a ``:`` from Linux onto Windows) are escaped (``paths.escape_name``); names
+that differ only in case, restored onto a case-insensitive volume, get a
+``~N`` suffix (a ``renamed`` warning). Content is fetched pack by pack in parallel (neighbouring
 blobs coalesced into one ranged read), every blob is authenticated and its id
 re-computed from the plaintext before it is written, all-zero chunks become
 holes (sparse files stay sparse), and each file is written to a temporary
@@ -38,6 +42,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from agent.engine import paths as pathmap
 from agent.engine.errors import CorruptObject, EngineError, RestoreCancelled
 from agent.engine.pack import pack_key
 from agent.engine.repository import Repository
@@ -53,7 +58,6 @@ from agent.engine.tree import (
     SOCKET,
     SYMLINK,
     decode_name,
-    display_path,
 )
 
 OVERWRITE_POLICIES = ("never", "if-newer", "always")
@@ -127,16 +131,24 @@ class IncludeMatcher:
     """Include patterns select nodes by their original absolute path:
     a pattern without ``/`` matches a name anywhere (``*.docx``); one with
     ``/`` matches a path (``/home/ana/Documents``, ``/home/*/Mail``).
-    A selected directory selects everything under it."""
+    A selected directory selects everything under it. Patterns for a
+    Windows snapshot may be written natively (``C:\\Users\\ana``) and match
+    case-insensitively."""
 
-    def __init__(self, patterns: Iterable[str]):
-        self.patterns = [p.rstrip("/") or "/" for p in patterns]
+    def __init__(self, patterns: Iterable[str], flavour: pathmap.Flavour = pathmap.POSIX):
+        self.fold = flavour.case_insensitive
+        self.patterns = [
+            self._key(pathmap.repo_pattern(p, flavour).rstrip("/") or "/") for p in patterns
+        ]
+
+    def _key(self, text: str) -> str:
+        return text.casefold() if self.fold else text
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
     def matches(self, path: bytes) -> bool:
-        text = os.fsdecode(path)
+        text = self._key(os.fsdecode(path))
         name = text.rsplit("/", 1)[-1]
         for p in self.patterns:
             if "/" in p:
@@ -148,9 +160,10 @@ class IncludeMatcher:
 
 
 class _FileJob:
-    __slots__ = ("dest", "temp", "node", "remaining", "failed", "lock", "size", "created")
+    __slots__ = ("path", "dest", "temp", "node", "remaining", "failed", "lock", "size", "created")
 
-    def __init__(self, dest: bytes, temp: bytes, node: dict, chunks: int):
+    def __init__(self, path: bytes, dest: bytes, temp: bytes, node: dict, chunks: int):
+        self.path = path  # repository path
         self.dest = dest
         self.temp = temp
         self.node = node
@@ -202,11 +215,21 @@ def run_restore(
         snapshot = repo.find_snapshot(snapshot)
     if restore_owner is None:
         restore_owner = hasattr(os, "geteuid") and os.geteuid() == 0
+    src, dst = pathmap.flavour_named(snapshot.path_flavour), pathmap.current()
+    if os.fsdecode(target) in ("/", "\\"):  # in place
+        if src.name != dst.name:
+            raise EngineError(
+                f"snapshot {snapshot.short_id} was taken on {src.name}: it cannot be restored "
+                f"in place on {dst.name}; give a target directory"
+            )
+        target = b""
+    else:
+        target = pathmap.native_target(target, dst)
     r = _Restore(
         repo,
         snapshot,
-        os.fsencode(os.path.abspath(target)),
-        IncludeMatcher(include),
+        target,
+        IncludeMatcher(include, src),
         overwrite,
         progress,
         cancel or threading.Event(),
@@ -222,7 +245,12 @@ class _Restore:
     ):
         self.repo = repo
         self.snapshot = snapshot
-        self.target = target.rstrip(b"/")  # b"" for "/"
+        self.target = target  # b"" in place
+        self.src = pathmap.flavour_named(snapshot.path_flavour)  # the snapshot's paths
+        self.dst = pathmap.current()  # this machine's
+        self.windows_in_place = not target and self.dst.windows
+        self.fold_case = bool(target) and pathmap.target_folds_case()
+        self._dests: dict[bytes, bytes] = {}  # repository path -> destination
         self.matcher = matcher
         self.overwrite = overwrite
         self.progress_cb = progress
@@ -239,16 +267,32 @@ class _Restore:
         self._restored: set[bytes] = set()  # destinations written by this restore
 
     def dest(self, path: bytes) -> bytes:
-        return self.target + path
+        return self._dests[path]
+
+    def _child_dest(self, parent: bytes | None, path: bytes, name: bytes) -> bytes | None:
+        """Where a node goes; None, in place on Windows, for a drive or share
+        itself and the levels above a share (``/C``, ``/UNC/srv/share``)."""
+        if self.windows_in_place:
+            depth = path.count(b"/")
+            native = pathmap.to_native(path, self.dst)
+            if native is None or depth <= (3 if path.startswith(b"/UNC/") else 1):
+                return None
+            return pathmap.long_path(os.fsencode(native), self.dst)
+        return pathmap.join_native(parent, name, self.dst)
+
+    def _temp_beside(self, dest: bytes) -> bytes:
+        name = TEMP_PREFIX + secrets.token_hex(6).encode()
+        return pathmap.join_native(pathmap.dirname_native(dest, self.dst), name, self.dst)
 
     def issue(self, kind: str, path: bytes, message: str, error: bool = False):
-        item = RestoreIssue(display_path(path), kind, message)
+        item = RestoreIssue(pathmap.native_display(path, self.src), kind, message)
         with self._lock:
             (self.errors if error else self.warnings).append(item)
 
     def run(self) -> RestoreResult:
         t0 = self.t0 = time.monotonic()
-        os.makedirs(self.target or b"/", exist_ok=True)  # the target itself is trusted
+        if self.target:
+            os.makedirs(self.target, exist_ok=True)  # the target itself is trusted
         files, links, specials, dirs = self._select()
         self.progress.files_total = len(files)
         self.progress.bytes_total = sum(n.get("size", 0) for _, n in files)
@@ -269,7 +313,7 @@ class _Restore:
         self._report(force=True)
         return RestoreResult(
             self.snapshot.id,
-            os.fsdecode(self.target or b"/"),
+            os.fsdecode(self.target or self.dst.sep),
             self.stats,
             self.warnings,
             self.errors,
@@ -278,23 +322,38 @@ class _Restore:
     # --- selecting -------------------------------------------------------------------
     def _select(self):
         files, links, specials, dirs = [], [], [], []
-        stack: list[tuple[bytes, str, bool]] = [(b"", self.snapshot.tree, not self.matcher)]
+        stack: list[tuple[bytes, bytes, str, bool]] = [
+            (b"", self.target, self.snapshot.tree, not self.matcher)
+        ]
         while stack:
-            base, tree_id, selected = stack.pop()
+            base, base_dest, tree_id, selected = stack.pop()
             try:
                 nodes = self.repo.load_tree(tree_id)
             except (CorruptObject, StoreError) as exc:
                 self.issue("damaged", base or b"/", f"cannot read directory listing: {exc}", True)
                 continue
+            taken: dict[str, int] = {}  # case-folded destination names in this directory
             for node in nodes:
-                path = base + b"/" + decode_name(node)
+                name = decode_name(node)
+                path = base + b"/" + name
                 sel = selected or self.matcher.matches(path)
                 kind = node.get("type")
+                if kind != DIR and not sel:
+                    continue
+                name = pathmap.escape_name(name, self.dst)
+                if self.fold_case:
+                    name = self._unique_name(name, taken, path)
+                dest = self._child_dest(base_dest, path, name)
+                if dest is not None:
+                    self._dests[path] = dest
+                elif kind != DIR:
+                    self.issue("unsupported", path, "no place for it on this system", True)
+                    continue
                 if kind == DIR:
-                    if sel:
+                    if sel and dest is not None:
                         dirs.append((path, node))
                     if node.get("subtree"):
-                        stack.append((path, node["subtree"], sel))
+                        stack.append((path, dest, node["subtree"], sel))
                 elif not sel:
                     continue
                 elif kind == FILE:
@@ -306,6 +365,29 @@ class _Restore:
         dirs.sort(key=lambda item: item[0])
         return files, links, specials, dirs
 
+    def _unique_name(self, name: bytes, taken: dict[str, int], path: bytes) -> bytes:
+        """Onto a case-insensitive volume: ``Readme`` after ``README`` (nodes
+        are sorted by bytes) becomes ``Readme~2``, warned, instead of
+        overwriting it."""
+        key = pathmap.case_key(name)
+        if key not in taken:
+            taken[key] = 1
+            return name
+        stem, dot, ext = name.rpartition(b".")
+        if not stem:
+            stem, dot, ext = name, b"", b""
+        n = taken[key]
+        while True:
+            n += 1
+            new = stem + b"~" + str(n).encode() + dot + ext
+            if pathmap.case_key(new) not in taken:
+                break
+        taken[key] = n
+        taken[pathmap.case_key(new)] = 1
+        shown = new.decode("utf-8", "backslashreplace")
+        self.issue("renamed", path, f"another name differs only in case: restored as {shown}")
+        return new
+
     # --- directories and metadata ----------------------------------------------------
     def _make_dir(self, path: bytes, node: dict) -> None:
         dest = self.dest(path)
@@ -316,7 +398,7 @@ class _Restore:
             self.issue("error", path, f"cannot create directory: {exc.strerror or exc}", True)
 
     def _ensure_parent(self, path: bytes) -> None:
-        self._safe_dir(os.path.dirname(self.dest(path)))
+        self._safe_dir(pathmap.dirname_native(self.dest(path), self.dst))
 
     def _safe_dir(self, directory: bytes) -> None:
         """Make ``directory`` (below the target) exist, refusing to pass
@@ -327,11 +409,12 @@ class _Restore:
         protected_symlinks rule does."""
         if directory in self._dirs_ready:
             return
-        current = self.target
-        for part in directory[len(self.target) :].split(b"/"):
+        plain = pathmap.strip_extended_bytes(directory)
+        current = pathmap.drive_root(plain, self.dst) if self.windows_in_place else self.target
+        for part in plain[len(current) :].split(self.dst.sep):
             if not part:
                 continue
-            current = current + b"/" + part
+            current = pathmap.join_native(current, part, self.dst)
             if current in self._dirs_ready:
                 continue
             try:
@@ -442,8 +525,8 @@ class _Restore:
                 self.issue("error", path, f"cannot create directory: {exc.strerror or exc}", True)
                 self.stats.files_failed += 1
                 continue
-            temp = os.path.join(os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode())
-            job = _FileJob(dest, temp, node, len(content))
+            temp = self._temp_beside(dest)
+            job = _FileJob(path, dest, temp, node, len(content))
             if not content:
                 try:
                     os.close(job.open_for_write())
@@ -547,10 +630,10 @@ class _Restore:
         for path, node in files:
             if "link_to" not in node and "link_to_b64" not in node:
                 continue
-            first, dest = self.dest(decode_name(node, "link_to")), self.dest(path)
+            first, dest = self._dests.get(decode_name(node, "link_to")), self.dest(path)
             if first not in self._restored or dest not in self._restored:
                 continue  # not both restored this time: keep the copy
-            tmp = os.path.join(os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode())
+            tmp = self._temp_beside(dest)
             try:
                 os.link(first, tmp)
                 os.rename(tmp, dest)
@@ -572,7 +655,7 @@ class _Restore:
             self._finish_file(job)
 
     def _finish_file(self, job: _FileJob, meta_done: bool = False) -> None:
-        path = job.dest[len(self.target) :]
+        path = job.path
         if job.failed:
             self.issue("damaged", path, f"not restored: {job.failed}", True)
             with self._lock:
@@ -617,9 +700,7 @@ class _Restore:
             self._ensure_parent(path)
             target = decode_name(node, "target")
             if os.path.lexists(dest):
-                tmp = os.path.join(
-                    os.path.dirname(dest), TEMP_PREFIX + secrets.token_hex(6).encode()
-                )
+                tmp = self._temp_beside(dest)
                 os.symlink(target, tmp)
                 os.rename(tmp, dest)
             else:
@@ -637,7 +718,7 @@ class _Restore:
             return
         try:
             self._ensure_parent(path)
-            if kind == FIFO:
+            if kind == FIFO and hasattr(os, "mkfifo"):
                 os.mkfifo(dest, node.get("mode", 0o600))
             elif kind in (CHARDEV, BLOCKDEV) and hasattr(os, "mknod") and os.geteuid() == 0:
                 flag = statmod.S_IFCHR if kind == CHARDEV else statmod.S_IFBLK

@@ -40,6 +40,7 @@ class Snapshot:
     warnings: list[dict] = field(default_factory=list)  # first MAX_WARNINGS
     warnings_total: int = 0
     program: str = ""
+    path_flavour: str = "posix"  # how ``paths`` are written: posix | windows (engine/paths.py)
     id: str = ""  # not stored: the object's name
 
     MAX_WARNINGS = 1000
@@ -85,6 +86,7 @@ class Snapshot:
             "hostname": self.hostname,
             "username": self.username,
             "paths": self.paths,
+            "path_flavour": self.path_flavour,
             "tags": self.tags,
             "parent": self.parent,
             "tree": self.tree,

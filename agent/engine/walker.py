@@ -10,6 +10,10 @@ Exclude patterns (``--exclude``), matched with shell wildcards (``*``, ``?``,
 * ``**`` is accepted and means the same as ``*`` here (``*`` also crosses
   ``/`` in absolute patterns).
 
+Paths are repository paths (docs/format.md, "Paths"). On Windows patterns
+may be written natively (``C:\\Users\\*\\AppData``: backslashes become ``/``,
+the drive ``/C``) and match case-insensitively.
+
 An excluded directory is not descended into.
 """
 
@@ -20,17 +24,23 @@ import os
 import re
 from collections.abc import Iterable
 
+from agent.engine import paths as pathmap
+
 
 class ExcludeMatcher:
-    def __init__(self, patterns: Iterable[str | bytes] = ()):
+    def __init__(
+        self, patterns: Iterable[str | bytes] = (), flavour: pathmap.Flavour | None = None
+    ):
         self.patterns = [p if isinstance(p, str) else os.fsdecode(p) for p in patterns]
+        flavour = flavour or pathmap.current()
         names, paths = [], []
         for p in self.patterns:
-            raw = os.fsencode(p.replace("**", "*"))
+            raw = os.fsencode(pathmap.repo_pattern(p, flavour).replace("**", "*"))
             target = paths if b"/" in raw.rstrip(b"/") else names
             target.append(fnmatch.translate(os.fsdecode(raw.rstrip(b"/") or raw)))
-        self._name = re.compile("|".join(names)) if names else None
-        self._path = re.compile("|".join(paths)) if paths else None
+        flags = re.IGNORECASE if flavour.case_insensitive else 0
+        self._name = re.compile("|".join(names), flags) if names else None
+        self._path = re.compile("|".join(paths), flags) if paths else None
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
