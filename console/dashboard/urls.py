@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.overview_page, name="overview"),
     path("devices/", views.device_list, name="device-list"),
     path("devices/export.csv", views.device_export, name="device-export"),
+    path("devices/bulk/", views.device_bulk, name="device-bulk"),
     path("devices/<uuid:pk>/", views.device_detail, name="device-detail"),
     path("devices/<uuid:pk>/backup/", views.device_backup, name="device-backup"),
     path("devices/<uuid:pk>/verify/", views.device_verify, name="device-verify"),

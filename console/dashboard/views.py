@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+import uuid
 from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -156,6 +158,7 @@ def device_list(request):
             "groups": DeviceGroup.objects.only("id", "name"),
             "policies": Policy.objects.only("id", "name"),
             "base_qs": flt.querystring(),
+            "bulk": any(can(request.user, c) for c in BULK_ACTIONS.values()),
             "sort_qs": flt.querystring(sort=""),
             "now": timezone.now(),
         },
@@ -196,6 +199,56 @@ def _restore_form(snapshots, data=None):
         (s.snapshot_id, f"{s.taken_at:%Y-%m-%d %H:%M} · {s.snapshot_id[:12]}") for s in snapshots
     ]
     return form
+
+
+BULK_ACTIONS = {
+    "backup": "device.backup",
+    "verify": "device.verify",
+    "add_to_group": "device.edit",
+}
+
+
+@require_POST
+@require("view")
+def device_bulk(request):
+    """One action on the devices ticked in the list (at most one page's worth)."""
+    action = request.POST.get("action", "")
+    capability = BULK_ACTIONS.get(action)
+    if capability is None:
+        messages.error(request, "Choose an action.")
+    elif not can(request.user, capability):
+        raise PermissionDenied
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("device-list")
+    if capability is None:
+        return redirect(target)
+    ids = []
+    for value in request.POST.getlist("ids")[:500]:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    devices = list(Device.objects.filter(pk__in=ids, revoked=False).order_by("hostname"))
+    if not devices:
+        messages.error(request, "Tick at least one active device.")
+        return redirect(target)
+    actor = _actor(request)
+    if action == "add_to_group":
+        group = DeviceGroup.objects.filter(pk=request.POST.get("group") or 0).first()
+        if group is None:
+            messages.error(request, "Choose a group.")
+            return redirect(target)
+        fleet.add_devices_to_group(actor, group, devices)
+        messages.success(request, f"{len(devices)} device(s) added to {group.name}.")
+    else:
+        request_fn = jobs.request_backup if action == "backup" else jobs.request_verify
+        with transaction.atomic():
+            for device in devices:
+                request_fn(actor, device)
+        verb = "Backup" if action == "backup" else "Verification"
+        messages.success(request, f"{verb} requested for {len(devices)} device(s).")
+    return redirect(target)
 
 
 @require_POST

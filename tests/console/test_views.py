@@ -11,6 +11,7 @@ from console.fleet import services as fleet
 from console.fleet.demo import seed_demo
 from console.fleet.models import Device
 from console.jobs import services as jobs
+from console.jobs.models import Command
 from console.policies.models import Policy
 from console.policies.spec import default_spec
 from tests.console.conftest import enroll
@@ -178,3 +179,27 @@ def test_csv_reports_follow_the_page_filters(ui, small_fleet):
     rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
     assert {row[2] for row in rows[1:]} == {"policy.create", "policy.assign"}
     assert ui("operator").get("/audit/export.csv").status_code == 403
+
+
+def test_bulk_actions_on_ticked_devices(ui, small_fleet):
+    ids = [str(d.pk) for d in small_fleet.devices[:2]]
+    r = ui("operator").post(
+        "/devices/bulk/", {"action": "backup", "ids": ids, "next": "/devices/?os=windows"}
+    )
+    assert r.status_code == 302 and r.url == "/devices/?os=windows"
+    assert sorted(c.device.hostname for c in Command.objects.filter(kind="backup")) == [
+        "pc-000",
+        "pc-001",
+    ]
+    assert (
+        ui("operator").post("/devices/bulk/", {"action": "add_to_group", "ids": ids}).status_code
+        == 403
+    )
+    assert ui("auditor").post("/devices/bulk/", {"action": "backup", "ids": ids}).status_code == 403
+    r = ui("admin").post(
+        "/devices/bulk/",
+        {"action": "add_to_group", "ids": ids, "group": small_fleet.other_group.pk},
+    )
+    assert small_fleet.other_group.devices.count() == 2
+    assert "Back up now" in ui("operator").get("/devices/").content.decode()
+    assert 'id="bulk-form"' not in ui("auditor").get("/devices/").content.decode()

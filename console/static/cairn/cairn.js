@@ -37,3 +37,11 @@
     if (modes.length) { sync(); }
   });
 })();
+/* "select all" checkboxes: data-check-all="NAME" ticks every input[name=NAME] */
+document.addEventListener("change", function (ev) {
+  var name = ev.target.getAttribute && ev.target.getAttribute("data-check-all");
+  if (!name) { return; }
+  Array.prototype.forEach.call(document.querySelectorAll("input[name='" + name + "']"), function (box) {
+    box.checked = ev.target.checked;
+  });
+});
