@@ -129,6 +129,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.acks: list[tuple[str, str, bool, str]] = []  # (device, command, ok, reason)
         self.policy_acks: dict[str, set[str]] = {}  # revision -> devices now running it
         self.spec_cache: dict[str, dict] = {}
+        self.progress: dict[tuple[str, str], object] = {}  # latest progress per job
         self.work = asyncio.Event()
         self.seen_resolution = float(os.environ.get("CAIRN_LAST_SEEN_RESOLUTION_SECONDS", "30"))
         self.registry = AsyncRegistry(self.instance_id)
@@ -355,8 +356,14 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 self.policy_acks.setdefault(revision, set()).add(device_id)
             self.work.set()
         elif kind == "report":
-            ok = await self.db(reports.ingest, device_id, msg.report)
             self.stats["reports"] += 1
+            if msg.report.WhichOneof("body") == "progress":
+                # Live progress is last-write-wins: keep the latest per job and
+                # write it with the next batch (at most one write per job per
+                # flush, however often agents report).
+                self.progress[(device_id, msg.report.progress.job_id)] = msg.report
+                return
+            ok = await self.db(reports.ingest, device_id, msg.report)
             if ok and msg.report.idempotency_key:
                 session.send(
                     pb.ConsoleMessage(
@@ -482,6 +489,12 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 )
             batch, self.heartbeats = self.heartbeats, {}
             opened, self.opened = self.opened, {}
+            progress, self.progress = self.progress, {}
+            if progress:
+                try:
+                    await self.db(reports.ingest_progress, list(progress.items()))
+                except Exception:
+                    log.exception("progress flush failed")
             if opened:
                 try:
                     await self.registry.register(list(opened))

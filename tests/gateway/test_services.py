@@ -146,3 +146,26 @@ def test_wire_form_of_commands():
         "target": "/tmp/r",
         "overwrite": False,
     }
+
+
+def test_progress_batches_create_and_advance_a_running_job():
+    from agent.rpc import agent_pb2 as pb
+    from console.gateway.services import reports
+    from console.jobs.models import JobRun
+
+    dev = _device()
+
+    def progress(percent):
+        return pb.Report(
+            progress=pb.JobProgress(
+                job_id="j1", kind="backup", trigger="catch_up", percent=percent, files_done=3
+            )
+        )
+
+    reports.ingest_progress([((str(dev.pk), "j1"), progress(10.0))])
+    reports.ingest_progress([((str(dev.pk), "j1"), progress(55.0))])
+    run = JobRun.objects.get(device=dev)
+    assert run.state == "running" and run.trigger == "catch_up"
+    assert run.progress == pytest.approx(0.55) and run.progress_detail["files_done"] == 3
+    reports.ingest_progress([((str(dev.pk), "j1"), progress(20.0))])  # stale: ignored
+    assert JobRun.objects.get(device=dev).progress == pytest.approx(0.55)

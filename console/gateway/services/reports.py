@@ -71,6 +71,15 @@ def ingest(device_id: str, report) -> bool:
     return False
 
 
+def ingest_progress(items) -> None:
+    """A batch of the latest progress report per (device, job)."""
+    for (device_id, _job), report in items:
+        try:
+            _progress(device_id, report.progress)
+        except Exception:  # one bad report must not drop the others
+            log.exception("progress report of %s dropped", device_id)
+
+
 def _progress(device_id: str, p) -> None:
     key = run_key(device_id, p.job_id)
     if not JobRun.objects.filter(idempotency_key=key).exists():
