@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -97,16 +98,16 @@ class PruneReport:
 
 # --- forget -------------------------------------------------------------------------------
 def forget(
-    repo: Repository, policy: RetentionPolicy, *, dry_run: bool = False, group_by="default"
+    repo: Repository, policy: RetentionPolicy, *, dry_run: bool = False, **retention_options
 ) -> tuple[RetentionResult, ForgetReport]:
-    """Delete the snapshots ``policy`` does not keep (snapshot objects only)."""
+    """Delete the snapshots ``policy`` does not keep (snapshot objects only).
+    ``retention_options`` go to :func:`apply_retention` (``group_by``)."""
     errors: list = []
     snaps = repo.snapshots(errors=errors)
     if errors:
         sid, message = errors[0]
         raise PruneError(f"snapshot {sid[:8]} cannot be read ({message}); nothing forgotten")
-    kw = {} if group_by == "default" else {"group_by": group_by}
-    result = apply_retention(snaps, policy, **kw)
+    result = apply_retention(snaps, policy, **retention_options)
     if not dry_run:
         for snap in result.forget:
             repo.store.delete(f"snapshots/{snap.id}")
@@ -127,11 +128,17 @@ def prune(
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    running_since: dt.datetime | None = None,
     log: Callable[[str], None] | None = None,
 ) -> PruneReport:
     """Sweep markers older than ``grace``, then mark what is unreferenced now.
+
+    ``running_since``: the start of the oldest backup known to be running
+    (the console knows from the agents' reports); markers written after it
+    are not swept yet, however old, since that backup may use their packs.
     ``now`` is for tests. Raises PruneError (nothing deleted) when a snapshot
     or a tree cannot be read."""
+    clock = time.monotonic()
     now = now or dt.datetime.now(dt.UTC)
     say = log or (lambda _m: None)
     report = PruneReport(dry_run=dry_run)
@@ -178,7 +185,8 @@ def prune(
         except (KeyError, ValueError, TypeError):
             report.warnings.append(f"{key}: no valid time (ignored)")
             continue
-        (due if now - marked_at >= grace else pending).append((key, doc))
+        held = running_since is not None and marked_at >= running_since
+        (due if now - marked_at >= grace and not held else pending).append((key, doc))
     condemned = {p for _k, doc in due for p in doc.get("packs", ())}
     delete = {p for p in condemned if p in stored_packs}
     recovered: dict[str, list[BlobEntry]] = {}
@@ -261,7 +269,9 @@ def prune(
         report.bytes_marked = _sizes(repo, set(to_mark))
         say(f"mark: {len(to_mark)} pack(s), {report.bytes_marked} bytes")
         if not dry_run:
-            when = now.astimezone(dt.UTC).isoformat(timespec="microseconds")
+            # stamped when written: a backup starting before this saw no marker
+            when = now + dt.timedelta(seconds=time.monotonic() - clock)
+            when = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
             doc = {"v": 1, "time": when.replace("+00:00", "Z"), "packs": to_mark}
             plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
             report.marker = "prune/" + repo.put_sealed("prune", plain, PRUNE_AAD)

@@ -17,7 +17,11 @@
   snapshot is kept as well (restic ≥ 0.14: "oldest daily snapshot");
 * with no rule at all, nothing is forgotten (restic refuses to run).
 
-Differences from restic, on purpose: periods are computed in UTC (restic uses
+Differences from restic, for safety: the newest snapshot of every group is
+always kept (restic forgets it under ``--keep-tag`` alone when it is
+untagged), so a device never loses its latest backup to a policy.
+
+Other differences, on purpose: periods are computed in UTC (restic uses
 the machine's local time zone; the console and agents of one organisation run
 in many zones, UTC makes the result independent of where maintenance runs);
 weeks are ISO 8601 weeks (as restic). Snapshots with the same time are
@@ -203,6 +207,8 @@ def _apply_group(
         tags = policy.keep_tags.intersection(snap.tags)
         if tags:
             why.append("tagged " + ",".join(sorted(tags)))
+        if not why and snap is ordered[0]:
+            why.append("newest snapshot")
         if why:
             keep.append(snap)
             reasons[snap.id] = why

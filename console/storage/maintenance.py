@@ -25,6 +25,29 @@ log = logging.getLogger(__name__)
 #: a maintenance run of the same device younger than this is taken to be
 #: still running: a second one is skipped (two prunes must not overlap)
 RUNNING_FOR_AT_MOST = dt.timedelta(hours=12)
+#: a backup reported running (and heard of within this time) holds back the
+#: sweep of markers written after it started, whatever their age
+BACKUP_ALIVE_WITHIN = dt.timedelta(days=7)
+#: agent and console clocks and the order of "index loaded" / "run reported"
+CLOCK_MARGIN = dt.timedelta(minutes=15)
+
+
+def running_backup_since(device: Device) -> dt.datetime | None:
+    """Start of the device's oldest backup that is still running, as far as
+    the console knows (an offline agent's runs show up when it reconnects:
+    the grace period covers those)."""
+    started = (
+        JobRun.objects.filter(
+            device=device,
+            kind=JobKind.BACKUP,
+            state=JobState.RUNNING,
+            updated_at__gte=timezone.now() - BACKUP_ALIVE_WITHIN,
+        )
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return started - CLOCK_MARGIN if started is not None else None
 
 
 def devices_due() -> list[str]:
@@ -94,7 +117,13 @@ def maintain_device(
                 "forgotten": len(forgotten),
                 "forgotten_ids": forgotten,
             }
-        preport = prune(repo, grace=grace or DEFAULT_GRACE, dry_run=dry_run, now=now)
+        preport = prune(
+            repo,
+            grace=grace or DEFAULT_GRACE,
+            dry_run=dry_run,
+            now=now,
+            running_since=running_backup_since(device),
+        )
         stats["prune"] = {k: v for k, v in preport.to_dict().items() if k != "deleted"}
         with transaction.atomic():
             if forgotten and not dry_run:

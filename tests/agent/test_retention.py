@@ -82,6 +82,13 @@ def test_keep_within_is_relative_to_the_newest_snapshot():
     assert r.reasons[snaps[-1].id] == ["within 10d"]
 
 
+def test_tags_alone_still_keep_the_newest_snapshot():
+    snaps = hourly_series(3)
+    r = apply_retention(snaps, RetentionPolicy(keep_tags=frozenset({"legal"})))
+    assert ids(r.keep) == [snaps[-1].id]
+    assert r.reasons[snaps[-1].id] == ["newest snapshot"]
+
+
 def test_keep_tags_and_groups():
     a = [snap(T0 + dt.timedelta(hours=i), host="a") for i in range(3)]
     b = [snap(T0 + dt.timedelta(hours=i), sid=f"b{i}" + "0" * 62, host="b") for i in range(3)]
@@ -116,8 +123,11 @@ def test_parse_duration_rejects(text):
 
 # --- properties ---------------------------------------------------------------------------
 times = st.lists(
-    st.integers(min_value=0, max_value=3 * 365 * 24 * 60), min_size=1, max_size=40, unique=True
-).map(lambda minutes: [snap(T0 + dt.timedelta(minutes=m)) for m in minutes])
+    st.tuples(st.integers(min_value=0, max_value=3 * 365 * 24 * 60), st.sampled_from([(), ("a",)])),
+    min_size=1,
+    max_size=40,
+    unique_by=lambda t: t[0],
+).map(lambda items: [snap(T0 + dt.timedelta(minutes=m), tags=tags) for m, tags in items])
 counts = st.integers(min_value=-1, max_value=6)
 policies = st.builds(
     RetentionPolicy,
@@ -128,6 +138,7 @@ policies = st.builds(
     keep_monthly=counts,
     keep_yearly=counts,
     keep_within=st.one_of(st.none(), st.integers(0, 400).map(lambda d: dt.timedelta(days=d))),
+    keep_tags=st.sets(st.sampled_from(["a", "b"])).map(frozenset),
 )
 
 

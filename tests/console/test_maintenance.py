@@ -84,6 +84,18 @@ def test_maintenance_forgets_prunes_and_records_a_job_run(device, tmp_path):
     ]
 
     later = dt.datetime.now(dt.UTC) + DEFAULT_GRACE + dt.timedelta(minutes=1)
+    # A backup the agent reported running since before the marking holds the sweep back.
+    backup_run = JobRun.objects.create(
+        device=device,
+        kind=JobKind.BACKUP,
+        state=JobState.RUNNING,
+        started_at=run.started_at - dt.timedelta(minutes=30),
+    )
+    held = maintenance.maintain_device(str(device.pk), now=later)
+    assert held.stats["prune"]["packs_deleted"] == 0
+    assert held.stats["prune"]["markers_pending"] == 1
+    backup_run.state = JobState.SUCCEEDED
+    backup_run.save()
     swept = maintenance.maintain_device(str(device.pk), now=later)
     assert swept.state == JobState.SUCCEEDED, swept.error
     assert swept.stats["prune"]["packs_deleted"] == run.stats["prune"]["packs_marked"]
@@ -94,7 +106,7 @@ def test_maintenance_forgets_prunes_and_records_a_job_run(device, tmp_path):
     assert run_check(repo, read_data=True).ok
     run_restore(repo, new, str(tmp_path / "restore"))
     assert (tmp_path / "restore" / str(src).lstrip("/") / "second").read_bytes() == content
-    assert JobRun.objects.filter(device=device, kind=JobKind.PRUNE).count() == 3
+    assert JobRun.objects.filter(device=device, kind=JobKind.PRUNE).count() == 4
 
 
 def test_failure_is_recorded_and_overlapping_runs_are_skipped(device, s3_settings, tmp_path):
