@@ -44,6 +44,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "user.manage": frozenset({ADMIN}),
 }
 
+# Actions on many devices at once (device list, POST /api/v1/devices/bulk/).
+BULK_ACTIONS = {"backup": "device.backup", "verify": "device.verify", "add_to_group": "device.edit"}
+
 
 def ensure_roles() -> None:
     for name in ROLES:

@@ -87,6 +87,14 @@ class RestoreInput(serializers.Serializer):
     overwrite = serializers.BooleanField(required=False, default=False)
 
 
+class BulkInput(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["backup", "verify", "add_to_group"])
+    devices = serializers.ListField(child=serializers.UUIDField(), max_length=500)
+    group = serializers.PrimaryKeyRelatedField(
+        queryset=DeviceGroup.objects.all(), required=False, allow_null=True, default=None
+    )
+
+
 class RevokeInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -24,7 +25,7 @@ from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from console.accounts.roles import CAPABILITIES, can, role_of
+from console.accounts.roles import BULK_ACTIONS, CAPABILITIES, can, check, role_of
 from console.accounts.services import save_user
 from console.api import serializers as s
 from console.api.permissions import CapabilityPermission
@@ -202,6 +203,7 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
         "restore": "device.restore",
         "revoke": "device.revoke",
         "set_groups": "device.edit",
+        "bulk": "view",  # the action's own capability is checked inside
     }
 
     def get_queryset(self):
@@ -212,6 +214,32 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return s.DeviceSerializer if self.action == "list" else s.DeviceDetailSerializer
+
+    @extend_schema(
+        request=s.BulkInput,
+        responses=OpenApiTypes.OBJECT,
+        summary="One action on many devices (back up, verify, add to group)",
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        data = s.BulkInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        check(request.user, BULK_ACTIONS[d["action"]])
+        devices = list(Device.objects.filter(pk__in=d["devices"], revoked=False))
+        actor = _actor(request)
+        if d["action"] == "add_to_group":
+            if d["group"] is None:
+                return Response({"group": ["Choose a group."]}, status=status.HTTP_400_BAD_REQUEST)
+            fleet.add_devices_to_group(actor, d["group"], devices)
+            return Response({"devices": len(devices), "group": d["group"].pk})
+        request_fn = jobs.request_backup if d["action"] == "backup" else jobs.request_verify
+        with transaction.atomic():
+            commands = [request_fn(actor, device) for device in devices]
+        return Response(
+            {"devices": len(devices), "commands": [str(c.pk) for c in commands]},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses=s.CommandSerializer, summary="Back up now")
     @action(detail=True, methods=["post"])

@@ -24,7 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from console.accounts.roles import ROLE_DESCRIPTIONS, ROLES, can, require, role_of
+from console.accounts.roles import BULK_ACTIONS, ROLE_DESCRIPTIONS, ROLES, can, require, role_of
 from console.accounts.services import save_user
 from console.audit.models import AuditEvent
 from console.audit.services import Actor
@@ -199,13 +199,6 @@ def _restore_form(snapshots, data=None):
         (s.snapshot_id, f"{s.taken_at:%Y-%m-%d %H:%M} · {s.snapshot_id[:12]}") for s in snapshots
     ]
     return form
-
-
-BULK_ACTIONS = {
-    "backup": "device.backup",
-    "verify": "device.verify",
-    "add_to_group": "device.edit",
-}
 
 
 @require_POST

@@ -198,3 +198,29 @@ def test_openapi_schema_and_docs(ui):
     ):
         assert p in paths, p
     assert c.get("/api/docs/").status_code == 200
+
+
+def test_bulk_actions(api, small_fleet):
+    ids = [str(d.pk) for d in small_fleet.devices]
+    r = api("operator").post(
+        "/api/v1/devices/bulk/", {"action": "backup", "devices": ids}, format="json"
+    )
+    assert r.status_code == 202 and r.json()["devices"] == 3 and len(r.json()["commands"]) == 3
+    r = api("operator").post(
+        "/api/v1/devices/bulk/",
+        {"action": "add_to_group", "devices": ids, "group": small_fleet.other_group.pk},
+        format="json",
+    )
+    assert r.status_code == 403
+    assert (
+        api("auditor")
+        .post("/api/v1/devices/bulk/", {"action": "verify", "devices": ids}, format="json")
+        .status_code
+        == 403
+    )
+    r = api("admin").post(
+        "/api/v1/devices/bulk/",
+        {"action": "add_to_group", "devices": ids, "group": small_fleet.other_group.pk},
+        format="json",
+    )
+    assert r.status_code == 200 and small_fleet.other_group.devices.count() == 3
