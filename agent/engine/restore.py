@@ -65,6 +65,16 @@ OVERWRITE_POLICIES = ("never", "if-newer", "always")
 COALESCE_GAP = 256 * 1024
 MAX_RANGE = 16 * 1024 * 1024
 TEMP_PREFIX = b".cairn-restore-"
+#: Windows: binary mode (no CRLF translation), handles not inherited
+_OPEN_FLAGS = (
+    os.O_WRONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOINHERIT", 0)
+)
+#: Windows has no pwrite, and no chmod/utime on a descriptor
+_PWRITE = getattr(os, "pwrite", None)
+_META_BY_FD = os.chmod in os.supports_fd and os.utime in os.supports_fd
 
 
 @dataclass
@@ -179,8 +189,8 @@ class _FileJob:
         of small files runs in parallel)."""
         with self.lock:
             if self.created:
-                return os.open(self.temp, os.O_WRONLY | os.O_CLOEXEC)
-            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                return os.open(self.temp, _OPEN_FLAGS)
+            fd = os.open(self.temp, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.ftruncate(fd, self.size)
             except BaseException:
@@ -608,7 +618,11 @@ class _Restore:
             if not zero:  # zeros stay holes: the file was created at full size
                 view = memoryview(plain)
                 while view:
-                    n = os.pwrite(fd, view, offset)
+                    if _PWRITE is not None:
+                        n = _PWRITE(fd, view, offset)
+                    else:  # the descriptor is this thread's own
+                        os.lseek(fd, offset, os.SEEK_SET)
+                        n = os.write(fd, view)
                     view = view[n:]
                     offset += n
         except OSError as exc:
@@ -617,13 +631,13 @@ class _Restore:
             with job.lock:
                 job.remaining -= 1
                 last = job.remaining == 0
-            if last and not job.failed:
+            if last and not job.failed and _META_BY_FD:
                 # The last chunk: set metadata through the open descriptor
                 # (no path lookups; most files are a single chunk).
                 self._apply_meta(fd, job.node, is_link=False, where=job.dest)
             os.close(fd)
         if last:
-            self._finish_file(job, meta_done=True)
+            self._finish_file(job, meta_done=_META_BY_FD)
 
     def _relink(self, files) -> None:
         """Make restored copies of hard-linked files links again."""
@@ -636,7 +650,7 @@ class _Restore:
             tmp = self._temp_beside(dest)
             try:
                 os.link(first, tmp)
-                os.rename(tmp, dest)
+                os.replace(tmp, dest)
             except OSError:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)  # the copy stays: same content, only not linked
@@ -669,7 +683,7 @@ class _Restore:
         try:
             if not meta_done:
                 self._apply_meta(job.temp, job.node, is_link=False)
-            os.rename(job.temp, job.dest)
+            os.replace(job.temp, job.dest)
         except OSError as exc:
             self.issue("error", path, f"cannot finish file: {exc.strerror or exc}", True)
             with self._lock:
@@ -702,7 +716,7 @@ class _Restore:
             if os.path.lexists(dest):
                 tmp = self._temp_beside(dest)
                 os.symlink(target, tmp)
-                os.rename(tmp, dest)
+                os.replace(tmp, dest)
             else:
                 os.symlink(target, dest)
             self._apply_meta(dest, node, is_link=True)

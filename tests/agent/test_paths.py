@@ -380,3 +380,27 @@ def test_ls_shows_and_takes_native_paths_of_a_windows_snapshot(
     ]
     assert cli.main(["ls", "-r", repo_dir, "latest", "/C/Users/Ana/Documents/Sub"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_restore_without_pwrite_or_descriptor_metadata_as_on_windows(repo, tmp_path, monkeypatch):
+    """Windows has no os.pwrite and no chmod/utime on a descriptor: the
+    restore writes with lseek + write and sets metadata by path."""
+    from agent.engine import restore as restore_mod
+
+    monkeypatch.setattr(restore_mod, "_PWRITE", None)
+    monkeypatch.setattr(restore_mod, "_META_BY_FD", False)
+    src = tmp_path / "src"
+    src.mkdir()
+    big = os.urandom(200_000) + b"\n\r\n" * 1000  # several chunks; CR/LF bytes kept as is
+    (src / "big.bin").write_bytes(big)
+    os.utime(src / "big.bin", (OLD, OLD))
+    os.chmod(src / "big.bin", 0o640)
+    snap = run_backup(repo, [str(src)]).snapshot
+    target = tmp_path / "r"
+    (target / str(src).lstrip("/")).mkdir(parents=True)
+    (target / str(src).lstrip("/") / "big.bin").write_bytes(b"old")  # replaced (os.replace)
+    result = run_restore(repo, snap, str(target), overwrite="always")
+    assert result.ok, result.errors
+    out = target / str(src).lstrip("/") / "big.bin"
+    assert out.read_bytes() == big
+    assert int(out.stat().st_mtime) == int(OLD) and out.stat().st_mode & 0o777 == 0o640
