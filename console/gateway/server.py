@@ -179,6 +179,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             )
         except enrollment.EnrollmentRefused as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        except enrollment.EnrollmentUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         log.info("enrolled device %s (%s)", result.device.pk, result.device.hostname)
         return pb.EnrollResponse(
             device_id=str(result.device.pk),

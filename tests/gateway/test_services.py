@@ -169,3 +169,45 @@ def test_progress_batches_create_and_advance_a_running_job():
     assert run.progress == pytest.approx(0.55) and run.progress_detail["files_done"] == 3
     reports.ingest_progress([((str(dev.pk), "j1"), progress(20.0))])  # stale: ignored
     assert JobRun.objects.get(device=dev).progress == pytest.approx(0.55)
+
+
+def test_enrollment_is_all_or_nothing_when_storage_is_down(
+    settings, s3_server, s3_bucket, tmp_path
+):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from console.fleet.models import EnrollmentToken
+    from console.fleet.services import create_enrollment_token
+    from console.gateway import pki
+    from console.gateway.services import enrollment
+
+    settings.PKI_DIR = tmp_path / "pki"
+    settings.ORG_KEY_FILE = tmp_path / "org.key"
+    settings.S3_ENDPOINT = s3_server.endpoint
+    settings.S3_ACCESS_KEY, settings.S3_SECRET_KEY = s3_server.access_key, s3_server.secret_key
+    token_row, token = create_enrollment_token(SYSTEM, "once")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pc")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    host = {"hostname": "pc", "os": "linux"}
+    settings.S3_BUCKET = "no-such-bucket-here"
+    with pytest.raises(enrollment.EnrollmentUnavailable):
+        enrollment.enroll(token, host, csr)
+    assert EnrollmentToken.objects.get(pk=token_row.pk).uses_remaining == 1
+    assert not Device.objects.exists()
+
+    settings.S3_BUCKET = s3_bucket
+    result = enrollment.enroll(token, host, csr)
+    assert result.storage_access == "grant"
+    assert result.repository_url == f"s3://{s3_bucket}/{settings.CAIRN_ORG}/{result.device.pk}"
+    assert pki.device_id_from_pem(result.certificate_pem) == str(result.device.pk)
+    assert Device.objects.get().cert_fingerprint == pki.fingerprint(result.certificate_pem)
+    with pytest.raises(enrollment.EnrollmentRefused, match="used up"):
+        enrollment.enroll(token, host, csr)

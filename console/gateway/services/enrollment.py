@@ -14,6 +14,8 @@ import os
 import uuid
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from console.fleet import services as fleet
 from console.fleet.models import Device
 from console.gateway import conf, pki
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class EnrollmentRefused(Exception):
     pass
+
+
+class EnrollmentUnavailable(Exception):
+    """A transient failure (storage down): nothing was consumed; retry."""
 
 
 @dataclass
@@ -51,23 +57,31 @@ def enroll(
         cert = pki.sign_device_csr(ca, csr_pem, device_id)
     except pki.PKIError as exc:
         raise EnrollmentRefused(str(exc)) from exc
-    try:
-        device = fleet.enroll_device(
-            token.strip(),
-            hostname=host.get("hostname") or "unknown",
-            os=(host.get("os") or "").lower(),
-            os_version=host.get("os_version") or "",
-            agent_version=host.get("agent_version") or "",
-            owner=host.get("username") or "",
-            cert_fingerprint=cert.fingerprint,
-            device_id=device_id,
-            address=address,
-        )
-    except fleet.EnrollmentError as exc:
-        raise EnrollmentRefused(str(exc)) from exc
     t = storage.target()
     device_key = os.urandom(32)
-    bootstrap_repository(t, str(device.pk), device_key)
+    try:
+        # One transaction: if the repository cannot be created (storage
+        # down), the token use and the device row are rolled back and the
+        # agent can simply retry with the same token.
+        with transaction.atomic():
+            device = fleet.enroll_device(
+                token.strip(),
+                hostname=host.get("hostname") or "unknown",
+                os=(host.get("os") or "").lower(),
+                os_version=host.get("os_version") or "",
+                agent_version=host.get("agent_version") or "",
+                owner=host.get("username") or "",
+                cert_fingerprint=cert.fingerprint,
+                device_id=device_id,
+                address=address,
+            )
+            try:
+                bootstrap_repository(t, str(device.pk), device_key)
+            except Exception as exc:
+                log.exception("repository of %s could not be created", device.pk)
+                raise EnrollmentUnavailable(f"storage unavailable: {exc}") from exc
+    except fleet.EnrollmentError as exc:
+        raise EnrollmentRefused(str(exc)) from exc
     return EnrollResult(
         device=device,
         certificate_pem=cert.pem,
