@@ -173,8 +173,11 @@ class PolicyForm(forms.Form):
         }
 
     def add_spec_errors(self, errors: dict[str, list[str]]) -> None:
+        times_mode = self.cleaned_data.get("schedule_mode") == "times"
         for path, messages in errors.items():
             field = ERROR_FIELD.get(path)
+            if times_mode and field == "every_hours":
+                field = "times"  # the interval box is hidden in times-of-day mode
             for message in messages:
                 self.add_error(field if field in self.fields else None, message)
 

@@ -203,3 +203,9 @@ def test_bulk_actions_on_ticked_devices(ui, small_fleet):
     assert small_fleet.other_group.devices.count() == 2
     assert "Back up now" in ui("operator").get("/devices/").content.decode()
     assert 'id="bulk-form"' not in ui("auditor").get("/devices/").content.decode()
+
+
+def test_schedule_errors_show_at_the_visible_field(ui, small_fleet):
+    r = ui("admin").post("/policies/new/", _policy_post(schedule_mode="times", times=""))
+    form = r.context["form"]
+    assert "times" in form.errors and "every_hours" not in form.errors
