@@ -323,3 +323,79 @@ def test_cli_forget_and_prune(repo_path, tmp_path):
     out = run_cli("forget", "--repo", repo_path, "--keep-within", "3x", env=env, check=1)
     assert out.stderr.count(b"\n") == 1 and b"invalid duration" in out.stderr
     verify(repo_path, {snaps[-1][0]: (src, snaps[-1][1])}, tmp_path)
+
+
+# --- property: any interleaving of backups, forgets and prunes loses nothing ---------------
+POOL = [bytes([i]) * 16 + os.urandom(16) for i in range(4)]  # 4 contents, reused
+
+
+def ops_strategy():
+    from hypothesis import strategies as st
+
+    backup_op = st.tuples(
+        st.just("backup"),
+        st.lists(st.integers(0, len(POOL) - 1), min_size=1, max_size=3),
+    )
+    across = st.tuples(
+        st.just("backup-across-prune"),
+        st.lists(st.integers(0, len(POOL) - 1), min_size=1, max_size=3),
+        st.integers(0, 80),
+    )
+    forget_op = st.tuples(st.just("forget"), st.integers(1, 3))
+    prune_op = st.tuples(st.just("prune"), st.integers(0, 80))  # hours to advance first
+    return st.lists(st.one_of(backup_op, across, forget_op, prune_op), min_size=1, max_size=8)
+
+
+def test_random_histories_stay_intact(tmp_path_factory):
+    from hypothesis import HealthCheck, example, given, settings
+
+    @settings(
+        max_examples=12,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(ops_strategy())
+    # a backup that starts after a marking and ends after its sweep
+    @example([("backup", [0]), ("backup", [1]), ("forget", 1), ("prune", 0),
+              ("backup-across-prune", [0], 60)])  # fmt: skip
+    # a backup that starts before a marking and ends before its sweep
+    @example([("backup", [0]), ("backup", [1]), ("forget", 1),
+              ("backup-across-prune", [0], 0), ("prune", 60)])  # fmt: skip
+    def run(ops):
+        base = tmp_path_factory.mktemp("hist")
+        make_repo(base / "repo")
+        path, src = base / "repo", base / "src"
+        clock = NOW
+        expected: dict = {}
+
+        def do_backup(contents, repo=None):
+            os.makedirs(src, exist_ok=True)
+            for name in os.listdir(src):
+                os.unlink(os.path.join(src, name))
+            for i, c in enumerate(contents):
+                with open(os.path.join(src, f"f{i}"), "wb") as f:
+                    f.write(POOL[c] * 3000)
+            sid = backup(path, src, repo=repo)
+            expected[sid] = state(src)
+
+        for op in ops:
+            if op[0] == "backup":
+                do_backup(op[1])
+            elif op[0] == "backup-across-prune":
+                running = open_repo(path)
+                clock += dt.timedelta(hours=op[2])
+                prune(open_repo(path), now=clock)
+                do_backup(op[1], repo=running)
+            elif op[0] == "forget":
+                result, _ = forget(open_repo(path), RetentionPolicy(keep_last=op[1]))
+                for s in result.forget:
+                    expected.pop(s.id)
+            else:
+                clock += dt.timedelta(hours=op[1])
+                prune(open_repo(path), now=clock)
+        # a last sweep of everything still marked
+        prune(open_repo(path), now=clock + DEFAULT_GRACE * 2)
+        prune(open_repo(path), now=clock + DEFAULT_GRACE * 4)
+        verify(path, {sid: (src, disk) for sid, disk in expected.items()}, base)
+
+    run()
