@@ -625,8 +625,9 @@ def register_engine_commands(sub, parents) -> None:
         "restore",
         parents=repo,
         help="restore a snapshot under a target directory",
-        description="Each file goes to TARGET + its original absolute path "
-        "(--target / restores in place).",
+        description="Each file goes to TARGET + its original absolute path, "
+        "D:\\restore\\C\\Users\\... for Windows paths (--target / restores in place; "
+        "on Windows --target \\ too, to the original drive or share).",
     )
     p.add_argument("snapshot", metavar="SNAPSHOT", help="id, unique id prefix, or latest")
     p.add_argument("-t", "--target", required=True, metavar="DIR")

@@ -203,7 +203,7 @@ class _FileJob:
 def run_restore(
     repo: Repository,
     snapshot: Snapshot | str,
-    target: str | bytes,
+    target: str | bytes | None,
     *,
     include: Iterable[str] = (),
     overwrite: str | bool = "never",
@@ -212,7 +212,9 @@ def run_restore(
     workers: int = 4,
     restore_owner: bool | None = None,
 ) -> RestoreResult:
-    """Restore ``snapshot`` (object, id, prefix or ``latest``) under ``target``.
+    """Restore ``snapshot`` (object, id, prefix or ``latest``) under ``target``
+    (``None``, ``"/"`` or, on Windows, ``"\\"``: in place, to the original
+    drive or share on Windows).
 
     ``overwrite``: "never" | "if-newer" | "always" (True = "always",
     False = "never"). ``restore_owner``: chown to the recorded owner;
@@ -226,7 +228,7 @@ def run_restore(
     if restore_owner is None:
         restore_owner = hasattr(os, "geteuid") and os.geteuid() == 0
     src, dst = pathmap.flavour_named(snapshot.path_flavour), pathmap.current()
-    if os.fsdecode(target) in ("/", "\\"):  # in place
+    if target is None or os.fsdecode(target) in ("/", "\\"):  # in place
         if src.name != dst.name:
             raise EngineError(
                 f"snapshot {snapshot.short_id} was taken on {src.name}: it cannot be restored "

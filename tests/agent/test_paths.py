@@ -310,8 +310,9 @@ def test_windows_snapshot_restored_onto_linux(repo, drive_c, tmp_path, monkeypat
     result = run_restore(repo, snap.id, str(target))
     assert result.ok, result.errors
     assert (target / "C/Users/Ana/Documents/a.txt").read_bytes() == b"alpha\n" * 100
-    with pytest.raises(EngineError, match="in place"):
-        run_restore(repo, snap, "/")
+    for in_place in ("/", None):
+        with pytest.raises(EngineError, match="in place"):
+            run_restore(repo, snap, in_place)
 
 
 def test_linux_snapshot_restored_onto_windows_escapes_names(repo, tmp_path, monkeypatch):
@@ -355,7 +356,7 @@ def test_in_place_restore_to_the_original_drive_with_backslashes(
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setattr(paths, "NATIVE", WINDOWS)
-    result = run_restore(repo, snap, "\\", include=["*.txt"])
+    result = run_restore(repo, snap, None, include=["*.txt"])  # None: in place (the daemon)
     assert result.ok, result.errors
     assert (work / "C:\\Users\\Ana\\Documents\\a.txt").read_bytes() == b"alpha\n" * 100
     assert (work / "C:\\Users\\Ana\\Documents\\Sub\\b.txt").read_bytes() == b"beta"
