@@ -165,12 +165,31 @@ class Daemon:
             log.warning("stale snapshot cleanup: %s", exc)
 
     # -- connection ------------------------------------------------------------------------
+    async def _maybe_renew(self) -> None:
+        """Renew the device certificate when it nears expiry (30 days)."""
+        from agent.daemon import enroll as enrolment
+
+        try:
+            if enrolment.certificate_days_left(self.home) > enrolment.RENEW_BEFORE_DAYS:
+                return
+            await asyncio.to_thread(enrolment.renew_certificate, self.home, self.stub())
+        except Exception as exc:
+            log.warning("certificate renewal failed (will retry): %s", exc)
+            return
+        log.info("device certificate renewed")
+        ca, key, cert = self.home.tls_material()
+        self.creds = channel.mtls_credentials(ca, key, cert)
+        if self._sync_channel is not None:
+            self._sync_channel.close()
+        self._sync_channel = self._sync_stub = None
+
     async def _connection_loop(self) -> None:
         attempt = 0
         while not self.stop_event.is_set():
             started = time.monotonic()
             delay = None
             try:
+                await self._maybe_renew()
                 await self._session()
                 self.connection_state = "disconnected"
             except grpc.aio.AioRpcError as exc:

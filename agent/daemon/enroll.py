@@ -135,3 +135,42 @@ def enroll(
     )
     home.save_identity(identity)
     return identity
+
+
+RENEW_BEFORE_DAYS = 30
+
+
+def certificate_days_left(home: AgentHome) -> float:
+    import datetime as dt
+
+    cert = x509.load_pem_x509_certificate((home.path / "device.crt").read_bytes())
+    return (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+
+
+def renew_certificate(home: AgentHome, stub, timeout: float = 30.0) -> None:
+    """A new key pair and certificate over the current mutual-TLS identity.
+    The gateway keeps accepting the current certificate until the new one is
+    first used, so a lost answer never locks the device out."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, socket.gethostname())]))
+        .sign(key, hashes.SHA256())
+    )
+    resp = stub.RenewCertificate(
+        pb.RenewRequest(csr_pem=csr.public_bytes(serialization.Encoding.PEM)), timeout=timeout
+    )
+    cert = x509.load_pem_x509_certificate(resp.certificate_pem)
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise EnrollError("the renewed certificate is not for our key")
+    home.keys.put(
+        "device.key",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    tmp = home.path / ".device.crt.tmp"
+    tmp.write_bytes(resp.certificate_pem)
+    tmp.replace(home.path / "device.crt")

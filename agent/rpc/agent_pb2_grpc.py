@@ -54,6 +54,11 @@ class AgentGatewayStub:
                 request_serializer=agent_dot_rpc_dot_agent__pb2.StorageGrantRequest.SerializeToString,
                 response_deserializer=agent_dot_rpc_dot_agent__pb2.StorageGrant.FromString,
                 _registered_method=True)
+        self.RenewCertificate = channel.unary_unary(
+                '/cairn.agent.v1.AgentGateway/RenewCertificate',
+                request_serializer=agent_dot_rpc_dot_agent__pb2.RenewRequest.SerializeToString,
+                response_deserializer=agent_dot_rpc_dot_agent__pb2.RenewResponse.FromString,
+                _registered_method=True)
 
 
 class AgentGatewayServicer:
@@ -88,6 +93,14 @@ class AgentGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewCertificate(self, request, context):
+        """A fresh certificate for a new key, before the current one expires. The
+        current certificate stays valid until the new one is first used.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_AgentGatewayServicer_to_server(servicer, server):
                     servicer.GetStorageGrant,
                     request_deserializer=agent_dot_rpc_dot_agent__pb2.StorageGrantRequest.FromString,
                     response_serializer=agent_dot_rpc_dot_agent__pb2.StorageGrant.SerializeToString,
+            ),
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=agent_dot_rpc_dot_agent__pb2.RenewRequest.FromString,
+                    response_serializer=agent_dot_rpc_dot_agent__pb2.RenewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +238,33 @@ class AgentGateway:
             '/cairn.agent.v1.AgentGateway/GetStorageGrant',
             agent_dot_rpc_dot_agent__pb2.StorageGrantRequest.SerializeToString,
             agent_dot_rpc_dot_agent__pb2.StorageGrant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairn.agent.v1.AgentGateway/RenewCertificate',
+            agent_dot_rpc_dot_agent__pb2.RenewRequest.SerializeToString,
+            agent_dot_rpc_dot_agent__pb2.RenewResponse.FromString,
             options,
             channel_credentials,
             insecure,

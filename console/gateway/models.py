@@ -18,6 +18,11 @@ class DeviceConnection(models.Model):
     pause_reason = models.CharField(max_length=64, blank=True)
     next_backup_at = models.DateTimeField(null=True, blank=True)
     outbox_size = models.PositiveIntegerField(default=0)
+    next_cert_fingerprint = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="A renewed certificate, accepted (and promoted) at its first use",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -225,6 +225,15 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             expires_at=_ts(expires_at),
         )
 
+    async def RenewCertificate(self, request, context):
+        device_id = await self._caller(context)
+        try:
+            pem = await self.db(identity.renew, device_id, request.csr_pem, self.ca)
+        except pki.PKIError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        log.info("renewed the certificate of %s", device_id)
+        return pb.RenewResponse(certificate_pem=pem, ca_certificate_pem=self.ca.cert_pem)
+
     # -- the stream ----------------------------------------------------------------------
     async def Connect(self, request_iterator, context):
         device = await self._device(context)

@@ -184,3 +184,33 @@ def test_celery_delivers_a_command_to_the_gateway_holding_the_stream(
         )
     finally:
         client.close()
+
+
+def test_certificate_renewal_keeps_the_old_one_until_the_new_one_is_used(gateway, tmp_path):
+    from agent.daemon import channel
+    from agent.daemon.enroll import certificate_days_left, renew_certificate
+    from agent.daemon.home import AgentHome
+
+    home = tmp_path / "agent"
+    device_id = enroll_agent(home, gateway, _token())
+    h = AgentHome(home)
+    old = h.tls_material()
+    assert 390 < certificate_days_left(h) < 398
+
+    def submit(material):
+        with grpc.secure_channel(gateway.address, channel.mtls_credentials(*material)) as ch:
+            return pb_grpc.AgentGatewayStub(ch).SubmitReports(pb.ReportBatch(), timeout=10)
+
+    with grpc.secure_channel(gateway.address, channel.mtls_credentials(*old)) as ch:
+        renew_certificate(h, pb_grpc.AgentGatewayStub(ch))
+    new = h.tls_material()
+    assert new[1] != old[1] and new[2] != old[2]
+    assert (home / "device.key").stat().st_mode & 0o077 == 0
+    submit(old)  # a lost renewal answer must not lock the device out
+    submit(new)  # first use of the new certificate pins it
+    with pytest.raises(grpc.RpcError) as err:
+        submit(old)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    from console.gateway import pki
+
+    assert Device.objects.get(pk=device_id).cert_fingerprint == pki.fingerprint(new[2])

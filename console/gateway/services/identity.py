@@ -53,9 +53,39 @@ def authenticate(caller: Caller) -> Device:
         raise Refused("unknown device") from None
     if device.revoked:
         raise Refused("device revoked", revoked=True)
-    if device.cert_fingerprint and device.cert_fingerprint != caller.fingerprint:
+    superseded = device.cert_fingerprint and device.cert_fingerprint != caller.fingerprint
+    if superseded and not _promote_renewed(device, caller.fingerprint):
         raise Refused("certificate superseded (device re-enrolled)", revoked=True)
     return device
+
+
+def _promote_renewed(device: Device, fingerprint: str) -> bool:
+    """First use of a renewed certificate: it becomes the pinned one (the
+    previous certificate is refused from now on)."""
+    from django.db import transaction
+
+    from console.gateway.models import DeviceConnection
+
+    with transaction.atomic():
+        if not DeviceConnection.objects.filter(
+            device_id=device.pk, next_cert_fingerprint=fingerprint
+        ).update(next_cert_fingerprint=""):
+            return False
+        Device.objects.filter(pk=device.pk).update(cert_fingerprint=fingerprint)
+    device.cert_fingerprint = fingerprint
+    return True
+
+
+def renew(device_id: str, csr_pem: bytes, ca) -> bytes:
+    """Sign a renewal CSR for an authenticated device. The new certificate is
+    accepted alongside the current one until its first use."""
+    from console.gateway.models import DeviceConnection
+
+    cert = pki.sign_device_csr(ca, csr_pem, device_id)
+    DeviceConnection.objects.update_or_create(
+        device_id=device_id, defaults={"next_cert_fingerprint": cert.fingerprint}
+    )
+    return cert.pem
 
 
 def revoked_among(device_ids) -> set[str]:
