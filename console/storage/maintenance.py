@@ -6,7 +6,8 @@ storage credentials (``storage.admin_store``) and the organisation key, keeps
 what the device's effective policy's retention keeps, and prunes
 (agent/engine/prune.py: lock-free, safe while the device backs up). Nothing
 is written to local disk (no cache directory). Each run is a ``JobRun`` of
-kind ``prune`` with the reports in ``stats``.
+kind ``prune`` with the reports in ``stats``; forgotten snapshots are also
+in the audit log (``device.forget_snapshots``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from console.audit.services import SYSTEM, record
 from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
 
@@ -128,6 +130,12 @@ def maintain_device(
         with transaction.atomic():
             if forgotten and not dry_run:
                 Snapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
+                record(
+                    SYSTEM,
+                    "device.forget_snapshots",
+                    device,
+                    after={"snapshots": forgotten, "retention": stats["retention"]},
+                )
             run.state = JobState.SUCCEEDED
             run.stats = stats
             run.warnings = [{"kind": "prune", "message": w} for w in preport.warnings]

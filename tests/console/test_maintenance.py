@@ -15,6 +15,7 @@ from agent.engine.check import run_check
 from agent.engine.prune import DEFAULT_GRACE
 from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
+from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
 from console.fleet import services as fleet
 from console.gateway.services import storage
@@ -79,6 +80,8 @@ def test_maintenance_forgets_prunes_and_records_a_job_run(device, tmp_path):
     assert run.stats["forget"]["forgotten"] == 1
     assert run.stats["prune"]["packs_marked"] > 0 and run.stats["prune"]["packs_deleted"] == 0
     assert run.policy_revision is not None and run.revision_hash
+    event = AuditEvent.objects.get(action="device.forget_snapshots")
+    assert event.target_id == str(device.pk) and event.after["snapshots"] == [old]
     assert list(Snapshot.objects.filter(device=device).values_list("snapshot_id", flat=True)) == [
         new
     ]
