@@ -121,7 +121,9 @@ def test_failure_is_recorded_and_overlapping_runs_are_skipped(device, s3_setting
     assert maintenance.maintain_device(str(device.pk)) is None
 
 
-def test_beat_task_queues_every_device(device, monkeypatch):
+def test_beat_task_queues_every_device(device, monkeypatch, settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["maintain-repositories"]
+    assert entry["task"] == tasks.maintain_all.name and entry["schedule"] == 86400.0
     queued = []
     monkeypatch.setattr(tasks.maintain_device, "delay", queued.append)
     assert tasks.maintain_all() == 1
