@@ -101,7 +101,12 @@ def enroll(
         try:
             resp = stub.Enroll(request, timeout=timeout)
         except grpc.RpcError as exc:
-            raise EnrollError(f"enrollment refused: {exc.details() or exc.code().name}") from None
+            detail = exc.details() or exc.code().name
+            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise EnrollError(f"enrollment refused: {detail}") from None
+            raise EnrollError(
+                f"enrollment failed ({exc.code().name}): {detail}; nothing was used up, try again"
+            ) from None
     if ca_fingerprint(resp.ca_certificate_pem) != ca_fingerprint(ca_pem):
         raise EnrollError("the console returned a CA certificate other than the one it presented")
     cert = x509.load_pem_x509_certificate(resp.certificate_pem)

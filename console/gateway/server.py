@@ -130,6 +130,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.policy_acks: dict[str, set[str]] = {}  # revision -> devices now running it
         self.spec_cache: dict[str, dict] = {}
         self.progress: dict[tuple[str, str], object] = {}  # latest progress per job
+        self.stopping = False
+        self.closed_at_stop: list[str] = []
         self.work = asyncio.Event()
         self.seen_resolution = float(os.environ.get("CAIRN_LAST_SEEN_RESOLUTION_SECONDS", "30"))
         self.registry = AsyncRegistry(self.instance_id)
@@ -305,11 +307,14 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 del self.sessions[device_id]
                 self.heartbeats.pop(device_id, None)
                 self.opened.pop(device_id, None)
-                await self.registry.unregister(device_id)
-                try:
-                    await self.db(connections.goodbye, device_id, self.instance_id)
-                except Exception:
-                    log.exception("could not record disconnect of %s", device_id)
+                if self.stopping:
+                    self.closed_at_stop.append(device_id)  # written in one batch
+                else:
+                    await self.registry.unregister(device_id)
+                    try:
+                        await self.db(connections.goodbye, device_id, self.instance_id)
+                    except Exception:
+                        log.exception("could not record disconnect of %s", device_id)
 
     async def _read(self, session: Session, context) -> None:
         try:
@@ -602,8 +607,13 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             await self.db(connections.flush, opened, batch)
         except Exception:
             log.exception("final heartbeat flush failed")
+        closed = self.closed_at_stop + list(self.sessions)
         try:
-            await self.registry.shutdown(list(self.sessions))
+            await self.db(connections.goodbye_many, closed, self.instance_id)
+        except Exception:
+            log.exception("could not record the disconnects at shutdown")
+        try:
+            await self.registry.shutdown(closed)
         except Exception as exc:
             log.warning("registry shutdown: %s", exc)
 
@@ -665,6 +675,7 @@ async def serve(
             pass
     await stop_event.wait()
     log.info("gateway %s stopping", gateway.instance_id)
+    gateway.stopping = True  # streams closing now are recorded in one batch
     await server.stop(grace=3)
     await gateway.stop_background()
     gateway.executor.shutdown(wait=False)

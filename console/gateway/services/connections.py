@@ -47,6 +47,18 @@ def goodbye(device_id: str, gateway_id: str) -> None:
     Device.objects.filter(pk=device_id).update(last_seen_at=now)
 
 
+def goodbye_many(device_ids, gateway_id: str) -> None:
+    """A gateway stopping: its streams are offline, in one UPDATE per 500."""
+    now = timezone.now()
+    ids = [str(d) for d in device_ids]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        DeviceConnection.objects.filter(device_id__in=chunk, gateway_id=gateway_id[:128]).update(
+            online=False, disconnected_at=now, updated_at=now
+        )
+        Device.objects.filter(pk__in=chunk).update(last_seen_at=now)
+
+
 def flush(opened: dict[str, tuple], seen: dict[str, dict]) -> None:
     """Batched writes: ``opened`` (device id → (gateway id, connected at))
     upserts DeviceConnection rows online in one statement per 1,000;
