@@ -496,7 +496,8 @@ def cmd_forget(args) -> int:
     grace = _grace(args) if args.prune else None
     repo = open_repository(args)
     _result, report = forget(repo, policy, dry_run=args.dry_run)
-    pruned = _prune(repo, args, grace) if args.prune else None
+    forgotten = {s["id"] for s in report.forget} if args.dry_run else set()
+    pruned = _prune(repo, args, grace, forgotten) if args.prune else None
     if args.json:
         emit_json({"forget": report.to_dict(), "prune": pruned.to_dict() if pruned else None})
         return EXIT_OK
@@ -528,10 +529,10 @@ def _grace(args):
     return parse_duration(args.grace)
 
 
-def _prune(repo, args, grace):
+def _prune(repo, args, grace, forgotten=frozenset()):
     from agent.engine.prune import prune
 
-    report = prune(repo, grace=grace, dry_run=args.dry_run)
+    report = prune(repo, grace=grace, dry_run=args.dry_run, assume_forgotten=forgotten)
     for line in report.warnings:
         warn(line)
     return report

@@ -129,6 +129,7 @@ def prune(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     running_since: dt.datetime | None = None,
+    assume_forgotten: frozenset[str] | set[str] = frozenset(),
     log: Callable[[str], None] | None = None,
 ) -> PruneReport:
     """Sweep markers older than ``grace``, then mark what is unreferenced now.
@@ -136,6 +137,8 @@ def prune(
     ``running_since``: the start of the oldest backup known to be running
     (the console knows from the agents' reports); markers written after it
     are not swept yet, however old, since that backup may use their packs.
+    ``assume_forgotten``: snapshot ids to treat as deleted (only with
+    ``dry_run``: what a ``forget --dry-run`` would forget).
     ``now`` is for tests. Raises PruneError (nothing deleted) when a snapshot
     or a tree cannot be read."""
     clock = time.monotonic()
@@ -147,7 +150,9 @@ def prune(
     # 1. What exists, in this order: snapshots first (every index object a
     # snapshot needs was stored before it, so the index listed next covers
     # them), then markers, index objects (each, for the rewrite), packs.
-    snaps = _all_snapshots(repo)
+    if assume_forgotten and not dry_run:
+        raise ValueError("assume_forgotten is for dry runs only")
+    snaps = [s for s in _all_snapshots(repo) if s.id not in assume_forgotten]
     report.snapshots = len(snaps)
     marker_errors: list = []
     markers = repo.prune_markers(errors=marker_errors)

@@ -125,6 +125,7 @@ def maintain_device(
             dry_run=dry_run,
             now=now,
             running_since=running_backup_since(device),
+            assume_forgotten=set(forgotten) if dry_run else set(),
         )
         stats["prune"] = {k: v for k, v in preport.to_dict().items() if k != "deleted"}
         with transaction.atomic():

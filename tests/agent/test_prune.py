@@ -125,6 +125,12 @@ def test_dry_runs_change_nothing(repo_path, tmp_path):
     _, report = forget(open_repo(repo_path), RetentionPolicy(keep_last=1), dry_run=True)
     assert len(report.forget) == 1 and report.dry_run
     assert all_keys(repo_path) == keys
+    as_if = prune(
+        open_repo(repo_path), dry_run=True, now=NOW, assume_forgotten={report.forget[0]["id"]}
+    )
+    assert as_if.packs_marked > 0
+    assert prune(open_repo(repo_path), dry_run=True, now=NOW).packs_marked == 0
+    assert all_keys(repo_path) == keys
     forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
     keys = all_keys(repo_path)
     dry = prune(open_repo(repo_path), dry_run=True, now=NOW)

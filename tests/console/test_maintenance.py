@@ -73,6 +73,7 @@ def test_maintenance_forgets_prunes_and_records_a_job_run(device, tmp_path):
     dry = maintenance.maintain_device(str(device.pk), dry_run=True)
     assert dry.state == JobState.SUCCEEDED, dry.error
     assert dry.stats["forget"]["forgotten_ids"] == [old]
+    assert dry.stats["prune"]["packs_marked"] > 0 and dry.stats["prune"]["dry_run"]
     assert {s.id for s in open_repo(device).snapshots()} == {old, new}
 
     run = maintenance.maintain_device(str(device.pk))
