@@ -67,6 +67,7 @@ class MasterIndex:
         return blob_id in self._blobs
 
     def condemn(self, pack_ids: Iterable[str]) -> None:
+        """Call before adding packs: a blob's location is resolved when added."""
         with self._lock:
             self._condemned.update(self._pack_number(p) for p in pack_ids)
 
@@ -87,9 +88,12 @@ class MasterIndex:
         with self._lock:
             no = self._pack_number(pack_id)
             blobs = self._blobs
+            live = no not in self._condemned
             for e in entries:
                 # First location wins: duplicates across packs are harmless.
-                if e.id not in blobs:
+                # A copy outside condemned packs wins over one inside them.
+                old = blobs.get(e.id)
+                if old is None or (live and old[0] in self._condemned):
                     blobs[e.id] = (no, e.type, e.compression, e.offset, e.length, e.raw_length)
 
     def get(self, blob_id: bytes) -> IndexEntry | None:

@@ -245,6 +245,10 @@ class Repository:
     def load_index(self) -> None:
         """Read every index object (in parallel: one GET each on S3, none for
         those already in the local cache)."""
+        # Packs a prune has condemned (first, so that a blob with a copy in a
+        # live pack resolves to it): readable, never deduplicated against.
+        for _key, marker in self.prune_markers():
+            self.index.condemn(marker.get("packs", ()))
         keys = self.index_keys()
         if self.cache is not None:
             self.cache.keep_only("index", {k.rsplit("/", 1)[-1] for k in keys})
@@ -262,9 +266,6 @@ class Repository:
                     self.damaged_indexes.append((key, error))
                 else:
                     self.index.merge(packs)
-        # Packs a prune has condemned: readable, never deduplicated against.
-        for _key, marker in self.prune_markers():
-            self.index.condemn(marker.get("packs", ()))
 
     def prune_markers(self, errors: list | None = None) -> list[tuple[str, dict]]:
         """Every ``prune/<id>`` marker as (key, document); one that does not
