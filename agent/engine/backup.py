@@ -490,6 +490,10 @@ class _Backup:
             self._read_xattrs(real, node, path)
         prev = job.prev.get(name) if job.prev else None
         mode = st.st_mode
+        if getattr(st, "st_reparse_tag", 0) == _JUNCTION and not isinstance(sub_plan, dict):
+            # A Windows junction (mount point) is recorded like a symlink and
+            # never followed: user profiles hold legacy ones that loop.
+            mode = statmod.S_IFLNK | statmod.S_IMODE(mode)
         if statmod.S_ISDIR(mode):
             node["type"] = DIR
             job.nodes.append(node)
@@ -1033,6 +1037,7 @@ class _Backup:
 
 
 _SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
+_JUNCTION = 0xA0000003  # IO_REPARSE_TAG_MOUNT_POINT (stat has it on Windows only)
 _XATTRS = hasattr(os, "listxattr")
 _SKIPPED = object()  # small file not stored (vanished, denied: warned)
 _GREW = object()  # small file grew past one chunk: read by the walk thread

@@ -405,3 +405,39 @@ def test_restore_without_pwrite_or_descriptor_metadata_as_on_windows(repo, tmp_p
     out = target / str(src).lstrip("/") / "big.bin"
     assert out.read_bytes() == big
     assert int(out.stat().st_mtime) == int(OLD) and out.stat().st_mode & 0o777 == 0o640
+
+
+def test_windows_junctions_are_recorded_like_symlinks_and_not_followed(repo, drive_c, monkeypatch):
+    """Profiles hold legacy junctions (``Application Data`` -> ``AppData\\Roaming``,
+    some looping); lstat reports them as directories with a reparse tag."""
+    docs = drive_c("C:\\Users\\Ana\\Documents")
+    junction = os.path.join(docs, "My Music")
+    os.mkdir(junction)
+    with open(os.path.join(junction, "inside.txt"), "wb") as f:
+        f.write(b"seen through the junction")
+    real_lstat, real_readlink = os.lstat, os.readlink
+
+    class Tagged:
+        def __init__(self, st):
+            self._st = st
+            self.st_reparse_tag = 0xA0000003
+
+        def __getattr__(self, name):
+            return getattr(self._st, name)
+
+    def lstat(p, *a, **kw):
+        st = real_lstat(p, *a, **kw)
+        return Tagged(st) if os.fsdecode(p) == junction else st
+
+    def readlink(p, *a, **kw):
+        if os.fsdecode(p) == junction:
+            return os.fsencode("C:\\Users\\Ana\\Music")
+        return real_readlink(p, *a, **kw)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    monkeypatch.setattr(os, "readlink", readlink)
+    result = run_backup(repo, ["C:\\Users\\Ana"], translate=drive_c)
+    tree = _tree(repo, result.snapshot)
+    node = tree[b"/C/Users/Ana/Documents/My Music"]
+    assert node["type"] == "symlink" and node["target"] == "C:\\Users\\Ana\\Music"
+    assert b"/C/Users/Ana/Documents/My Music/inside.txt" not in tree
