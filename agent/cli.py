@@ -532,7 +532,13 @@ def _grace(args):
 def _prune(repo, args, grace, forgotten=frozenset()):
     from agent.engine.prune import prune
 
-    report = prune(repo, grace=grace, dry_run=args.dry_run, assume_forgotten=forgotten)
+    report = prune(
+        repo,
+        grace=grace,
+        dry_run=args.dry_run,
+        assume_forgotten=forgotten,
+        repack_above=args.repack_above,
+    )
     for line in report.warnings:
         warn(line)
     return report
@@ -549,9 +555,15 @@ def print_prune(r) -> None:
         f"{would}marked {r.packs_marked} unreferenced pack(s), {human_bytes(r.bytes_marked)}: "
         f"deleted by a prune after the grace period; {r.markers_pending} marking(s) pending"
     )
+    if r.packs_to_repack:
+        print(
+            f"{'would repack' if r.dry_run else 'repacked'} {r.packs_to_repack} pack(s): "
+            f"{human_bytes(r.bytes_to_repack)} copied into {r.packs_written} new pack(s), "
+            "the old ones marked"
+        )
     print(
         f"in use: {r.packs_kept} pack(s), {human_bytes(r.bytes_kept)} "
-        f"({human_bytes(r.waste_bytes)} unreferenced inside them, not repacked)"
+        f"({human_bytes(r.waste_bytes)} unreferenced inside them)"
     )
 
 
@@ -681,6 +693,7 @@ def register_engine_commands(sub, parents) -> None:
     p.add_argument("--prune", action="store_true", help="prune afterwards")
     p.add_argument("--dry-run", action="store_true", help="only report what would happen")
     p.add_argument("--grace", default="2d", metavar="DURATION", help=argparse.SUPPRESS)
+    p.add_argument("--repack-above", type=float, metavar="FRACTION", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser(
@@ -698,6 +711,13 @@ def register_engine_commands(sub, parents) -> None:
         metavar="DURATION",
         help="age of a marking before its packs are deleted; longer than any backup run "
         "(default 2d; 0h only when no backup can be running)",
+    )
+    p.add_argument(
+        "--repack-above",
+        type=float,
+        metavar="FRACTION",
+        help="also repack packs more than FRACTION (0-1) unreferenced: copy their "
+        "referenced blobs into new packs and mark the old ones (default: never)",
     )
     p.set_defaults(func=cmd_prune)
 

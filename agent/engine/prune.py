@@ -20,8 +20,11 @@ without locks (docs/format.md, "Concurrency and crash safety").
      within the grace period.
 
   Nothing is deleted in the run that marks it. Space comes back one prune
-  run after the grace period. Partly used packs are not repacked (the
-  report gives their unreferenced bytes as ``waste_bytes``).
+  run after the grace period. With ``repack_above``, partly used packs
+  above that unreferenced share are repacked first: their referenced blobs
+  are copied into new packs (indexed), then the old packs are marked like
+  unreferenced ones. Otherwise the report gives their unreferenced bytes as
+  ``waste_bytes``.
 
 Every step is create-only or deletes only what a written object already
 supersedes, so a crash (SIGKILL) at any moment leaves a usable repository,
@@ -37,13 +40,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from agent.engine import compress
 from agent.engine.errors import CorruptObject, EngineError, UnsupportedVersion
 from agent.engine.index import INDEX_AAD, MasterIndex, decode_index
-from agent.engine.pack import BlobEntry, pack_key
+from agent.engine.pack import (
+    DATA,
+    TREE,
+    TREE_PACK_SIZE,
+    BlobEntry,
+    FinishedPack,
+    PackWriter,
+    blob_aad,
+    pack_key,
+)
 from agent.engine.repository import PRUNE_AAD, Repository
 from agent.engine.retention import RetentionPolicy, RetentionResult, apply_retention
 from agent.engine.snapshot import Snapshot, parse_time
-from agent.engine.store import ObjectNotFound, StoreError
+from agent.engine.store import ObjectExists, ObjectNotFound, StoreError
 from agent.engine.tree import DIR, FILE
 
 #: default grace period: longer than any backup run may take. A backup that
@@ -88,7 +101,10 @@ class PruneReport:
     packs_kept: int = 0
     bytes_kept: int = 0
     waste_bytes: int = 0  # unreferenced blobs inside packs that are still used
-    repacked: bool = False  # partly used packs are never rewritten (yet)
+    packs_to_repack: int = 0  # partly used packs above the repack threshold
+    bytes_to_repack: int = 0  # their referenced bytes, copied into new packs
+    packs_written: int = 0  # new packs the repack wrote
+    repacked: bool = False
     deleted: list[str] = field(default_factory=list)  # object keys (deleted or to delete)
     warnings: list[str] = field(default_factory=list)
 
@@ -130,6 +146,7 @@ def prune(
     now: dt.datetime | None = None,
     running_since: dt.datetime | None = None,
     assume_forgotten: frozenset[str] | set[str] = frozenset(),
+    repack_above: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> PruneReport:
     """Sweep markers older than ``grace``, then mark what is unreferenced now.
@@ -137,6 +154,10 @@ def prune(
     ``running_since``: the start of the oldest backup known to be running
     (the console knows from the agents' reports); markers written after it
     are not swept yet, however old, since that backup may use their packs.
+    ``repack_above``: also repack packs whose unreferenced share of bytes
+    is above this fraction (0.0–1.0; None: never): their referenced blobs
+    are copied (verified) into new packs, and the old packs are marked like
+    unreferenced ones.
     ``assume_forgotten``: snapshot ids to treat as deleted (only with
     ``dry_run``: what a ``forget --dry-run`` would forget).
     ``now`` is for tests. Raises PruneError (nothing deleted) when a snapshot
@@ -246,7 +267,8 @@ def prune(
             for key, _doc in due:
                 store.delete(key)
         for pid in delete:
-            pack_entries.pop(pid, None)
+            for e in pack_entries.pop(pid, None) or ():
+                locations[e.id].discard(pid)
         stored_packs -= delete
     report.markers_pending = len(pending)
 
@@ -255,6 +277,7 @@ def prune(
     if dry_run:
         already |= condemned - delete  # spared ones are not marked again either
     to_mark = []
+    sparse: list[tuple[str, int, int]] = []  # (pack, total, used) of partly used packs
     for pid in sorted(stored_packs):
         if pid in already:
             continue
@@ -266,6 +289,20 @@ def prune(
         else:
             used = sum(e.length for e in entries if e.id in referenced)
             total = sum(e.length for e in entries)
+            sparse.append((pid, total, used))
+    repack = []
+    if repack_above is not None:
+        repack = [pid for pid, total, used in sparse if (total - used) > repack_above * total]
+    if repack:
+        report.packs_to_repack = len(repack)
+        report.bytes_to_repack = sum(used for pid, _t, used in sparse if pid in set(repack))
+        say(f"repack: {len(repack)} pack(s)")
+        if not dry_run:
+            repack = _repack(repo, repack, pack_entries, locations, referenced, already, report)
+            report.repacked = bool(repack)
+        to_mark += repack
+    for pid, total, used in sparse:
+        if pid not in repack:
             report.packs_kept += 1
             report.bytes_kept += total
             report.waste_bytes += total - used
@@ -281,6 +318,61 @@ def prune(
             plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
             report.marker = "prune/" + repo.put_sealed("prune", plain, PRUNE_AAD)
     return report
+
+
+def _repack(repo, packs, pack_entries, locations, referenced, condemned, report) -> list[str]:
+    """Copy the referenced blobs of ``packs`` into new packs (each blob
+    decrypted and verified on the way), store them and their index object;
+    the packs whose blobs are now all elsewhere (to be marked)."""
+    written: dict[str, list[BlobEntry]] = {}
+
+    def upload(fp: FinishedPack) -> None:
+        try:
+            repo.store.put(pack_key(fp.id), bytes(fp.data))
+        except ObjectExists:
+            pass
+        finally:
+            fp.release()
+        written[fp.id] = fp.entries
+
+    max_blob = repo.chunker_params.max_size
+    writers = {
+        DATA: PackWriter(repo.cipher, repo.pack_size, max_blob, upload, buffers=1),
+        TREE: PackWriter(repo.cipher, TREE_PACK_SIZE, max_blob, upload, buffers=1),
+    }
+    chosen = set(packs) | condemned  # a copy in these does not count
+    copied: set[bytes] = set()
+    done = []
+    for pid in packs:
+        try:
+            data = repo.store.get(pack_key(pid))
+            payloads = []
+            for e in pack_entries[pid]:
+                if e.id not in referenced or e.id in copied or locations[e.id] - chosen:
+                    continue  # unreferenced, already copied, or a copy exists elsewhere
+                sealed = data[e.offset : e.offset + e.length]
+                what = f"blob {e.id.hex()[:16]} in pack {pid[:16]}"
+                if len(sealed) != e.length:
+                    raise CorruptObject(f"{what} is truncated")
+                payload = repo.cipher.open(sealed, blob_aad(e.type, e.compression, e.id), what=what)
+                plain = compress.decompress(e.compression, payload, e.raw_length)
+                if repo.blob_id(plain) != e.id:
+                    raise CorruptObject(f"{what} does not match its id")
+                payloads.append((e, payload))
+        except (CorruptObject, UnsupportedVersion, StoreError) as exc:
+            report.warnings.append(f"{pack_key(pid)}: {exc} (not repacked)")
+            continue
+        for e, payload in payloads:
+            writers[e.type].add(e.id, e.type, e.compression, e.raw_length, payload)
+            copied.add(e.id)
+        done.append(pid)
+    for writer in writers.values():
+        writer.flush()
+    if written:
+        # the copies are indexed before the old packs are marked
+        repo.save_index(written)
+    report.packs_written = len(written)
+    return done
 
 
 def _load_index_objects(repo: Repository, keys: list[str]):

@@ -32,6 +32,9 @@ RUNNING_FOR_AT_MOST = dt.timedelta(hours=12)
 BACKUP_ALIVE_WITHIN = dt.timedelta(days=7)
 #: agent and console clocks and the order of "index loaded" / "run reported"
 CLOCK_MARGIN = dt.timedelta(minutes=15)
+#: repack packs more than this share unreferenced (the worker reads and
+#: rewrites their live blobs; packs below it keep their waste)
+REPACK_ABOVE = 0.5
 
 
 def running_backup_since(device: Device) -> dt.datetime | None:
@@ -126,6 +129,7 @@ def maintain_device(
             now=now,
             running_since=running_backup_since(device),
             assume_forgotten=set(forgotten) if dry_run else set(),
+            repack_above=REPACK_ABOVE,
         )
         stats["prune"] = {k: v for k, v in preport.to_dict().items() if k != "deleted"}
         with transaction.atomic():

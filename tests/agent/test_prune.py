@@ -182,6 +182,39 @@ def test_backup_started_after_the_mark_stores_condemned_data_again(repo_path, tm
     verify(repo_path, {sid: (src, state(src))}, tmp_path)
 
 
+def test_repack_of_partly_used_packs(repo_path, tmp_path):
+    src = tmp_path / "src"
+    write_files(src, [f"f{j}" for j in range(10)], size=20 * 1024)  # one data pack
+    backup(repo_path, src)
+    for j in range(2, 10):
+        os.unlink(src / f"f{j}")
+    kept = backup(repo_path, src)
+    expected = {kept: (src, state(src))}
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    before = pack_bytes(repo_path)
+
+    dry = prune(open_repo(repo_path), now=NOW, repack_above=0.5, dry_run=True)
+    assert dry.packs_to_repack >= 1 and not dry.repacked and dry.packs_written == 0
+    plain = prune(open_repo(repo_path), now=NOW, dry_run=True)
+    assert plain.packs_to_repack == 0 and plain.waste_bytes > 100 * 1024
+
+    marked = prune(open_repo(repo_path), now=NOW, repack_above=0.5)
+    assert marked.repacked and marked.packs_written >= 1
+    assert marked.packs_marked >= marked.packs_to_repack
+    verify(repo_path, expected, tmp_path)
+    # A backup between mark and sweep reuses the copies: nothing is stored again.
+    repo = open_repo(repo_path)
+    again = run_backup(repo, [str(src)], hostname="pc1", workers=2)
+    assert again.stats.data_blobs_added == 0
+    expected[again.snapshot_id] = (src, state(src))
+
+    swept = prune(open_repo(repo_path), now=LATER, repack_above=0.5)
+    assert swept.packs_deleted >= marked.packs_to_repack and swept.packs_spared == 0
+    assert swept.packs_to_repack == 0 and swept.waste_bytes == 0
+    assert pack_bytes(repo_path) < before / 2
+    verify(repo_path, expected, tmp_path)
+
+
 class GatedStore(LocalStore):
     """Holds the snapshot write until ``release`` is set."""
 
@@ -324,6 +357,9 @@ def test_cli_forget_and_prune(repo_path, tmp_path):
     run_cli("forget", "--repo", repo_path, "--keep-last", "1", "-q", env=env, check=0)
     out = run_cli("prune", "--repo", repo_path, "--json", env=env, check=0)
     assert json.loads(out.stdout)["packs_marked"] > 0
+    out = run_cli("prune", "--repo", repo_path, "--repack-above", "0.5", "--dry-run", "--json",
+                  env=env, check=0)  # fmt: skip
+    assert json.loads(out.stdout)["dry_run"] is True
     out = run_cli("prune", "--repo", repo_path, "--grace", "0h", env=env, check=0)
     assert b"deleted" in out.stdout
     out = run_cli("forget", "--repo", repo_path, "--keep-within", "3x", env=env, check=1)
@@ -333,6 +369,7 @@ def test_cli_forget_and_prune(repo_path, tmp_path):
 
 # --- property: any interleaving of backups, forgets and prunes loses nothing ---------------
 POOL = [bytes([i]) * 16 + os.urandom(16) for i in range(4)]  # 4 contents, reused
+# (odd prune hours also repack packs more than 30 % unreferenced)
 
 
 def ops_strategy():
@@ -398,7 +435,7 @@ def test_random_histories_stay_intact(tmp_path_factory):
                     expected.pop(s.id)
             else:
                 clock += dt.timedelta(hours=op[1])
-                prune(open_repo(path), now=clock)
+                prune(open_repo(path), now=clock, repack_above=0.3 if op[1] % 2 else None)
         # a last sweep of everything still marked
         prune(open_repo(path), now=clock + DEFAULT_GRACE * 2)
         prune(open_repo(path), now=clock + DEFAULT_GRACE * 4)
