@@ -1023,6 +1023,8 @@ class _Backup:
                             continue
                         try:
                             if e.is_dir(follow_symlinks=False):
+                                if self.flavour.windows and _junction(e):
+                                    continue
                                 stack.append((p, pathmap.join_native(real, e.name, self.flavour)))
                             elif e.is_file(follow_symlinks=False):
                                 files += 1
@@ -1038,10 +1040,16 @@ class _Backup:
 
 _SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
 _JUNCTION = 0xA0000003  # IO_REPARSE_TAG_MOUNT_POINT (stat has it on Windows only)
+
 _XATTRS = hasattr(os, "listxattr")
 _SKIPPED = object()  # small file not stored (vanished, denied: warned)
 _GREW = object()  # small file grew past one chunk: read by the walk thread
 _CHANGED_MESSAGE = "kept changing while read ({} attempts); stored flagged as changed during read"
+
+
+def _junction(entry: os.DirEntry) -> bool:
+    # Windows fills DirEntry.stat from the directory listing: no extra call.
+    return getattr(entry.stat(follow_symlinks=False), "st_reparse_tag", 0) == _JUNCTION
 
 
 class _BoundedReader:
