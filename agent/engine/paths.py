@@ -186,11 +186,14 @@ def join_native(parent: bytes, name: bytes, flavour: Flavour) -> bytes:
 
 
 def native_target(target: str | bytes, flavour: Flavour) -> bytes:
-    """A restore target as an absolute native path, no trailing separator."""
+    """A restore target as an absolute native path, no trailing separator
+    (but ``D:\\``)."""
     if flavour.sep != b"\\":
         return os.fsencode(os.path.abspath(target)).rstrip(b"/")
     text = strip_extended(os.fsdecode(target).replace("/", "\\"))
     text = ntpath.abspath(text) if os.name == "nt" else ntpath.normpath(text)
+    if len(text) == 3 and text[1:] == ":\\":
+        return os.fsencode(text)  # a drive's root keeps its backslash ("D:" is a directory on D)
     return os.fsencode(text).rstrip(b"\\")
 
 

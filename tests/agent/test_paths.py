@@ -365,6 +365,10 @@ def test_in_place_restore_to_the_original_drive_with_backslashes(
     assert result.ok, result.errors
     assert (work / "D:\\restore\\C\\Users\\Ana\\Documents\\Sub\\b.txt").read_bytes() == b"beta"
     assert result.target == "D:\\restore"
+    result = run_restore(repo, snap, "d:\\", include=["a.txt"])
+    assert result.ok, result.errors
+    assert (work / "d:\\C\\Users\\Ana\\Documents\\a.txt").read_bytes() == b"alpha\n" * 100
+    assert result.target == "d:\\"
 
 
 def test_ls_shows_and_takes_native_paths_of_a_windows_snapshot(
