@@ -340,6 +340,63 @@ def test_sigkill_mid_sweep_leaves_a_usable_repository(repo_path, tmp_path, kill_
     verify(repo_path, kept, tmp_path)
 
 
+CRASHING_REPACK = textwrap.dedent(
+    """
+    import sys, time
+    from agent.engine.store import LocalStore
+    from agent.engine.repository import Repository
+    from agent.engine.prune import prune
+
+    real_put = LocalStore.put
+    def slow_put(self, key, data):
+        real_put(self, key, data)
+        print("put", key, flush=True)
+        time.sleep(0.3)
+    LocalStore.put = slow_put
+    repo = Repository.open(LocalStore(sys.argv[1]), passphrase=sys.argv[2])
+    prune(repo, repack_above=0.3)
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_after", [1, 2])
+def test_sigkill_mid_repack_leaves_a_usable_repository(repo_path, tmp_path, kill_after):
+    src = tmp_path / "src"
+    write_files(src, [f"f{j}" for j in range(12)], size=20 * 1024)
+    backup(repo_path, src)
+    for j in range(3, 12):
+        os.unlink(src / f"f{j}")
+    kept = {backup(repo_path, src): (src, state(src))}
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_REPACK, str(repo_path), PASSPHRASE],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    puts = []
+    try:
+        for line in proc.stdout:
+            assert not line.startswith("done"), "the repack finished before the kill"
+            puts.append(line.split()[-1])
+            if len(puts) >= kill_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert not any(k.startswith("prune/") for k in puts)  # killed before its marker
+    verify(repo_path, kept, tmp_path)
+    prune(open_repo(repo_path), now=NOW, repack_above=0.3)
+    verify(repo_path, kept, tmp_path)
+    final = prune(open_repo(repo_path), now=LATER, repack_above=0.3)
+    assert final.packs_deleted > 0
+    verify(repo_path, kept, tmp_path)
+    again = prune(open_repo(repo_path), now=LATER + DEFAULT_GRACE * 2, repack_above=0.3)
+    assert again.packs_to_repack == 0
+
+
 def test_cli_forget_and_prune(repo_path, tmp_path):
     src, snaps = history(repo_path, tmp_path, rounds=2)
     env = cli_env()
