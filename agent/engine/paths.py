@@ -26,7 +26,8 @@ Restoring a name onto Windows that Windows cannot hold (``a:b``, ``x\\y``,
 ``CON``, a trailing dot or space, bytes that are not UTF-8) escapes each
 offending character or byte ``c`` as the private-use character
 ``U+F000 + c`` (the mapping Cygwin and WSL use, so those show the original
-name again); :func:`unescape_name` reverses it.
+name again); :func:`unescape_name` reverses it. Onto macOS, whose volumes
+refuse names that are not UTF-8, only such bytes are escaped.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def target_folds_case() -> bool:
     """Whether restored names differing only in case collide (Windows, and
     macOS whose volumes are case-insensitive by default)."""
     return current().case_insensitive or sys.platform == "darwin"
+
+
+def target_needs_utf8() -> bool:
+    """Whether restored names must be UTF-8 (APFS and HFS+ refuse others)."""
+    return sys.platform == "darwin"
 
 
 # --- native -> repository ----------------------------------------------------------------
@@ -235,7 +241,16 @@ def escape_name(name: bytes, flavour: Flavour) -> bytes:
     """A name from any snapshot as the destination OS can hold it (see the
     module docstring); unchanged when it is already valid there."""
     if not flavour.windows:
-        return name
+        if not target_needs_utf8():
+            return name
+        try:
+            name.decode("utf-8")
+            return name
+        except UnicodeDecodeError:  # macOS: only the bytes that are not UTF-8
+            text = name.decode("utf-8", "surrogateescape")
+        return "".join(
+            chr(_ESC + ord(c) - 0xDC00) if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text
+        ).encode("utf-8")
     try:  # Windows names may hold lone surrogates (encoded like Python does)
         text, raw_bytes = name.decode("utf-8", "surrogatepass"), False
     except UnicodeDecodeError:

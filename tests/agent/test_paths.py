@@ -173,6 +173,14 @@ def test_escape_examples():
     assert esc(lone, WINDOWS) == lone
 
 
+def test_names_that_are_not_utf8_are_escaped_onto_macos(monkeypatch):
+    assert paths.escape_name(b"bad\xff", POSIX) == b"bad\xff"  # Linux holds any bytes
+    monkeypatch.setattr(paths, "target_needs_utf8", lambda: True)
+    assert paths.escape_name(b"bad\xff", POSIX).decode() == "bad\uf0ff"
+    assert paths.escape_name(b"a:b\\c", POSIX) == b"a:b\\c"
+    assert paths.unescape_name(paths.escape_name(b"\xfe\xffx", POSIX)) == b"\xfe\xffx"
+
+
 # --- patterns -------------------------------------------------------------------------------
 def test_excludes_are_case_insensitive_and_native_on_windows():
     m = ExcludeMatcher(["*.TMP", "C:\\Users\\*\\AppData\\Local\\Temp", "node_modules"], WINDOWS)
