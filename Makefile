@@ -17,6 +17,7 @@ help:
 	@echo "make fmt          format and auto-fix with ruff"
 	@echo "make proto        regenerate gRPC stubs from proto/"
 	@echo "make bench        engine benchmark side by side with restic and borg"
+	@echo "make bench-console console pages at 10,000 devices / 1M job runs (PostgreSQL)"
 	@echo "make screenshots  PNGs of the console's main pages under var/screenshots/"
 	@echo "make pin          re-pin requirements/*.txt from requirements/*.in"
 
@@ -70,6 +71,18 @@ proto-check: $(VENV)/.dev
 
 bench: $(VENV)/.dev bench-tools
 	$(PY) -m tests.bench.engine_bench $(BENCH_ARGS)
+
+# Console pages at fleet scale: 10,000 devices and ~1,000,000 job runs in a
+# PostgreSQL database of its own (created and dropped here).
+PERF_DB ?= cairn_perf
+bench-console: $(VENV)/.dev
+	dropdb -h 127.0.0.1 -U postgres --if-exists $(PERF_DB)
+	createdb -h 127.0.0.1 -U postgres $(PERF_DB)
+	export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$(PERF_DB); \
+	  $(PY) manage.py migrate -v0 && \
+	  $(PY) manage.py seed_demo --devices 10000 --days 100 --jobs-per-device 100 && \
+	  $(PY) manage.py bench_console --repeat 7; status=$$?; \
+	  dropdb -h 127.0.0.1 -U postgres $(PERF_DB); exit $$status
 
 screenshots: $(VENV)/.dev browser
 	$(PY) -m tests.browser.screenshots
