@@ -5,8 +5,10 @@ place; docs/format.md, "Paths"): on Windows ``D:\\restore\\C\\Users\\ana\\…``,
 in place to the original drive or share. Names the destination cannot hold
 (a ``:`` from Linux onto Windows) are escaped (``paths.escape_name``); names
 that differ only in case, restored onto a case-insensitive volume, get a
-``~N`` suffix (a ``renamed`` warning). Content is fetched pack by pack in parallel (neighbouring
-blobs coalesced into one ranged read), every blob is authenticated and its id
+``~N`` suffix (a ``renamed`` warning).
+
+Content is fetched pack by pack in parallel (neighbouring blobs coalesced
+into one ranged read), every blob is authenticated and its id
 re-computed from the plaintext before it is written, all-zero chunks become
 holes (sparse files stay sparse), and each file is written to a temporary
 name in its directory and renamed over the destination only when complete:
