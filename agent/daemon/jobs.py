@@ -305,14 +305,17 @@ def run_restore(ctx: JobContext, repo) -> JobOutcome:
 
     args = ctx.args
     snapshot = args.get("snapshot") or args.get("snapshot_id") or "latest"
-    target = args.get("target") or os.path.abspath(os.sep)
+    # No target: in place. The engine maps each repository path back to its
+    # own drive or share (passing the Windows root C:\ would nest C:\C\Users).
+    target = args.get("target") or None
     overwrite = args.get("overwrite", False)
     if overwrite not in ("never", "if-newer", "always"):
         overwrite = "always" if overwrite else "if-newer"
     include = args.get("include") or args.get("paths") or []
     if isinstance(include, str):
         include = [include]
-    os.makedirs(target, exist_ok=True)
+    if target:
+        os.makedirs(target, exist_ok=True)
     result = _call(
         engine_restore.run_restore,
         repo,
