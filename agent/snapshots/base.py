@@ -11,11 +11,17 @@ happened inside it, so a backup never holds one longer than it needs.
 from __future__ import annotations
 
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from agent.snapshots.ledger import Ledger
+from agent.snapshots.runner import Runner, run
+
+StateDir = str | os.PathLike[str] | None
 
 
 class OpenFileMode(StrEnum):
@@ -112,6 +118,10 @@ class SnapshotProvider(ABC):
 
     name: str = "snapshot"
 
+    def __init__(self, state_dir: StateDir = None, *, ledger: Ledger | None = None):
+        # Every snapshot taken and not yet released is recorded here (ledger.py).
+        self.ledger = ledger or Ledger(state_dir)
+
     @abstractmethod
     def available(self, paths: Iterable[str]) -> Availability:
         """Can one ``open(paths)`` cover all of ``paths``? Cheap, no side effects."""
@@ -128,6 +138,22 @@ class SnapshotProvider(ABC):
         """Remove snapshots this agent created and never released (a crash,
         a power cut). Returns a line per snapshot removed or left in place."""
         return []
+
+
+class CommandProvider(SnapshotProvider):
+    """A provider driving the OS's command-line tools through a ``Runner``."""
+
+    def __init__(
+        self, state_dir: StateDir = None, *, runner: Runner = run, ledger: Ledger | None = None
+    ):
+        super().__init__(state_dir, ledger=ledger)
+        self.runner = runner
+
+
+def mount_root_in(state_dir: StateDir, dirname: str) -> str:
+    """Where a provider mounts its snapshots by default: under the state directory
+    (the system's temporary directory when there is none)."""
+    return os.path.join(state_dir if state_dir is not None else tempfile.gettempdir(), dirname)
 
 
 def normalise(paths: Iterable[str]) -> list[str]:

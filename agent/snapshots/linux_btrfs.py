@@ -33,12 +33,12 @@ from contextlib import contextmanager
 from agent.snapshots.base import (
     YES,
     Availability,
+    CommandProvider,
     SnapshotError,
-    SnapshotProvider,
     SnapshotView,
     no,
+    normalise,
 )
-from agent.snapshots.ledger import Ledger
 from agent.snapshots.runner import Runner, run
 
 SNAPSHOT_DIR = ".cairn-snapshots"
@@ -81,22 +81,12 @@ def subvolume_root(path: str) -> str:
     return cur
 
 
-class BtrfsProvider(SnapshotProvider):
+class BtrfsProvider(CommandProvider):
     name = "btrfs"
-
-    def __init__(
-        self,
-        state_dir: str | os.PathLike[str] | None = None,
-        *,
-        runner: Runner = run,
-        ledger: Ledger | None = None,
-    ):
-        self.runner = runner
-        self.ledger = ledger or Ledger(state_dir)
 
     # -- availability -----------------------------------------------------------
     def available(self, paths: Iterable[str]) -> Availability:
-        paths = [os.path.abspath(p) for p in paths]
+        paths = normalise(paths)
         if not paths:
             return no("no source paths")
         if shutil.which("btrfs") is None and self.runner is run:
@@ -116,7 +106,7 @@ class BtrfsProvider(SnapshotProvider):
     # -- lifecycle ----------------------------------------------------------------
     @contextmanager
     def open(self, paths: Iterable[str]) -> Iterator[SnapshotView]:
-        paths = [os.path.abspath(p) for p in paths]
+        paths = normalise(paths)
         subvols = self._subvolumes_for(paths)  # parents before the subvolumes nested in them
         view = SnapshotView(self.name, {})
         taken: list[str] = []

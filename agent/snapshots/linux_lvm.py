@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,9 +31,11 @@ from dataclasses import dataclass
 from agent.snapshots.base import (
     YES,
     Availability,
+    CommandProvider,
     SnapshotError,
-    SnapshotProvider,
     SnapshotView,
+    StateDir,
+    mount_root_in,
     no,
 )
 from agent.snapshots.ledger import Ledger
@@ -70,21 +71,19 @@ class LogicalVolume:
         return max(MIN_COW, int(self.size * COW_FRACTION) // 512 * 512)
 
 
-class LvmProvider(SnapshotProvider):
+class LvmProvider(CommandProvider):
     name = "lvm"
 
     def __init__(
         self,
-        state_dir: str | os.PathLike[str] | None = None,
+        state_dir: StateDir = None,
         *,
         runner: Runner = run,
         ledger: Ledger | None = None,
         mount_root: str | None = None,
     ):
-        self.runner = runner
-        self.ledger = ledger or Ledger(state_dir)
-        base = state_dir if state_dir is not None else tempfile.gettempdir()
-        self.mount_root = mount_root or os.path.join(base, "lvm-snapshots")
+        super().__init__(state_dir, runner=runner, ledger=ledger)
+        self.mount_root = mount_root or mount_root_in(state_dir, "lvm-snapshots")
 
     def _volume(self, path: str) -> LogicalVolume | str:
         """The LV holding ``path``, or the reason there is none."""

@@ -29,17 +29,19 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from agent.snapshots.base import (
     YES,
     Availability,
+    CommandProvider,
     SnapshotError,
-    SnapshotProvider,
     SnapshotView,
+    StateDir,
+    mount_root_in,
     no,
+    normalise,
 )
 from agent.snapshots.ledger import Ledger
 from agent.snapshots.runner import Result, Runner, run
@@ -59,12 +61,12 @@ def full_disk_access_hint(text: str) -> str | None:
     return FULL_DISK_ACCESS if NOT_PERMITTED in text else None
 
 
-class ApfsProvider(SnapshotProvider):
+class ApfsProvider(CommandProvider):
     name = "apfs"
 
     def __init__(
         self,
-        state_dir: str | os.PathLike[str] | None = None,
+        state_dir: StateDir = None,
         *,
         runner: Runner = run,
         ledger: Ledger | None = None,
@@ -72,12 +74,10 @@ class ApfsProvider(SnapshotProvider):
         is_root: Callable[[], bool] = lambda: os.geteuid() == 0,
         mount_root: str | None = None,
     ):
-        self.runner = runner
-        self.ledger = ledger or Ledger(state_dir)
+        super().__init__(state_dir, runner=runner, ledger=ledger)
         self.platform = platform
         self.is_root = is_root
-        base = state_dir if state_dir is not None else tempfile.gettempdir()
-        self.mount_root = mount_root or os.path.join(base, "apfs-snapshots")
+        self.mount_root = mount_root or mount_root_in(state_dir, "apfs-snapshots")
 
     # -- where things are -------------------------------------------------------
     def _volume(self, path: str) -> str:
@@ -133,7 +133,7 @@ class ApfsProvider(SnapshotProvider):
 
     @contextmanager
     def open(self, paths: Iterable[str]) -> Iterator[SnapshotView]:
-        paths = [os.path.abspath(p) for p in paths]
+        paths = normalise(paths)
         located = {p: self._volume(p) for p in paths}
         res = self.runner(["tmutil", "localsnapshot"], timeout=300)
         m = DATE.search(res.stdout)

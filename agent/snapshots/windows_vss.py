@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import ctypes
 import ntpath
-import os
 import struct
 import sys
 from collections.abc import Iterable, Iterator
@@ -61,6 +60,7 @@ from agent.snapshots.base import (
     SnapshotError,
     SnapshotProvider,
     SnapshotView,
+    StateDir,
     no,
 )
 from agent.snapshots.ledger import Ledger
@@ -285,14 +285,14 @@ class VssProvider(SnapshotProvider):
 
     def __init__(
         self,
-        state_dir: str | os.PathLike[str] | None = None,
+        state_dir: StateDir = None,
         *,
         host: Any = None,
         ledger: Ledger | None = None,
         timeout_ms: int = 600_000,
     ):
+        super().__init__(state_dir, ledger=ledger)
         self.host = host if host is not None else WindowsHost()
-        self.ledger = ledger or Ledger(state_dir)
         self.timeout_ms = timeout_ms
 
     # -- availability -------------------------------------------------------------
