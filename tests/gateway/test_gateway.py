@@ -214,3 +214,47 @@ def test_certificate_renewal_keeps_the_old_one_until_the_new_one_is_used(gateway
     from console.gateway import pki
 
     assert Device.objects.get(pk=device_id).cert_fingerprint == pki.fingerprint(new[2])
+
+
+def test_two_gateways_commands_reach_the_one_holding_each_stream(
+    service_env, celery_worker, tmp_path, settings
+):
+    """Several gateway processes (as behind a TCP load balancer): the Redis
+    registry routes each command to the instance holding that device."""
+    from console.gateway.registry import Registry
+    from console.jobs.services import request_backup
+
+    env = {
+        **service_env,
+        "CAIRN_HEARTBEAT_FLUSH_SECONDS": "0.5",
+        "CAIRN_GATEWAY_SWEEP_SECONDS": "600",
+    }
+    gws = [Gateway(env, tmp_path / f"gw{i}.log").start() for i in range(2)]
+    clients = []
+    try:
+        token = _token(uses=2)
+        devices = []
+        for i, gw in enumerate(gws):
+            home = tmp_path / f"agent{i}"
+            devices.append(enroll_agent(home, gw, token))
+            client = StreamClient(home, address=gw.address).connect()
+            assert client.recv().WhichOneof("body") == "welcome"
+            clients.append(client)
+        settings.REDIS_KEY_PREFIX = service_env["CAIRN_REDIS_PREFIX"]
+        registry = Registry()
+        wait_for(
+            lambda: all(registry.locate(d) for d in devices), 15, "both streams in the registry"
+        )
+        instances = {registry.locate(d) for d in devices}
+        assert len(instances) == 2  # one device per gateway instance
+        # The database sweep is effectively off (600 s): delivery must go
+        # through Redis to the right instance.
+        for device_id, client in zip(devices, clients, strict=True):
+            command = request_backup(SYSTEM, Device.objects.get(pk=device_id))
+            msg = client.recv_until(lambda m, c=command: m.command_id == str(c.pk))
+            assert msg.run_job.kind == "backup"
+    finally:
+        for c in clients:
+            c.close()
+        for gw in gws:
+            gw.stop()
