@@ -113,6 +113,12 @@ def duration(value) -> str:
 
 
 @register.filter
+def words(value) -> str:
+    """An agent's machine word ("on_battery", "backing_up") as text."""
+    return str(value or "").replace("_", " ")
+
+
+@register.filter
 def pct(part, whole) -> int:
     try:
         return round(100 * part / whole) if whole else 0

@@ -1,0 +1,36 @@
+"""What the agent reports about itself (online, state, why it is paused)
+reaches the device page through the gateway's batched writes."""
+
+import datetime as dt
+
+from django.utils import timezone
+
+from console.gateway.services import connections
+
+
+def test_pause_reason_and_agent_state_show_on_the_device_page(ui, small_fleet):
+    device = small_fleet.devices[0]
+    c = ui("auditor")
+    html = c.get(f"/devices/{device.pk}/").content.decode()
+    assert "Connection" not in html  # never connected: nothing to claim
+
+    next_at = timezone.now() + dt.timedelta(hours=2)
+    connections.flush(
+        opened={str(device.pk): ("gw-test", timezone.now())},
+        seen={
+            str(device.pk): {
+                "changed": True,
+                "state": "paused",
+                "pause_reason": "on_battery",
+                "next_backup_at": next_at,
+                "outbox_size": 3,
+            }
+        },
+    )
+    html = c.get(f"/devices/{device.pk}/").content.decode()
+    assert "Online" in html
+    assert 'data-testid="pause-reason"' in html and "on battery" in html
+    assert "Unsent reports" in html and ">3<" in html
+
+    connections.mark_offline(now=timezone.now() + dt.timedelta(hours=1))
+    assert "Offline" in c.get(f"/devices/{device.pk}/").content.decode()
