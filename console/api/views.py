@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -30,20 +29,14 @@ from console.accounts.services import save_user
 from console.api import serializers as s
 from console.api.permissions import CapabilityPermission
 from console.audit.models import AuditEvent
+from console.audit.queries import audit_events
 from console.audit.services import Actor
 from console.fleet import services as fleet
 from console.fleet.models import OS, Device, DeviceGroup, EnrollmentToken
 from console.fleet.queries import STATUS_CHOICES, DeviceFilter, overview
+from console.jobs import queries as job_queries
 from console.jobs import services as jobs
-from console.jobs.models import (
-    Command,
-    CommandKind,
-    CommandState,
-    JobKind,
-    JobRun,
-    JobState,
-    Snapshot,
-)
+from console.jobs.models import CommandKind, CommandState, JobKind, JobState, Snapshot
 from console.policies import services as policies
 from console.policies import spec as specs
 from console.policies.models import Policy, PolicyAssignment
@@ -53,6 +46,13 @@ from console.storage.models import StorageTarget
 
 def _actor(request) -> Actor:
     return Actor.from_request(request, via=AuditEvent.Via.API)
+
+
+def _input(serializer_class, request) -> dict:
+    """The request's body, validated by an input serializer (a 400 with the errors if not)."""
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
 
 
 class Pages(PageNumberPagination):
@@ -86,6 +86,11 @@ class Base:
 
 def _q(name: str, description: str, type_=str, enum=None) -> OpenApiParameter:
     return OpenApiParameter(name, type_, OpenApiParameter.QUERY, description=description, enum=enum)
+
+
+def _list_filters(*parameters: OpenApiParameter):
+    """Class decorator: a viewset's list filters, for the OpenAPI schema."""
+    return extend_schema_view(list=extend_schema(parameters=list(parameters)))
 
 
 DEVICE_FILTERS = [
@@ -195,7 +200,7 @@ class TokenLogin(ObtainAuthToken):
 # --- devices ----------------------------------------------------------------------------------
 
 
-@extend_schema_view(list=extend_schema(parameters=DEVICE_FILTERS))
+@_list_filters(*DEVICE_FILTERS)
 class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
     capabilities = {
         "backup": "device.backup",
@@ -222,9 +227,7 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=False, methods=["post"])
     def bulk(self, request):
-        data = s.BulkInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        d = data.validated_data
+        d = _input(s.BulkInput, request)
         check(request.user, BULK_ACTIONS[d["action"]])
         devices = list(Device.objects.filter(pk__in=d["devices"], revoked=False))
         actor = _actor(request)
@@ -233,9 +236,7 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
                 return Response({"group": ["Choose a group."]}, status=status.HTTP_400_BAD_REQUEST)
             fleet.add_devices_to_group(actor, d["group"], devices)
             return Response({"devices": len(devices), "group": d["group"].pk})
-        request_fn = jobs.request_backup if d["action"] == "backup" else jobs.request_verify
-        with transaction.atomic():
-            commands = [request_fn(actor, device) for device in devices]
+        commands = jobs.request_for_devices(actor, d["action"], devices)
         return Response(
             {"devices": len(devices), "commands": [str(c.pk) for c in commands]},
             status=status.HTTP_202_ACCEPTED,
@@ -256,19 +257,15 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.RestoreInput, responses=s.CommandSerializer, summary="Restore files")
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
-        data = s.RestoreInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        command = jobs.request_restore(_actor(request), self.get_object(), **data.validated_data)
+        data = _input(s.RestoreInput, request)
+        command = jobs.request_restore(_actor(request), self.get_object(), **data)
         return Response(s.CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.RevokeInput, responses=s.DeviceDetailSerializer, summary="Revoke")
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        data = s.RevokeInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        device = fleet.revoke_device(
-            _actor(request), self.get_object(), data.validated_data["reason"]
-        )
+        data = _input(s.RevokeInput, request)
+        device = fleet.revoke_device(_actor(request), self.get_object(), data["reason"])
         return Response(s.DeviceDetailSerializer(device).data)
 
     @extend_schema(
@@ -276,11 +273,8 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["put"], url_path="groups")
     def set_groups(self, request, pk=None):
-        data = s.DeviceGroupsInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        device = fleet.set_device_groups(
-            _actor(request), self.get_object(), data.validated_data["groups"]
-        )
+        data = _input(s.DeviceGroupsInput, request)
+        device = fleet.set_device_groups(_actor(request), self.get_object(), data["groups"])
         device = self.get_queryset().get(pk=device.pk)
         return Response(s.DeviceDetailSerializer(device).data)
 
@@ -334,10 +328,9 @@ class GroupViewSet(Base, viewsets.ModelViewSet):
     @extend_schema(request=s.AddDevicesInput, responses=s.GroupSerializer, summary="Add devices")
     @action(detail=True, methods=["post"])
     def devices(self, request, pk=None):
-        data = s.AddDevicesInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = _input(s.AddDevicesInput, request)
         group = self.get_object()
-        fleet.add_devices_to_group(_actor(request), group, data.validated_data["devices"])
+        fleet.add_devices_to_group(_actor(request), group, data["devices"])
         return Response(s.GroupSerializer(self.get_queryset().get(pk=group.pk)).data)
 
 
@@ -414,13 +407,12 @@ class PolicyViewSet(Base, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
-        data = s.AssignInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = _input(s.AssignInput, request)
         assignment = policies.assign_policy(
             _actor(request),
             self.get_object(),
-            data.validated_data["group"],
-            data.validated_data["precedence"],
+            data["group"],
+            data["precedence"],
         )
         return Response(s.AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
@@ -462,43 +454,30 @@ class AssignmentViewSet(
 # --- jobs, commands, snapshots --------------------------------------------------------------------
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            _q("device", "Device id"),
-            _q("state", "State", enum=list(JobState.values)),
-            _q("kind", "Kind", enum=list(JobKind.values)),
-            _q("since", "Started at or after (ISO 8601)"),
-        ]
-    )
+@_list_filters(
+    _q("device", "Device id"),
+    _q("state", "State", enum=list(JobState.values)),
+    _q("kind", "Kind", enum=list(JobKind.values)),
+    _q("since", "Started at or after (ISO 8601)"),
 )
 class JobRunViewSet(Base, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.JobRunSerializer
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        qs = JobRun.objects.select_related("device")
         p = self.request.query_params
-        if p.get("device"):
-            qs = qs.filter(device_id=p["device"])
-        if p.get("state") in JobState.values:
-            qs = qs.filter(state=p["state"])
-        if p.get("kind") in JobKind.values:
-            qs = qs.filter(kind=p["kind"])
-        since = parse_datetime(p.get("since", "") or "")
-        if since:
-            qs = qs.filter(started_at__gte=since)
-        return qs
+        return job_queries.job_runs(
+            device=p.get("device"),
+            state=p.get("state"),
+            kind=p.get("kind"),
+            since=parse_datetime(p.get("since", "") or ""),
+        )
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            _q("device", "Device id"),
-            _q("state", "State", enum=list(CommandState.values)),
-            _q("kind", "Kind", enum=list(CommandKind.values)),
-        ]
-    )
+@_list_filters(
+    _q("device", "Device id"),
+    _q("state", "State", enum=list(CommandState.values)),
+    _q("kind", "Kind", enum=list(CommandKind.values)),
 )
 class CommandViewSet(Base, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.CommandSerializer
@@ -506,15 +485,10 @@ class CommandViewSet(Base, viewsets.ReadOnlyModelViewSet):
     capabilities = {"cancel": "device.backup"}
 
     def get_queryset(self):
-        qs = Command.objects.select_related("device", "created_by")
         p = self.request.query_params
-        if p.get("device"):
-            qs = qs.filter(device_id=p["device"])
-        if p.get("state") in CommandState.values:
-            qs = qs.filter(state=p["state"])
-        if p.get("kind") in CommandKind.values:
-            qs = qs.filter(kind=p["kind"])
-        return qs
+        return job_queries.commands(
+            device=p.get("device"), state=p.get("state"), kind=p.get("kind")
+        )
 
     @extend_schema(request=None, responses=s.CommandSerializer, summary="Cancel an open command")
     @action(detail=True, methods=["post"])
@@ -523,7 +497,7 @@ class CommandViewSet(Base, viewsets.ReadOnlyModelViewSet):
         return Response(s.CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)
 
 
-@extend_schema_view(list=extend_schema(parameters=[_q("device", "Device id")]))
+@_list_filters(_q("device", "Device id"))
 class SnapshotViewSet(Base, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.SnapshotSerializer
 
@@ -556,9 +530,7 @@ class EnrollmentTokenViewSet(
         summary="Create a token; the secret is in the response, once",
     )
     def create(self, request, *args, **kwargs):
-        data = s.EnrollmentTokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        d = data.validated_data
+        d = _input(s.EnrollmentTokenInput, request)
         token, plaintext = fleet.create_enrollment_token(
             _actor(request),
             d["name"],
@@ -601,18 +573,14 @@ class StorageTargetViewSet(Base, viewsets.ModelViewSet):
         storage.delete_storage_target(_actor(self.request), instance)
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            _q("actor", "Username"),
-            _q("action", "Action prefix, e.g. 'policy.'"),
-            _q("target_type", "Target type, e.g. 'policy', 'device'"),
-            _q("target_id", "Target id"),
-            _q("via", "Through", enum=list(AuditEvent.Via.values)),
-            _q("since", "At or after (ISO 8601)"),
-            _q("until", "Before (ISO 8601)"),
-        ]
-    )
+@_list_filters(
+    _q("actor", "Username"),
+    _q("action", "Action prefix, e.g. 'policy.'"),
+    _q("target_type", "Target type, e.g. 'policy', 'device'"),
+    _q("target_id", "Target id"),
+    _q("via", "Through", enum=list(AuditEvent.Via.values)),
+    _q("since", "At or after (ISO 8601)"),
+    _q("until", "Before (ISO 8601)"),
 )
 class AuditEventViewSet(Base, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.AuditEventSerializer
@@ -620,27 +588,16 @@ class AuditEventViewSet(Base, viewsets.ReadOnlyModelViewSet):
     capabilities = {"read": "audit.view"}
 
     def get_queryset(self):
-        qs = AuditEvent.objects.all()
         p = self.request.query_params
-        if p.get("actor"):
-            qs = qs.filter(actor_name__iexact=p["actor"])
-        if p.get("action"):
-            qs = qs.filter(action__startswith=p["action"])
-        if p.get("target_type"):
-            qs = qs.filter(target_type=p["target_type"])
-        if p.get("target_id"):
-            qs = qs.filter(target_id=p["target_id"])
-        if p.get("via") in AuditEvent.Via.values:
-            qs = qs.filter(via=p["via"])
-        since, until = (
-            parse_datetime(p.get("since", "") or ""),
-            parse_datetime(p.get("until", "") or ""),
+        return audit_events(
+            actor=p.get("actor"),
+            action=p.get("action"),
+            target_type=p.get("target_type"),
+            target_id=p.get("target_id"),
+            via=p.get("via"),
+            since=parse_datetime(p.get("since", "") or ""),
+            until=parse_datetime(p.get("until", "") or ""),
         )
-        if since:
-            qs = qs.filter(at__gte=since)
-        if until:
-            qs = qs.filter(at__lt=until)
-        return qs
 
 
 class UserViewSet(

@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 from console.accounts.roles import BULK_ACTIONS, ROLE_DESCRIPTIONS, ROLES, can, require, role_of
 from console.accounts.services import save_user
 from console.audit.models import AuditEvent
+from console.audit.queries import audit_events
 from console.audit.services import Actor
 from console.dashboard.forms import (
     AssignForm,
@@ -40,6 +41,7 @@ from console.dashboard.forms import (
 from console.fleet import services as fleet
 from console.fleet.models import OS, Device, DeviceGroup, EnrollmentToken
 from console.fleet.queries import STATUS_CHOICES, DeviceFilter, overview
+from console.jobs import queries as job_queries
 from console.jobs import services as jobs
 from console.jobs.models import (
     Command,
@@ -70,6 +72,19 @@ def _errors_to_form(form, exc: ValidationError) -> None:
         form.add_error(None, exc.messages)
 
 
+@contextmanager
+def _errors_onto(form, *also: type[Exception]):
+    """Run a form's service call and what follows its success: a ValidationError
+    it raises (or one of ``also``, by its text) is shown on the form instead, and
+    the view goes on to render the form again."""
+    try:
+        yield
+    except ValidationError as exc:
+        _errors_to_form(form, exc)
+    except also as exc:
+        form.add_error(None, str(exc))
+
+
 class Window:
     """Newer/older paging without COUNT(*) (the job history has millions of rows)."""
 
@@ -88,6 +103,15 @@ class Window:
 
     def __iter__(self):
         return iter(self.object_list)
+
+
+def _next_url(request, default: str) -> str:
+    """The page a POST came from (its ``next`` field) if on this site, else the
+    page named ``default``: never an open redirect."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse(default)
+    return target
 
 
 def _params_without_page(request) -> str:
@@ -211,9 +235,7 @@ def device_bulk(request):
         messages.error(request, "Choose an action.")
     elif not can(request.user, capability):
         raise PermissionDenied
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("device-list")
+    target = _next_url(request, "device-list")
     if capability is None:
         return redirect(target)
     ids = []
@@ -235,37 +257,32 @@ def device_bulk(request):
         fleet.add_devices_to_group(actor, group, devices)
         messages.success(request, f"{len(devices)} device(s) added to {group.name}.")
     else:
-        request_fn = jobs.request_backup if action == "backup" else jobs.request_verify
-        with transaction.atomic():
-            for device in devices:
-                request_fn(actor, device)
+        jobs.request_for_devices(actor, action, devices)
         verb = "Backup" if action == "backup" else "Verification"
         messages.success(request, f"{verb} requested for {len(devices)} device(s).")
     return redirect(target)
 
 
-@require_POST
-@require("device.backup")
-def device_backup(request, pk):
+def _request_command(request, pk, request_fn, verb: str):
     device = get_object_or_404(Device, pk=pk)
     try:
-        jobs.request_backup(_actor(request), device)
-        messages.success(request, f"Backup requested for {device.hostname}.")
+        request_fn(_actor(request), device)
+        messages.success(request, f"{verb} requested for {device.hostname}.")
     except PermissionDenied as exc:
         messages.error(request, str(exc))
     return redirect("device-detail", pk=pk)
+
+
+@require_POST
+@require("device.backup")
+def device_backup(request, pk):
+    return _request_command(request, pk, jobs.request_backup, "Backup")
 
 
 @require_POST
 @require("device.verify")
 def device_verify(request, pk):
-    device = get_object_or_404(Device, pk=pk)
-    try:
-        jobs.request_verify(_actor(request), device)
-        messages.success(request, f"Verification requested for {device.hostname}.")
-    except PermissionDenied as exc:
-        messages.error(request, str(exc))
-    return redirect("device-detail", pk=pk)
+    return _request_command(request, pk, jobs.request_verify, "Verification")
 
 
 @require("device.restore")
@@ -275,7 +292,7 @@ def device_restore(request, pk):
     form = _restore_form(snapshots, request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        try:
+        with _errors_onto(form, PermissionDenied):
             jobs.request_restore(
                 _actor(request),
                 device,
@@ -284,11 +301,6 @@ def device_restore(request, pk):
                 target=d["target"],
                 overwrite=d["overwrite"],
             )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except PermissionDenied as exc:
-            form.add_error(None, str(exc))
-        else:
             messages.success(request, f"Restore requested for {device.hostname}.")
             return redirect("device-detail", pk=pk)
     return render(
@@ -329,13 +341,10 @@ def group_list(request):
         if not can(request.user, "group.manage"):
             raise PermissionDenied
         if form.is_valid():
-            try:
+            with _errors_onto(form):
                 group = fleet.create_group(
                     _actor(request), form.cleaned_data["name"], form.cleaned_data["description"]
                 )
-            except ValidationError as exc:
-                _errors_to_form(form, exc)
-            else:
                 messages.success(request, f"Group {group.name} created.")
                 return redirect("group-list")
     groups = DeviceGroup.objects.annotate(
@@ -370,16 +379,13 @@ def group_detail(request, pk):
             messages.success(request, f"{added} device(s) added to {group.name}.")
             return redirect("group-detail", pk=pk)
         if form.is_valid():
-            try:
+            with _errors_onto(form):
                 fleet.update_group(
                     _actor(request),
                     group,
                     form.cleaned_data["name"],
                     form.cleaned_data["description"],
                 )
-            except ValidationError as exc:
-                _errors_to_form(form, exc)
-            else:
                 messages.success(request, "Group saved.")
                 return redirect("group-detail", pk=pk)
     assignments = group.assignments.select_related("policy", "policy__current_revision")
@@ -494,16 +500,13 @@ def policy_detail(request, pk):
             messages.success(request, f"Policy {policy.name} deleted.")
             return redirect("policy-list")
         if assign_form.is_valid():
-            try:
+            with _errors_onto(assign_form):
                 policies.assign_policy(
                     _actor(request),
                     policy,
                     assign_form.cleaned_data["group"],
                     assign_form.cleaned_data["precedence"],
                 )
-            except ValidationError as exc:
-                _errors_to_form(assign_form, exc)
-            else:
                 messages.success(
                     request, f"{policy.name} assigned to {assign_form.cleaned_data['group'].name}."
                 )
@@ -575,15 +578,10 @@ def revision_detail(request, pk, number):
 
 @require("view")
 def job_list(request):
-    qs = JobRun.objects.select_related("device").order_by("-started_at", "-pk")
     state, kind = request.GET.get("state", ""), request.GET.get("kind", "")
-    if state in JobState.values:
-        qs = qs.filter(state=state)
-    if kind in JobKind.values:
-        qs = qs.filter(kind=kind)
     device_q = request.GET.get("device", "").strip()
-    if device_q:
-        qs = qs.filter(device__hostname__icontains=device_q)
+    qs = job_queries.job_runs(state=state, kind=kind, hostname=device_q)
+    qs = qs.order_by("-started_at", "-pk")
     running = list(
         JobRun.objects.filter(state=JobState.RUNNING)
         .select_related("device")
@@ -620,13 +618,8 @@ def job_detail(request, pk):
 
 @require("view")
 def command_list(request):
-    qs = Command.objects.select_related("device", "created_by").order_by("-created_at")
-    state = request.GET.get("state", "")
-    if state in CommandState.values:
-        qs = qs.filter(state=state)
-    kind = request.GET.get("kind", "")
-    if kind in CommandKind.values:
-        qs = qs.filter(kind=kind)
+    state, kind = request.GET.get("state", ""), request.GET.get("kind", "")
+    qs = job_queries.commands(state=state, kind=kind).order_by("-created_at")
     return render(
         request,
         "dashboard/commands.html",
@@ -651,10 +644,7 @@ def command_cancel(request, pk):
         messages.success(request, "Cancellation requested.")
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("command-list")  # never an open redirect
-    return redirect(target)
+    return redirect(_next_url(request, "command-list"))
 
 
 # --- enrollment ---------------------------------------------------------------------------
@@ -670,7 +660,7 @@ def token_list(request):
             raise PermissionDenied
         if form.is_valid():
             d = form.cleaned_data
-            try:
+            with _errors_onto(form):
                 token, plaintext = fleet.create_enrollment_token(
                     _actor(request),
                     d["name"],
@@ -678,9 +668,6 @@ def token_list(request):
                     expires_in=timedelta(days=d["expires_days"]),
                     max_uses=d["max_uses"],
                 )
-            except ValidationError as exc:
-                _errors_to_form(form, exc)
-            else:
                 created = {"token": token, "plaintext": plaintext}
                 form = TokenForm()
     tokens = EnrollmentToken.objects.select_related("group", "created_by").annotate(
@@ -712,25 +699,19 @@ def token_revoke(request, pk):
 
 
 def _audit_filter(request):
-    qs = AuditEvent.objects.all().order_by("-at", "-id")
     f = {
         k: request.GET.get(k, "").strip()
         for k in ("actor", "action", "target", "via", "since", "until")
     }
-    if f["actor"]:
-        qs = qs.filter(actor_name__iexact=f["actor"])
-    if f["action"]:
-        qs = qs.filter(action__startswith=f["action"])
-    if f["target"]:
-        qs = qs.filter(target_repr__icontains=f["target"])
-    if f["via"] in AuditEvent.Via.values:
-        qs = qs.filter(via=f["via"])
-    since, until = parse_date(f["since"] or ""), parse_date(f["until"] or "")
-    if since:
-        qs = qs.filter(at__date__gte=since)
-    if until:
-        qs = qs.filter(at__date__lte=until)
-    return qs, f
+    qs = audit_events(
+        actor=f["actor"],
+        action=f["action"],
+        target=f["target"],
+        via=f["via"],
+        from_day=parse_date(f["since"] or ""),
+        to_day=parse_date(f["until"] or ""),
+    )
+    return qs.order_by("-at", "-id"), f
 
 
 @require("audit.view")
@@ -792,11 +773,8 @@ def storage_edit(request, pk=None):
             messages.success(request, f"Storage target {target.name} deleted.")
             return redirect("storage")
         if form.is_valid():
-            try:
+            with _errors_onto(form):
                 saved = storage.save_storage_target(_actor(request), form.cleaned_data, target)
-            except ValidationError as exc:
-                _errors_to_form(form, exc)
-            else:
                 messages.success(request, f"Storage target {saved.name} saved.")
                 return redirect("storage")
     return render(
@@ -844,13 +822,10 @@ def user_edit(request, pk=None):
     form = UserForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        try:
+        with _errors_onto(form):
             save_user(
                 _actor(request), d["username"], d["role"] or None, d["email"], d["password"], user
             )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        else:
             messages.success(request, f"User {d['username']} saved.")
             return redirect("user-list")
     return render(

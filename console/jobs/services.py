@@ -91,6 +91,13 @@ def request_verify(actor: Actor, device: Device) -> Command:
 
 
 @transaction.atomic
+def request_for_devices(actor: Actor, kind: str, devices) -> list[Command]:
+    """A backup (``kind`` "backup") or else a verify command to each device: all or none."""
+    request_fn = request_backup if kind == CommandKind.BACKUP else request_verify
+    return [request_fn(actor, device) for device in devices]
+
+
+@transaction.atomic
 def request_restore(
     actor: Actor,
     device: Device,
