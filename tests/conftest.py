@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, need_service, port_open, wait_until
+from tests.support import celery_worker_argv, free_port, need_service, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
@@ -158,24 +158,7 @@ def celery_worker(service_env, settings):
     app.conf.task_default_queue = service_env["CELERY_QUEUE"]
     app.conf.broker_url = app.conf.result_backend = service_env["REDIS_URL"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "console",
-            "worker",
-            "-l",
-            "WARNING",
-            "-c",
-            "2",
-            "-P",
-            "threads",
-            "-Q",
-            service_env["CELERY_QUEUE"],
-            "-n",
-            f"test-{RUN_ID}@%h",
-        ],
+        celery_worker_argv(service_env["CELERY_QUEUE"], f"test-{RUN_ID}"),
         cwd=ROOT,
         env=service_env,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 
@@ -42,6 +43,15 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def celery_worker_argv(queue: str, name: str) -> list[str]:
+    """The command of a console Celery worker (two threads) consuming ``queue``,
+    named ``name@<host>``."""
+    return [
+        sys.executable, "-m", "celery", "-A", "console", "worker", "-l", "WARNING",
+        "-c", "2", "-P", "threads", "-Q", queue, "-n", f"{name}@%h",
+    ]  # fmt: skip
 
 
 def port_open(host: str, port: int) -> bool:

@@ -115,8 +115,11 @@ def agent_env(home: Path, extra: dict | None = None) -> dict:
     return env
 
 
-def enroll_agent(home: Path, gateway: Gateway, token: str, extra_env: dict | None = None) -> str:
-    res = subprocess.run(
+def run_enroll(
+    home: Path, gateway: Gateway, token: str, extra_env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``agent enroll`` with ``home`` as the agent's home, whatever its outcome."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -133,6 +136,10 @@ def enroll_agent(home: Path, gateway: Gateway, token: str, extra_env: dict | Non
         text=True,
         timeout=60,
     )
+
+
+def enroll_agent(home: Path, gateway: Gateway, token: str, extra_env: dict | None = None) -> str:
+    res = run_enroll(home, gateway, token, extra_env)
     assert res.returncode == 0, res.stderr + res.stdout
     return json.loads((home / "agent.json").read_text())["device_id"]
 

@@ -4,8 +4,6 @@ stream, and Celery delivering a command through Redis to the right gateway."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import uuid
 
@@ -20,7 +18,7 @@ from console.fleet.models import Device
 from console.fleet.services import create_enrollment_token, revoke_device
 from console.gateway.models import DeviceConnection
 from console.jobs.models import Command, CommandState, DailyJobStats, JobRun
-from tests.gateway.harness import ROOT, Gateway, StreamClient, agent_env, enroll_agent, wait_for
+from tests.gateway.harness import Gateway, StreamClient, enroll_agent, run_enroll, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,23 +51,7 @@ def test_enroll_then_mutual_tls_stream_heartbeat_and_revocation(gateway, tmp_pat
         assert (home / name).stat().st_mode & 0o077 == 0, name
 
     # The token was single-use: a second enrollment is refused.
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent.daemon",
-            "enroll",
-            "--server",
-            gateway.enroll_address,
-            "--token",
-            token,
-        ],
-        cwd=ROOT,
-        env=agent_env(tmp_path / "other"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = run_enroll(tmp_path / "other", gateway, token)
     assert res.returncode != 0 and "used up" in res.stderr
 
     # Without a client certificate: refused on the mTLS port (handshake) and

@@ -30,6 +30,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.support import celery_worker_argv
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 STATS = re.compile(
@@ -111,26 +113,7 @@ def run(agents: int, heartbeat: float, hold: float, base_db: str, redis_url: str
         gw = _spawn([PY, "manage.py", "run_gateway"], {**env, "LOG_LEVEL": "INFO"}, gw_log)
         procs.append(gw)
         worker = _spawn(
-            [
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "console",
-                "worker",
-                "-l",
-                "WARNING",
-                "-c",
-                "2",
-                "-P",
-                "threads",
-                "-Q",
-                env["CELERY_QUEUE"],
-                "-n",
-                f"load-{run_id}@%h",
-            ],
-            env,
-            work / "worker.log",
+            celery_worker_argv(env["CELERY_QUEUE"], f"load-{run_id}"), env, work / "worker.log"
         )
         procs.append(worker)
         time.sleep(3)
