@@ -33,12 +33,17 @@ import time
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agent import power
 from agent.daemon import channel, jobs, schedule
+from agent.daemon import repo as repo_glue
 from agent.daemon.enroll import host_facts
 from agent.daemon.home import AgentHome, write_private
 from agent.daemon.state import State
+from agent.priority import background
 from agent.rpc import agent_pb2 as pb
 from agent.rpc import agent_pb2_grpc as pb_grpc
+from agent.snapshots.chooser import cleanup_stale_snapshots
+from agent.throttle import ThrottledStore, TokenBucket
 
 log = logging.getLogger("cairn.agent")
 
@@ -85,6 +90,7 @@ class Daemon:
         self._sync_channel = None
         self._sync_stub = None
         self._wake = asyncio.Event()
+        self.stopped = False
 
     # -- helpers ---------------------------------------------------------------------
     def stub(self) -> pb_grpc.AgentGatewayStub:
@@ -154,10 +160,6 @@ class Daemon:
                 self.state.command_finished(job["command_id"], "failed")
 
     def _cleanup_stale_snapshots(self) -> None:
-        try:
-            from agent.snapshots.chooser import cleanup_stale_snapshots
-        except ImportError:
-            return
         try:
             for line in cleanup_stale_snapshots(str(self.home.path / "snapshots")):
                 log.info("%s", line)
@@ -426,20 +428,10 @@ class Daemon:
         """Why a scheduled backup must wait now ('' = go), from agent/power.py."""
         limits = (self.state.policy or {}).get("limits") or {}
         try:
-            from agent import power
-        except ImportError:
-            return ""
-        fn = getattr(power, "pause_reason", None)
-        if fn is None:
-            return ""
-        try:
             return (
-                jobs._call(
-                    fn,
-                    on_battery=limits.get("pause_on_battery", False),
-                    pause_on_battery=limits.get("pause_on_battery", False),
-                    metered=limits.get("pause_on_metered", False),
-                    pause_on_metered=limits.get("pause_on_metered", False),
+                power.pause_reason(
+                    pause_on_battery=bool(limits.get("pause_on_battery", False)),
+                    pause_on_metered=bool(limits.get("pause_on_metered", False)),
                 )
                 or ""
             )
@@ -507,8 +499,6 @@ class Daemon:
             self.send(pb.AgentMessage(report=pb.Report(progress=self._progress_pb(ctx))))
 
     def _open_repo(self, ctx: jobs.JobContext | None = None):
-        from agent.daemon import repo as repo_glue
-
         store = repo_glue.open_device_store(self.identity, self.stub())
         limits = (self.state.policy or {}).get("limits") or {}
         kbps = int(limits.get("upload_kbps") or 0)
@@ -516,37 +506,26 @@ class Daemon:
         if (kbps or pause) and (ctx is None or ctx.kind == "backup"):
             # Uploads go through the policy's bandwidth limit, and stop while
             # on battery / a metered network (agent/power.py), resuming alone.
-            try:
-                from agent.throttle import ThrottledStore, TokenBucket
-
-                gate = None
-                if pause:
-                    from agent.power import PauseGate
-
-                    gate = PauseGate(
-                        pause_on_battery=bool(limits.get("pause_on_battery")),
-                        pause_on_metered=bool(limits.get("pause_on_metered")),
-                    )
-                store = ThrottledStore(
-                    store,
-                    TokenBucket(kbps * 1000 / 8 if kbps else None),
-                    gate=gate,
-                    cancel=ctx.cancel if ctx is not None else None,
+            gate = None
+            if pause:
+                gate = power.PauseGate(
+                    pause_on_battery=bool(limits.get("pause_on_battery")),
+                    pause_on_metered=bool(limits.get("pause_on_metered")),
                 )
-            except ImportError as exc:
-                log.warning("bandwidth limit / pause gate not applied: %s", exc)
+            store = ThrottledStore(
+                store,
+                TokenBucket(kbps * 1000 / 8 if kbps else None),
+                gate=gate,
+                cancel=ctx.cancel if ctx is not None else None,
+            )
         return repo_glue.open_repository(store, self.home.repository_key())
 
     def _run_job(self, ctx: jobs.JobContext) -> jobs.JobOutcome:
         policy = self.state.policy or {}
         limits = policy.get("limits") or {}
         if limits.get("background_priority", True):
-            try:
-                from agent.priority import background
-
-                background()
-            except Exception as exc:
-                log.debug("background priority: %s", exc)
+            # Never raises: what could not be lowered is in the report.
+            log.debug("background priority: %s", background().describe())
         repo = self._open_repo(ctx)
         try:
             if ctx.kind == "backup":
@@ -592,7 +571,7 @@ class Daemon:
                 "started_at": self.current.started,
                 **self.current.progress,
             },
-            "pid": 0 if getattr(self, "stopped", False) else os.getpid(),
+            "pid": 0 if self.stopped else os.getpid(),
             "updated_at": time.time(),
         }
         try:

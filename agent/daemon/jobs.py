@@ -1,18 +1,17 @@
 """Running jobs (backup, restore, verify) on the engine, in a worker thread.
 
 Each job gets a ``JobContext``: a cancel event, a progress sink (called from
-the engine's threads, rate-limited here), and the policy in force. The
-comfort pieces are used when present: background priority
-(agent/priority.py), the bandwidth limit (agent/throttle.py), the pause gate
-(agent/power.py) and point-in-time snapshots honouring the policy's
-open-file mode (agent/snapshots).
+the engine's threads, rate-limited here), and the policy in force. Backups
+read through point-in-time snapshots honouring the policy's open-file mode
+(agent/snapshots) and hold the policy's optional CPU ceiling
+(agent/throttle.py); background priority, the bandwidth limit and the pause
+gate are applied by the daemon (agent/daemon/daemon.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import logging
 import os
 import sys
@@ -21,6 +20,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from agent.engine import backup as engine_backup
+from agent.engine import check as engine_check
+from agent.engine import restore as engine_restore
+from agent.engine.errors import BackupCancelled
+from agent.snapshots import chooser
+from agent.throttle import CpuCeiling
 
 log = logging.getLogger("cairn.agent.jobs")
 
@@ -157,72 +163,44 @@ def policy_sources(policy: dict) -> tuple[list[str], list[str]]:
 # --- engine calls -------------------------------------------------------------------------
 
 
-def _call(fn, *args, **kwargs):
-    """Call an engine function with the keyword arguments it accepts."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
-
-
 def _progress_adapter(ctx: JobContext):
+    """The engine's progress callback: takes the engine's progress dataclass
+    (BackupProgress, RestoreProgress, CheckProgress), reports to ``ctx`` at
+    most every 0.5 s and stops the job when it is cancelled."""
     last = [0.0]
 
-    def progress(*args, **kwargs):
+    def progress(info) -> None:
         if ctx.cancel.is_set():
             raise JobCancelled()
         now = time.monotonic()
         if now - last[0] < 0.5:
             return
         last[0] = now
-        info = args[0] if args else kwargs
-        if dataclasses.is_dataclass(info):
-            info = dataclasses.asdict(info)
-        elif not isinstance(info, dict):
-            info = {k: getattr(info, k) for k in dir(info) if not k.startswith("_")}
-        files_done = int(info.get("files_done", info.get("files", 0)) or 0)
-        files_total = int(info.get("files_total", 0) or 0)
-        bytes_done = int(info.get("bytes_done", info.get("bytes_read", info.get("bytes", 0))) or 0)
-        bytes_total = int(info.get("bytes_total", 0) or 0)
-        percent = info.get("percent")
-        if percent is None:
-            percent = 100.0 * bytes_done / bytes_total if bytes_total else 0.0
+        values = dataclasses.asdict(info)
+        bytes_done = int(values.get("bytes_done") or 0)
+        bytes_total = int(values.get("bytes_total") or 0)
         ctx.report(
-            files_done=files_done,
-            files_total=files_total,
+            files_done=int(values.get("files_done") or 0),
+            files_total=int(values.get("files_total") or 0),
             bytes_done=bytes_done,
             bytes_total=bytes_total,
-            percent=float(percent),
-            current_path=str(info.get("current") or info.get("current_path") or ""),
+            percent=100.0 * bytes_done / bytes_total if bytes_total else 0.0,
+            current_path=str(values.get("current") or ""),
         )
 
     return progress
 
 
-def _stats_dict(result) -> dict:
-    stats = getattr(result, "stats", None) or {}
-    if hasattr(stats, "to_dict"):
-        stats = stats.to_dict()
-    elif dataclasses.is_dataclass(stats):
-        stats = dataclasses.asdict(stats)
-    elif not isinstance(stats, dict):
-        stats = {k: v for k, v in vars(stats).items() if not k.startswith("_")}
-    return {k: v for k, v in stats.items() if isinstance(v, int | float | str | bool)}
+def _scalars(values: dict) -> dict:
+    return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
 
 
-def _warnings_list(result) -> list[str]:
-    out = []
-    for w in getattr(result, "warnings", None) or []:
-        if hasattr(w, "kind") and hasattr(w, "path"):
-            out.append(f"{w.kind}: {w.path}: {getattr(w, 'message', '')}".rstrip(": "))
-        else:
-            out.append(str(w))
-    return out
+def _warnings_list(issues) -> list[str]:
+    """BackupWarning / RestoreIssue (path, kind, message) as report lines."""
+    return [f"{w.kind}: {w.path}: {w.message}".rstrip(": ") for w in issues]
 
 
 def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None) -> JobOutcome:
-    from agent.engine import backup as engine_backup
-
     paths, warnings = policy_sources(policy)
     if ctx.args.get("paths"):
         paths = [os.path.abspath(p) for p in ctx.args["paths"]]
@@ -232,17 +210,18 @@ def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None
         )
     excludes = list((policy or {}).get("excludes") or [])
     mode = (policy or {}).get("open_files", "preferred")
+    cpu_percent = int(((policy or {}).get("limits") or {}).get("cpu_percent") or 0)
+    progress = _progress_adapter(ctx)
+    if cpu_percent > 0:
+        # The engine calls progress from the thread that reads files: pacing
+        # there holds the whole pipeline under the ceiling (agent/throttle.py).
+        progress = CpuCeiling(cpu_percent).paced(progress, ctx.cancel)
+    pit = None  # the point-in-time view; its warnings are complete once released
+    result = None
     with contextlib.ExitStack() as stack:
-        translate = None
-        try:
-            from agent.snapshots.chooser import point_in_time
-        except ImportError:
-            point_in_time = None
-        if point_in_time is not None and mode != "off":
+        if mode != "off":
             try:
-                pit = stack.enter_context(point_in_time(paths, mode, state_dir=state_dir))
-                translate = getattr(pit, "translate", None)
-                warnings += [str(w) for w in getattr(pit, "warnings", [])]
+                pit = stack.enter_context(chooser.point_in_time(paths, mode, state_dir=state_dir))
             except Exception as exc:
                 if mode == "required":
                     return JobOutcome(
@@ -255,42 +234,39 @@ def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None
                 repo,
                 paths,
                 excludes=excludes,
-                translate=translate,
-                progress=_progress_adapter(ctx),
+                translate=pit.translate if pit is not None else None,
+                progress=progress,
                 cancel=ctx.cancel,
                 tags=[ctx.trigger],
             )
         except Exception as exc:
-            if ctx.cancel.is_set() or type(exc).__name__ in ("BackupCancelled", "JobCancelled"):
-                return JobOutcome("cancelled", error="cancelled", warnings=warnings)
-            raise
-    stats = _stats_dict(result)
-    warnings += _warnings_list(result)
+            if not (ctx.cancel.is_set() or isinstance(exc, BackupCancelled | JobCancelled)):
+                raise
+    # After the block: problems releasing the snapshot are appended on exit.
+    if pit is not None:
+        warnings += pit.warnings
+    if result is None:
+        return JobOutcome("cancelled", error="cancelled", warnings=warnings)
     return JobOutcome(
         "succeeded",
-        snapshot_id=str(getattr(result, "snapshot_id", "") or ""),
-        warnings=warnings,
-        stats=stats,
+        snapshot_id=result.snapshot_id,
+        warnings=warnings + _warnings_list(result.warnings),
+        stats=_scalars(result.stats.to_dict()),
     )
 
 
 def run_verify(ctx: JobContext, repo) -> JobOutcome:
-    from agent.engine import check as engine_check
-
-    result = _call(
-        engine_check.run_check,
+    report = engine_check.run_check(
         repo,
         read_data=bool(ctx.args.get("read_data", False)),
         progress=_progress_adapter(ctx),
         cancel=ctx.cancel,
     )
-    errors = [str(e) for e in (getattr(result, "errors", None) or [])]
-    ok = getattr(result, "ok", not errors)
+    errors = [str(e) for e in report.errors]
     return JobOutcome(
-        "succeeded" if ok else "failed",
+        "succeeded" if report.ok else "failed",
         error="; ".join(errors[:5]),
         warnings=errors,
-        stats=_stats_dict(result),
     )
 
 
@@ -301,8 +277,6 @@ def run_restore(ctx: JobContext, repo) -> JobOutcome:
     snapshot's copy is newer (``if-newer``), unless ``overwrite`` is set; a
     newer local file is never replaced without it. Content is verified
     against its chunk ids as it is written (the engine)."""
-    from agent.engine import restore as engine_restore
-
     args = ctx.args
     snapshot = args.get("snapshot") or args.get("snapshot_id") or "latest"
     # No target: in place. The engine maps each repository path back to its
@@ -316,8 +290,7 @@ def run_restore(ctx: JobContext, repo) -> JobOutcome:
         include = [include]
     if target:
         os.makedirs(target, exist_ok=True)
-    result = _call(
-        engine_restore.run_restore,
+    result = engine_restore.run_restore(
         repo,
         snapshot,
         target,
@@ -328,9 +301,13 @@ def run_restore(ctx: JobContext, repo) -> JobOutcome:
     )
     if ctx.cancel.is_set():
         return JobOutcome("cancelled", error="cancelled")
-    problems = [f"{getattr(e, 'path', '')}: {getattr(e, 'message', e)}" for e in result.errors]
-    warnings = _warnings_list(result) + problems
-    stats = {**_stats_dict(result), "snapshot_id": result.snapshot_id, "target": target}
+    problems = [f"{e.path}: {e.message}" for e in result.errors]
+    warnings = _warnings_list(result.warnings) + problems
+    stats = {
+        **_scalars(result.stats.to_dict()),
+        "snapshot_id": result.snapshot_id,
+        "target": target,
+    }
     stats["overwrite"] = overwrite
     if problems:
         return JobOutcome(

@@ -26,7 +26,13 @@ ERROR_FIELD = {
 }
 for _key in (*specs.RETENTION_KEYS, "keep_within_days"):
     ERROR_FIELD[f"retention.{_key}"] = _key
-for _key in ("upload_kbps", "background_priority", "pause_on_battery", "pause_on_metered"):
+for _key in (
+    "upload_kbps",
+    "cpu_percent",
+    "background_priority",
+    "pause_on_battery",
+    "pause_on_metered",
+):
     ERROR_FIELD[f"limits.{_key}"] = _key
 
 
@@ -104,6 +110,7 @@ class PolicyForm(forms.Form):
     yearly = _n("Yearly")
     keep_within_days = _n("Keep everything within (days)")
     upload_kbps = _n("Upload limit (kbit/s)", "0 = unlimited")
+    cpu_percent = _n("CPU ceiling (% of the machine)", "0 = no ceiling")
     background_priority = forms.BooleanField(label="Run at background priority", required=False)
     pause_on_battery = forms.BooleanField(label="Pause on battery", required=False)
     pause_on_metered = forms.BooleanField(label="Pause on metered networks", required=False)
@@ -161,6 +168,7 @@ class PolicyForm(forms.Form):
             "retention": {k: _num(d.get(k)) for k in (*specs.RETENTION_KEYS, "keep_within_days")},
             "limits": {
                 "upload_kbps": _num(d.get("upload_kbps"), 0),
+                "cpu_percent": _num(d.get("cpu_percent"), 0),
                 "background_priority": bool(d.get("background_priority")),
                 "pause_on_battery": bool(d.get("pause_on_battery")),
                 "pause_on_metered": bool(d.get("pause_on_metered")),

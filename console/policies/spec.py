@@ -11,7 +11,7 @@ same. Example (the defaults)::
       "rpo_hours": 24,
       "retention": {"keep_last": 10, "hourly": 24, "daily": 14, "weekly": 8,
                     "monthly": 12, "yearly": 3, "keep_within_days": 0},
-      "limits": {"upload_kbps": 0, "background_priority": true,
+      "limits": {"upload_kbps": 0, "cpu_percent": 0, "background_priority": true,
                  "pause_on_battery": true, "pause_on_metered": true},
       "open_files": "preferred",
       "verification": {"every_days": 7, "sample_percent": 5}
@@ -110,6 +110,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     },
     "limits": {
         "upload_kbps": 0,
+        "cpu_percent": 0,  # CPU ceiling, % of the whole machine; 0 = none
         "background_priority": True,
         "pause_on_battery": True,
         "pause_on_metered": True,
@@ -318,6 +319,7 @@ def validate_spec(data: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
     lim_in = _section(errors, data, "limits")
     spec["limits"] = {
         "upload_kbps": _int(errors, "limits.upload_kbps", lim_in.get("upload_kbps"), 0, 10_000_000),
+        "cpu_percent": _int(errors, "limits.cpu_percent", lim_in.get("cpu_percent"), 0, 100),
         "background_priority": _bool(
             errors, "limits.background_priority", lim_in.get("background_priority")
         ),

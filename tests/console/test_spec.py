@@ -47,6 +47,11 @@ def test_default_spec_is_valid_and_mirrors_agent_excludes():
             "retention.keep_last",
         ),
         (lambda d: d["limits"].update(upload_kbps=-5), "limits.upload_kbps"),
+        (lambda d: d["limits"].update(cpu_percent=-1), "limits.cpu_percent"),
+        (lambda d: d["limits"].update(cpu_percent=101), "limits.cpu_percent"),
+        (lambda d: d["limits"].update(cpu_percent="half"), "limits.cpu_percent"),
+        (lambda d: d["limits"].update(cpu_percent=True), "limits.cpu_percent"),
+        (lambda d: d["limits"].update(cpu_percent=12.5), "limits.cpu_percent"),
         (lambda d: d.update(open_files="sometimes"), "open_files"),
         (lambda d: d["verification"].update(sample_percent=0), "verification.sample_percent"),
         (lambda d: d.update(colour="blue"), "colour"),
@@ -56,6 +61,21 @@ def test_invalid_fields_are_reported_by_path(mutate, path):
     errors = errors_of(mutate)
     assert path in errors, errors
     assert all(isinstance(m, str) and m for m in errors[path])
+
+
+def test_cpu_ceiling_defaults_to_none_and_accepts_0_to_100():
+    assert specs.default_spec()["limits"]["cpu_percent"] == 0
+    data = specs.default_spec()
+    del data["limits"]["cpu_percent"]  # a spec written before the field existed
+    spec, errors = specs.validate_spec(data)
+    assert errors == {} and spec["limits"]["cpu_percent"] == 0
+    for value, expected in ((0, 0), (1, 1), (100, 100), ("25", 25)):
+        data = specs.default_spec()
+        data["limits"]["cpu_percent"] = value
+        spec, errors = specs.validate_spec(data)
+        assert errors == {} and spec["limits"]["cpu_percent"] == expected, value
+    data["limits"]["cpu_percent"] = 101
+    assert specs.validate_spec(data)[1] == {"limits.cpu_percent": ["Must be between 0 and 100."]}
 
 
 def test_known_folder_error_names_the_known_tokens():
