@@ -150,10 +150,22 @@ class CommandProvider(SnapshotProvider):
         self.runner = runner
 
 
-def mount_root_in(state_dir: StateDir, dirname: str) -> str:
-    """Where a provider mounts its snapshots by default: under the state directory
-    (the system's temporary directory when there is none)."""
-    return os.path.join(state_dir if state_dir is not None else tempfile.gettempdir(), dirname)
+class MountingProvider(CommandProvider):
+    """A command-line provider that mounts its snapshots read-only below
+    ``mount_root``: by default ``<name>-snapshots`` in the state directory (in
+    the system's temporary directory when there is none)."""
+
+    def __init__(
+        self,
+        state_dir: StateDir = None,
+        *,
+        runner: Runner = run,
+        ledger: Ledger | None = None,
+        mount_root: str | None = None,
+    ):
+        super().__init__(state_dir, runner=runner, ledger=ledger)
+        base = state_dir if state_dir is not None else tempfile.gettempdir()
+        self.mount_root = mount_root or os.path.join(base, f"{self.name}-snapshots")
 
 
 def normalise(paths: Iterable[str]) -> list[str]:

@@ -31,16 +31,12 @@ from dataclasses import dataclass
 from agent.snapshots.base import (
     YES,
     Availability,
-    CommandProvider,
+    MountingProvider,
     SnapshotError,
     SnapshotView,
-    StateDir,
-    mount_root_in,
     no,
 )
-from agent.snapshots.ledger import Ledger
 from agent.snapshots.linux_btrfs import mount_of
-from agent.snapshots.runner import Runner, run
 
 MIN_COW = 256 * 1024 * 1024
 COW_FRACTION = 0.10
@@ -71,19 +67,8 @@ class LogicalVolume:
         return max(MIN_COW, int(self.size * COW_FRACTION) // 512 * 512)
 
 
-class LvmProvider(CommandProvider):
+class LvmProvider(MountingProvider):
     name = "lvm"
-
-    def __init__(
-        self,
-        state_dir: StateDir = None,
-        *,
-        runner: Runner = run,
-        ledger: Ledger | None = None,
-        mount_root: str | None = None,
-    ):
-        super().__init__(state_dir, runner=runner, ledger=ledger)
-        self.mount_root = mount_root or mount_root_in(state_dir, "lvm-snapshots")
 
     def _volume(self, path: str) -> LogicalVolume | str:
         """The LV holding ``path``, or the reason there is none."""

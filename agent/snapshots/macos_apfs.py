@@ -31,20 +31,19 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from agent.snapshots.base import (
     YES,
     Availability,
-    CommandProvider,
+    MountingProvider,
     SnapshotError,
     SnapshotView,
     StateDir,
-    mount_root_in,
     no,
     normalise,
 )
-from agent.snapshots.ledger import Ledger
-from agent.snapshots.runner import Result, Runner, run
+from agent.snapshots.runner import Result
 
 DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2}-\d{6})\b")
 NOT_PERMITTED = "Operation not permitted"
@@ -61,23 +60,20 @@ def full_disk_access_hint(text: str) -> str | None:
     return FULL_DISK_ACCESS if NOT_PERMITTED in text else None
 
 
-class ApfsProvider(CommandProvider):
+class ApfsProvider(MountingProvider):
     name = "apfs"
 
     def __init__(
         self,
         state_dir: StateDir = None,
         *,
-        runner: Runner = run,
-        ledger: Ledger | None = None,
         platform: str = sys.platform,
         is_root: Callable[[], bool] = lambda: os.geteuid() == 0,
-        mount_root: str | None = None,
+        **options: Any,  # runner, ledger, mount_root: see MountingProvider
     ):
-        super().__init__(state_dir, runner=runner, ledger=ledger)
+        super().__init__(state_dir, **options)
         self.platform = platform
         self.is_root = is_root
-        self.mount_root = mount_root or mount_root_in(state_dir, "apfs-snapshots")
 
     # -- where things are -------------------------------------------------------
     def _volume(self, path: str) -> str:
