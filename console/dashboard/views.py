@@ -433,54 +433,43 @@ def _policy_form_context(form, policy=None):
 
 @require("policy.manage")
 def policy_create(request):
-    if request.method == "POST":
-        form = PolicyForm(request.POST)
-        if form.is_valid():
-            try:
-                policy = policies.create_policy(
-                    _actor(request),
-                    form.cleaned_data["name"],
-                    form.to_spec(),
-                    description=form.cleaned_data["description"],
-                    comment=form.cleaned_data["comment"],
-                )
-            except policies.PolicyValidationError as exc:
-                form.add_spec_errors(exc.errors)
-            else:
-                messages.success(request, f"Policy {policy.name} saved as revision 1.")
-                return redirect("policy-detail", pk=policy.pk)
-    else:
-        form = PolicyForm(initial=PolicyForm.initial_from("", "", specs.default_spec()))
-    return render(request, "dashboard/policy_form.html", _policy_form_context(form))
+    return _policy_form_page(request)
 
 
 @require("policy.manage")
 def policy_edit(request, pk):
     policy = get_object_or_404(Policy.objects.select_related("current_revision"), pk=pk)
+    return _policy_form_page(request, policy)
+
+
+def _policy_form_page(request, policy=None):
+    """The policy form: a new policy (``policy`` None) or a new revision of ``policy``."""
     if request.method == "POST":
         form = PolicyForm(request.POST)
         if form.is_valid():
+            d = form.cleaned_data
+            args = (d["name"], form.to_spec())
+            options = {"description": d["description"], "comment": d["comment"]}
             try:
-                policies.update_policy(
-                    _actor(request),
-                    policy,
-                    form.cleaned_data["name"],
-                    form.to_spec(),
-                    description=form.cleaned_data["description"],
-                    comment=form.cleaned_data["comment"],
-                )
+                if policy is None:
+                    policy = policies.create_policy(_actor(request), *args, **options)
+                    saved = f"Policy {policy.name} saved as revision 1."
+                else:
+                    policies.update_policy(_actor(request), policy, *args, **options)
+                    policy.refresh_from_db()
+                    saved = (
+                        f"Policy {policy.name} saved (revision {policy.current_revision.number})."
+                    )
             except policies.PolicyValidationError as exc:
                 form.add_spec_errors(exc.errors)
             else:
-                policy.refresh_from_db()
-                messages.success(
-                    request,
-                    f"Policy {policy.name} saved (revision {policy.current_revision.number}).",
-                )
+                messages.success(request, saved)
                 return redirect("policy-detail", pk=policy.pk)
     else:
-        spec = policy.current_revision.spec if policy.current_revision else specs.default_spec()
-        form = PolicyForm(initial=PolicyForm.initial_from(policy.name, policy.description, spec))
+        revision = policy.current_revision if policy else None
+        spec = revision.spec if revision else specs.default_spec()
+        name, description = (policy.name, policy.description) if policy else ("", "")
+        form = PolicyForm(initial=PolicyForm.initial_from(name, description, spec))
     return render(request, "dashboard/policy_form.html", _policy_form_context(form, policy))
 
 
