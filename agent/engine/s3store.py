@@ -21,7 +21,7 @@ NotImplemented``; the store then falls back, for its lifetime, to HEAD then PUT
 is not atomic, so two writers racing on the same key may both succeed and the
 last one wins. That is harmless for this engine (a key is random or derived
 from its content, so both writers write the same bytes), and production
-buckets deny agents overwrite rights anyway. A servers that *ignores* the
+buckets deny agents overwrite rights anyway. A server that *ignores* the
 header (an old S3-compatible) silently overwrites, with the same harmless
 outcome. A retried PUT whose first attempt did succeed (response lost) also
 ends in ``ObjectExists``, which callers treat as "already stored" — correct,
@@ -35,7 +35,7 @@ for the same reason.
 truncated bodies, HTTP 5xx, 429 and S3's ``SlowDown``/``RequestTimeout``/
 ``InternalError`` codes are retried with exponential backoff and full jitter
 (``sleep = uniform(0, min(cap, base * 2**attempt))``; ``max_retries`` further
-attempts, 6 in total by default, ~20 s worst case). urllib3's own retries are
+attempts, 6 in total by default: at most ~8 s of sleeping, plus the requests' own timeouts). urllib3's own retries are
 switched off so the policy is in one place. Multipart uploads retry each part
 on its own, and abort the upload if they finally fail. Listing resumes after
 the last key it returned.
