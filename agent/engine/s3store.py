@@ -35,10 +35,10 @@ for the same reason.
 truncated bodies, HTTP 5xx, 429 and S3's ``SlowDown``/``RequestTimeout``/
 ``InternalError`` codes are retried with exponential backoff and full jitter
 (``sleep = uniform(0, min(cap, base * 2**attempt))``; ``max_retries`` further
-attempts, 6 in total by default: at most ~8 s of sleeping, plus the requests' own timeouts). urllib3's own retries are
-switched off so the policy is in one place. Multipart uploads retry each part
-on its own, and abort the upload if they finally fail. Listing resumes after
-the last key it returned.
+attempts, 6 in total by default: at most ~8 s of sleeping, plus the requests'
+own timeouts). urllib3's own retries are switched off so the policy is in one
+place. Multipart uploads retry each part on its own, and abort the upload if
+they finally fail. Listing resumes after the last key it returned.
 
 **Timeouts and connections.** One ``urllib3.PoolManager`` with a connect and a
 read timeout (10 s / 60 s by default) and ``max_connections`` keep-alive
