@@ -1087,7 +1087,11 @@ def _timestamp_margin(st: os.stat_result) -> int:
 def _recently_changed(st: os.stat_result, read_start_ns: int, margin_ns: int) -> bool:
     # ctime, not mtime: only the kernel sets it (mtime can be set to any date).
     # A ctime far in the future means a skewed (network) clock: no inference.
-    return read_start_ns - margin_ns <= st.st_ctime_ns <= read_start_ns + 1_000_000_000
+    # "Future" is measured from now, not from the start of the read: a read
+    # that took longer than the skew allowance (a large file, a loaded PC)
+    # must still distrust a file changed while it was being read.
+    now_ns = time.time_ns()
+    return read_start_ns - margin_ns <= st.st_ctime_ns <= now_ns + 1_000_000_000
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:

@@ -39,8 +39,10 @@ while True:
             os.ftruncate(fd, size)
             os.lseek(fd, size, 0)
     else:
-        for off in range(0, size, piece):
-            os.pwrite(fd, block, off)
+        # One write call per generation: a writer descheduled between
+        # pieces would leave a mixed file *at rest*, which no reader can tell
+        # from a consistent one (a snapshot would capture the same bytes).
+        os.pwrite(fd, block * (size // piece), 0)
     if gen == 2:
         open(path + ".ready", "w").close()
     if pause > 0:
@@ -95,15 +97,12 @@ def generations(data: bytes) -> set[bytes]:
     return {data[i : i + 8] for i in range(0, len(data), 8)}
 
 
-# Known engine defect (docs/open-files.md, "Known defect"): the engine trusts a
-# read when size, mtime and ctime did not change, but the kernel stamps
-# mtime/ctime from a coarse clock (one tick is 1-10 ms), so in-place writes
-# during the read that fall in the same tick as the last one leave them
-# unchanged. Measured here: 87 % of reads overlapping a busy writer were torn
-# with identical before/after stat. The fix (re-read files modified less than
-# a tick-margin before the read began) is the engine's to make; these marks go
-# when it lands. Not strict: on a loaded machine a read can span several
-# ticks, and the defect then hides by chance (an XPASS must not fail CI).
+# The kernel stamps mtime/ctime from a coarse clock (one tick is 1-10 ms), so
+# in-place writes during a read that fall in the same tick as the last one
+# leave size, mtime and ctime unchanged: measured here, 87 % of reads
+# overlapping a busy writer were torn with identical before/after stat. The
+# engine distrusts files changed within a tick of the read (docs/open-files.md,
+# "Coarse timestamps"); these tests guard that.
 def test_busy_writer_never_yields_a_torn_copy_stored_as_good(repo, writer):
     src, doc = writer(pause=0)  # rewrites continuously: the file never holds still
     outcomes = {"flagged": 0, "consistent": 0}
