@@ -852,29 +852,26 @@ class _Backup:
 
     # --- workers ---------------------------------------------------------------------
     def _store_chunk(self, data: bytes) -> bytes:
-        blob_id = self.repo.blob_id(data)
-        with self._lock:
-            if blob_id in self._claimed or self.repo.index.reusable(blob_id):
-                return blob_id
-            self._claimed.add(blob_id)
-        method, payload = compress.thread_compressor(self.level).compress(data)
-        self.data_packer.add(blob_id, DATA, method, len(data), payload)
-        with self._lock:
-            self.stats.data_blobs_added += 1
-            self.stats.bytes_added += len(payload) + OVERHEAD
-            self.stats.bytes_added_raw += len(data)
-        return blob_id
+        return self._store_blob(data, DATA)
 
     def _store_tree(self, data: bytes) -> bytes:
+        return self._store_blob(data, TREE)
+
+    def _store_blob(self, data: bytes, kind) -> bytes:
+        """Deduplicate, compress and pack one blob; its id either way."""
         blob_id = self.repo.blob_id(data)
         with self._lock:
             if blob_id in self._claimed or self.repo.index.reusable(blob_id):
                 return blob_id
             self._claimed.add(blob_id)
         method, payload = compress.thread_compressor(self.level).compress(data)
-        self.tree_packer.add(blob_id, TREE, method, len(data), payload)
+        packer = self.data_packer if kind == DATA else self.tree_packer
+        packer.add(blob_id, kind, method, len(data), payload)
         with self._lock:
-            self.stats.tree_blobs_added += 1
+            if kind == DATA:
+                self.stats.data_blobs_added += 1
+            else:
+                self.stats.tree_blobs_added += 1
             self.stats.bytes_added += len(payload) + OVERHEAD
             self.stats.bytes_added_raw += len(data)
         return blob_id
