@@ -109,17 +109,7 @@ def enroll(
             ) from None
     if ca_fingerprint(resp.ca_certificate_pem) != ca_fingerprint(ca_pem):
         raise EnrollError("the console returned a CA certificate other than the one it presented")
-    cert = x509.load_pem_x509_certificate(resp.certificate_pem)
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
-        raise EnrollError("the returned certificate is not for our key")
-    home.keys.put(
-        "device.key",
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    _keep_key_for(home, key, resp.certificate_pem, "returned")
     home.keys.put("repo.key", resp.repository_keys)
     (home.path / "device.crt").write_bytes(resp.certificate_pem)
     (home.path / "ca.crt").write_bytes(resp.ca_certificate_pem)
@@ -165,9 +155,17 @@ def renew_certificate(home: AgentHome, stub, timeout: float = 30.0) -> None:
     resp = stub.RenewCertificate(
         pb.RenewRequest(csr_pem=csr.public_bytes(serialization.Encoding.PEM)), timeout=timeout
     )
-    cert = x509.load_pem_x509_certificate(resp.certificate_pem)
+    _keep_key_for(home, key, resp.certificate_pem, "renewed")
+    tmp = home.path / ".device.crt.tmp"
+    tmp.write_bytes(resp.certificate_pem)
+    tmp.replace(home.path / "device.crt")
+
+
+def _keep_key_for(home, key, certificate_pem: bytes, what: str) -> None:
+    """Store the device's private key once the certificate is proven to be for it."""
+    cert = x509.load_pem_x509_certificate(certificate_pem)
     if cert.public_key().public_numbers() != key.public_key().public_numbers():
-        raise EnrollError("the renewed certificate is not for our key")
+        raise EnrollError(f"the {what} certificate is not for our key")
     home.keys.put(
         "device.key",
         key.private_bytes(
@@ -176,6 +174,3 @@ def renew_certificate(home: AgentHome, stub, timeout: float = 30.0) -> None:
             serialization.NoEncryption(),
         ),
     )
-    tmp = home.path / ".device.crt.tmp"
-    tmp.write_bytes(resp.certificate_pem)
-    tmp.replace(home.path / "device.crt")
