@@ -26,12 +26,9 @@ class EnrollError(Exception):
 
 
 def agent_version() -> str:
-    try:
-        from agent import __version__
+    from agent import __version__
 
-        return __version__
-    except ImportError:
-        return "0"
+    return __version__
 
 
 def host_facts() -> pb.HostFacts:
