@@ -664,20 +664,24 @@ class _Backup:
         self.progress.files_done += 1
         self.progress.bytes_done += size
 
+    def _open_source(self, path: bytes, real: bytes):
+        """The open source file, or None with a warning saying why not."""
+        try:
+            return open_source_file(real)
+        except FileNotFoundError:
+            self._warn(path, "vanished", "vanished before it could be read")
+        except NotARegularFile:
+            self._warn(path, "vanished", "replaced by a non-regular file during the backup")
+        except OSError as exc:
+            self._warn(path, _kind(exc), f"cannot open: {exc.strerror or exc}")
+        return None
+
     def _read_file(self, path: bytes, real: bytes):
         """(chunk futures, stat, changed) or None if the file could not be read."""
         attempts = 1 + max(0, self.read_retries)
         for attempt in range(attempts):
-            try:
-                f = open_source_file(real)
-            except FileNotFoundError:
-                self._warn(path, "vanished", "vanished before it could be read")
-                return None
-            except NotARegularFile:
-                self._warn(path, "vanished", "replaced by a non-regular file during the backup")
-                return None
-            except OSError as exc:
-                self._warn(path, _kind(exc), f"cannot open: {exc.strerror or exc}")
+            f = self._open_source(path, real)
+            if f is None:
                 return None
             try:
                 with f:
@@ -713,16 +717,8 @@ class _Backup:
         (blob id or None, stat, changed)."""
         attempts = 1 + max(0, self.read_retries)
         for attempt in range(attempts):
-            try:
-                f = open_source_file(real)
-            except FileNotFoundError:
-                self._warn(path, "vanished", "vanished before it could be read")
-                return _SKIPPED
-            except NotARegularFile:
-                self._warn(path, "vanished", "replaced by a non-regular file during the backup")
-                return _SKIPPED
-            except OSError as exc:
-                self._warn(path, _kind(exc), f"cannot open: {exc.strerror or exc}")
+            f = self._open_source(path, real)
+            if f is None:
                 return _SKIPPED
             try:
                 with f:
