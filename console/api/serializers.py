@@ -9,6 +9,7 @@ from rest_framework import serializers
 from console.accounts.roles import ROLES, role_of
 from console.audit.models import AuditEvent
 from console.fleet.models import Device, DeviceGroup, EnrollmentToken
+from console.gateway.models import DeviceConnection
 from console.jobs.models import Command, JobRun, Snapshot
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
 from console.storage.models import StorageTarget
@@ -68,11 +69,31 @@ class DeviceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DeviceConnectionSerializer(serializers.ModelSerializer):
+    """What the agent last said about itself through the gateway."""
+
+    class Meta:
+        model = DeviceConnection
+        fields = [
+            "online",
+            "agent_state",
+            "pause_reason",
+            "next_backup_at",
+            "outbox_size",
+            "last_heartbeat_at",
+            "connected_at",
+            "disconnected_at",
+        ]
+        read_only_fields = fields
+
+
 class DeviceDetailSerializer(DeviceSerializer):
     groups = GroupRefSerializer(many=True, read_only=True)
+    # null until the agent first connects
+    connection = DeviceConnectionSerializer(read_only=True, allow_null=True)
 
     class Meta(DeviceSerializer.Meta):
-        fields = [*DeviceSerializer.Meta.fields, "groups"]
+        fields = [*DeviceSerializer.Meta.fields, "groups", "connection"]
         read_only_fields = fields
 
 

@@ -212,7 +212,7 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
     }
 
     def get_queryset(self):
-        qs = Device.objects.select_related("effective_policy", "effective_revision")
+        qs = Device.objects.select_related("effective_policy", "effective_revision", "connection")
         if self.action == "list":
             return DeviceFilter.from_params(self.request.query_params).apply(qs)
         return qs.prefetch_related("groups")

@@ -34,3 +34,19 @@ def test_pause_reason_and_agent_state_show_on_the_device_page(ui, small_fleet):
 
     connections.mark_offline(now=timezone.now() + dt.timedelta(hours=1))
     assert "Offline" in c.get(f"/devices/{device.pk}/").content.decode()
+
+
+def test_the_api_reports_the_same_connection_facts(api, small_fleet):
+    device = small_fleet.devices[0]
+    c = api("auditor")
+    assert c.get(f"/api/v1/devices/{device.pk}/").json()["connection"] is None
+
+    connections.flush(
+        opened={str(device.pk): ("gw-test", timezone.now())},
+        seen={
+            str(device.pk): {"changed": True, "state": "paused", "pause_reason": "metered_network"}
+        },
+    )
+    conn = c.get(f"/api/v1/devices/{device.pk}/").json()["connection"]
+    assert conn["online"] is True
+    assert conn["agent_state"] == "paused" and conn["pause_reason"] == "metered_network"
