@@ -31,6 +31,21 @@ def agent_version() -> str:
     return __version__
 
 
+def os_description(os_name: str) -> str:
+    """The OS as an admin names it ("Windows 10 (10.0.19045)", "macOS 14.5",
+    "Debian GNU/Linux 12 (bookworm)"), not a bare kernel release."""
+    if os_name == "windows":
+        release, version, _, _ = platform.win32_ver()
+        return f"Windows {release} ({version})" if version else f"Windows {release}"
+    if os_name == "macos":
+        version = platform.mac_ver()[0]
+        return f"macOS {version}" if version else "macOS"
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME") or f"Linux {platform.release()}"
+    except OSError:  # no /etc/os-release (a minimal container)
+        return f"Linux {platform.release()}"
+
+
 def host_facts() -> pb.HostFacts:
     system = platform.system().lower()
     os_name = {"darwin": "macos", "windows": "windows"}.get(system, "linux")
@@ -41,7 +56,7 @@ def host_facts() -> pb.HostFacts:
     return pb.HostFacts(
         hostname=socket.gethostname(),
         os=os_name,
-        os_version=platform.release(),
+        os_version=os_description(os_name),
         agent_version=agent_version(),
         username=user,
         arch=platform.machine(),
