@@ -108,6 +108,7 @@ class ThrottledStore(ObjectStore):
         self.gate = gate
         self.cancel = cancel
         self.location = inner.location
+        self.max_read_range = inner.max_read_range
         self.bytes_sent = 0
         self._count_lock = threading.Lock()
 

@@ -65,7 +65,6 @@ from agent.engine.tree import (
 OVERWRITE_POLICIES = ("never", "if-newer", "always")
 #: blobs of one pack closer than this are fetched in one ranged read
 COALESCE_GAP = 256 * 1024
-MAX_RANGE = 16 * 1024 * 1024
 TEMP_PREFIX = b".cairn-restore-"
 #: Windows: binary mode (no CRLF translation), handles not inherited
 _OPEN_FLAGS = (
@@ -565,13 +564,14 @@ class _Restore:
             e = self.repo.index.get(blob_id)
             by_pack.setdefault(e.pack_id, []).append((e.offset, e.length, blob_id, e))
         tasks = []
+        max_range = self.repo.store.max_read_range
         for pack_id, blobs in by_pack.items():
             blobs.sort()
             group = [blobs[0]]
             for b in blobs[1:]:
                 start = group[0][0]
                 end = group[-1][0] + group[-1][1]
-                if b[0] - end <= COALESCE_GAP and b[0] + b[1] - start <= MAX_RANGE:
+                if b[0] - end <= COALESCE_GAP and b[0] + b[1] - start <= max_range:
                     group.append(b)
                 else:
                     tasks.append((pack_id, group))

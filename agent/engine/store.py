@@ -85,6 +85,10 @@ class ObjectStore(abc.ABC):
 
     #: a short human description (path or URL) for messages
     location: str = ""
+    #: The largest ranged read worth one request. Remote stores pay per
+    #: request, so they read big ranges; a local disk does not, and smaller
+    #: ranges keep a restore's memory down (measured in docs/performance.md).
+    max_read_range: int = 16 * 1024 * 1024
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -142,6 +146,7 @@ class LocalStore(ObjectStore):
     """
 
     TEMP_PREFIX = ".tmp-"
+    max_read_range = 4 * 1024 * 1024
 
     def __init__(self, root: str | bytes | os.PathLike, *, create: bool = True, fsync: bool = True):
         self.root = Path(os.fsdecode(root)).absolute()
