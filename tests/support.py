@@ -60,3 +60,21 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+# Debian's chromium, driven by Playwright (its own browser download cannot
+# work offline). The flags keep it from reaching out to Google's hosts.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def launch_chromium(playwright):
+    """A headless Debian chromium from a started Playwright instance."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -692,21 +692,11 @@ class _Backup:
             except OSError as exc:
                 self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
                 return None
-            margin = _timestamp_margin(after)
-            # A file changed within a timestamp tick of the read is not trusted
-            # even if its stat is unchanged: a write during the read may have
-            # left size, mtime and ctime exactly as they were.
-            if (
-                _same(before, after)
-                and nread == after.st_size
-                and not _recently_changed(after, read_start, margin)
-            ):
+            if _read_was_consistent(before, after, nread, read_start):
                 return futures, before, False
             if attempt + 1 < attempts:
                 self.stats.retries += 1
-                # Long enough that a file which went quiet passes next time;
-                # jittered so a periodic writer does not stay in phase.
-                time.sleep((margin + random.randrange(margin // 2 + 1)) / 1e9)
+                _pause_past_a_tick(after)
         self._warn(path, "changed-during-read", _CHANGED_MESSAGE.format(attempts))
         return futures, after, True
 
@@ -736,12 +726,7 @@ class _Backup:
             with self._lock:
                 self.stats.bytes_read += len(data)
                 self.progress.bytes_read += len(data)
-            margin = _timestamp_margin(after)
-            consistent = (
-                _same(before, after)
-                and len(data) == after.st_size
-                and not _recently_changed(after, read_start, margin)
-            )
+            consistent = _read_was_consistent(before, after, len(data), read_start)
             if consistent or attempt + 1 == attempts:
                 blob_id = self._store_chunk(data) if data else None
                 if consistent:
@@ -750,7 +735,7 @@ class _Backup:
                 return blob_id, after, True
             with self._lock:
                 self.stats.retries += 1
-            time.sleep((margin + random.randrange(margin // 2 + 1)) / 1e9)
+            _pause_past_a_tick(after)
         raise AssertionError("unreachable")
 
     def _chunk_file(self, f, st: os.stat_result) -> tuple[list[Future], int]:
@@ -1085,6 +1070,27 @@ def _recently_changed(st: os.stat_result, read_start_ns: int, margin_ns: int) ->
     # must still distrust a file changed while it was being read.
     now_ns = time.time_ns()
     return read_start_ns - margin_ns <= st.st_ctime_ns <= now_ns + 1_000_000_000
+
+
+def _read_was_consistent(
+    before: os.stat_result, after: os.stat_result, nread: int, read_start_ns: int
+) -> bool:
+    """Whether a read can be trusted as one point-in-time copy of the file.
+    A file changed within a timestamp tick of the read is not trusted even if
+    its stat is unchanged: a write during the read may have left size, mtime
+    and ctime exactly as they were."""
+    return (
+        _same(before, after)
+        and nread == after.st_size
+        and not _recently_changed(after, read_start_ns, _timestamp_margin(after))
+    )
+
+
+def _pause_past_a_tick(st: os.stat_result) -> None:
+    """Before a re-read: long enough that a file which went quiet passes next
+    time; jittered so a periodic writer does not stay in phase."""
+    margin = _timestamp_margin(st)
+    time.sleep((margin + random.randrange(margin // 2 + 1)) / 1e9)
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:

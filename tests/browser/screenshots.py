@@ -17,17 +17,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support import CHROMIUM, launch_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 USER, PASSWORD = "admin", "screenshots-Admin-1"
 
 SETUP = f"""
@@ -112,9 +105,7 @@ def main() -> int:
         _wait(base + "/healthz")
         OUT.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
+            browser = launch_chromium(pw)
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
             page.goto(base + "/login/")

@@ -3,7 +3,6 @@ against pytest-django's live server."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,23 +12,13 @@ from django.db import connections
 from console.accounts.roles import set_role
 from console.audit.services import SYSTEM
 from console.fleet import services as fleet
-from tests.support import need_service
+from tests.support import CHROMIUM, launch_chromium, need_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
 
 @pytest.fixture
-def open_browser():
+def open_browser(monkeypatch):
     """open_browser() -> a Playwright page. Call it after the test's own
     database setup: while Playwright's sync API runs, Django would keep the
     test's connection in a context of its own that teardown cannot close."""
@@ -41,11 +30,10 @@ def open_browser():
 
     def open_page():
         connections.close_all()
-        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        # only for this test: later tests' subprocesses must not inherit it
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         state["pw"] = sync_playwright().start()
-        state["browser"] = state["pw"].chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=ARGS
-        )
+        state["browser"] = launch_chromium(state["pw"])
         page = state["browser"].new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(15000)
         return page
