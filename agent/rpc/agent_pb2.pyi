@@ -326,6 +326,32 @@ class StorageGrant(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     def __init__(self, urls: _Optional[_Iterable[_Union[PresignedUrl, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class SpoolLeaseRequest(_message.Message):
+    __slots__ = ("slots",)
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    slots: int
+    def __init__(self, slots: _Optional[int] = ...) -> None: ...
+
+class SpoolSlot(_message.Message):
+    __slots__ = ("id", "object", "target")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    object: PresignedUrl
+    target: PresignedUrl
+    def __init__(self, id: _Optional[str] = ..., object: _Optional[_Union[PresignedUrl, _Mapping]] = ..., target: _Optional[_Union[PresignedUrl, _Mapping]] = ...) -> None: ...
+
+class SpoolLease(_message.Message):
+    __slots__ = ("slots", "issued_at", "expires_at")
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    slots: _containers.RepeatedCompositeFieldContainer[SpoolSlot]
+    issued_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, slots: _Optional[_Iterable[_Union[SpoolSlot, _Mapping]]] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class RenewRequest(_message.Message):
     __slots__ = ("csr_pem",)
     CSR_PEM_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class AgentGatewayStub:
                 request_serializer=agent_dot_rpc_dot_agent__pb2.StorageGrantRequest.SerializeToString,
                 response_deserializer=agent_dot_rpc_dot_agent__pb2.StorageGrant.FromString,
                 _registered_method=True)
+        self.LeaseSpool = channel.unary_unary(
+                '/cairn.agent.v1.AgentGateway/LeaseSpool',
+                request_serializer=agent_dot_rpc_dot_agent__pb2.SpoolLeaseRequest.SerializeToString,
+                response_deserializer=agent_dot_rpc_dot_agent__pb2.SpoolLease.FromString,
+                _registered_method=True)
         self.RenewCertificate = channel.unary_unary(
                 '/cairn.agent.v1.AgentGateway/RenewCertificate',
                 request_serializer=agent_dot_rpc_dot_agent__pb2.RenewRequest.SerializeToString,
@@ -93,6 +98,15 @@ class AgentGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LeaseSpool(self, request, context):
+        """Write-once upload slots valid for days, for backups while no gateway
+        can be reached: objects land under the device's spool/ prefix and the
+        console moves them to their place (docs/security.md, "Offline backups").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RenewCertificate(self, request, context):
         """A fresh certificate for a new key, before the current one expires. The
         current certificate stays valid until the new one is first used.
@@ -123,6 +137,11 @@ def add_AgentGatewayServicer_to_server(servicer, server):
                     servicer.GetStorageGrant,
                     request_deserializer=agent_dot_rpc_dot_agent__pb2.StorageGrantRequest.FromString,
                     response_serializer=agent_dot_rpc_dot_agent__pb2.StorageGrant.SerializeToString,
+            ),
+            'LeaseSpool': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaseSpool,
+                    request_deserializer=agent_dot_rpc_dot_agent__pb2.SpoolLeaseRequest.FromString,
+                    response_serializer=agent_dot_rpc_dot_agent__pb2.SpoolLease.SerializeToString,
             ),
             'RenewCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.RenewCertificate,
@@ -238,6 +257,33 @@ class AgentGateway:
             '/cairn.agent.v1.AgentGateway/GetStorageGrant',
             agent_dot_rpc_dot_agent__pb2.StorageGrantRequest.SerializeToString,
             agent_dot_rpc_dot_agent__pb2.StorageGrant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaseSpool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairn.agent.v1.AgentGateway/LeaseSpool',
+            agent_dot_rpc_dot_agent__pb2.SpoolLeaseRequest.SerializeToString,
+            agent_dot_rpc_dot_agent__pb2.SpoolLease.FromString,
             options,
             channel_credentials,
             insecure,
