@@ -107,6 +107,12 @@ class Device(models.Model):
     )
     applied_at = models.DateTimeField(null=True, blank=True)
 
+    # --- offline spool lease (console/gateway/services/storage.py lease_spool) --
+    # While a lease is unexpired, maintenance holds back the sweep of prune
+    # markers written after it was issued (console/storage/maintenance.py).
+    spool_lease_issued_at = models.DateTimeField(null=True, blank=True)
+    spool_lease_expires_at = models.DateTimeField(null=True, blank=True)
+
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo")
 
     class Meta:
