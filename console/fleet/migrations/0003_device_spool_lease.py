@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fleet', '0002_initial'),
+        ("fleet", "0002_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='device',
-            name='spool_lease_expires_at',
+            model_name="device",
+            name="spool_lease_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='device',
-            name='spool_lease_issued_at',
+            model_name="device",
+            name="spool_lease_issued_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
