@@ -3,7 +3,8 @@
 Two listeners on one server:
 
 * ``GATEWAY_BIND`` - mutual TLS, a client certificate signed by the console's
-  CA is required: Connect, SubmitReports, GetStorageGrant;
+  CA is required: Connect, SubmitReports, GetStorageGrant, LeaseSpool,
+  RenewCertificate;
 * ``GATEWAY_ENROLL_BIND`` - server-authenticated TLS only, for Enroll (a PC
   has no certificate before it enrolls). Calls other than Enroll there are
   refused, as they carry no client certificate.
@@ -62,6 +63,10 @@ def _from_ts(t) -> dt.datetime | None:
     if t is None or (not t.seconds and not t.nanos):
         return None
     return t.ToDatetime(tzinfo=dt.UTC)
+
+
+def _presigned(key: str, url: str, headers: dict) -> pb.PresignedUrl:
+    return pb.PresignedUrl(object_key=key, url=url, headers=headers)
 
 
 def command_message(cmd) -> pb.ConsoleMessage:
@@ -223,7 +228,25 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         except storage.GrantRefused as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         return pb.StorageGrant(
-            urls=[pb.PresignedUrl(object_key=k, url=u, headers=h) for k, u, h in urls],
+            urls=[_presigned(*u) for u in urls],
+            expires_at=_ts(expires_at),
+        )
+
+    async def LeaseSpool(self, request, context):
+        device_id = await self._caller(context)
+        try:
+            slots, issued_at, expires_at = await self.db(
+                storage.lease_spool, device_id, request.slots
+            )
+        except storage.GrantRefused as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        log.info("spool lease of %d slots for %s until %s", len(slots), device_id, expires_at)
+        return pb.SpoolLease(
+            slots=[
+                pb.SpoolSlot(id=i, object=_presigned(*obj), target=_presigned(*tgt))
+                for i, obj, tgt in slots
+            ],
+            issued_at=_ts(issued_at),
             expires_at=_ts(expires_at),
         )
 

@@ -116,3 +116,54 @@ def test_device_cannot_read_others_delete_or_overwrite(s3_gateway, s3_server, s3
     finally:
         store.close()
         client.close()
+
+
+def test_spool_lease_gives_write_once_slots_under_the_device_prefix(
+    s3_gateway, s3_server, s3_bucket, tmp_path
+):
+    from console.fleet.models import Device
+
+    token = create_enrollment_token(SYSTEM, "one", max_uses=1)[1]
+    device_id = enroll_agent(tmp_path / "a", s3_gateway, token)
+    client = StreamClient(tmp_path / "a")
+    try:
+        lease = client.stub.LeaseSpool(pb.SpoolLeaseRequest(slots=3), timeout=10)
+        assert len(lease.slots) == 3 and len({s.id for s in lease.slots}) == 3
+        issued, expires = lease.issued_at.ToDatetime(), lease.expires_at.ToDatetime()
+        assert (expires - issued).total_seconds() == 7 * 24 * 3600
+
+        slot = lease.slots[0]
+        assert slot.object.object_key == f"spool/{slot.id}/object"
+        assert slot.target.object_key == f"spool/{slot.id}/target"
+        target = b'{"v": 1, "key": "data/00/' + b"0" * 64 + b'", "size": 7}'
+        for part, body in ((slot.object, b"payload"), (slot.target, target)):
+            assert dict(part.headers) == {"If-None-Match": "*"}
+            assert "if-none-match" in part.url.lower()  # signed, cannot be dropped
+            r = urllib3.request("PUT", part.url, body=body, headers=dict(part.headers))
+            assert r.status == 200, r.data
+            again = urllib3.request("PUT", part.url, body=b"x", headers=dict(part.headers))
+            assert again.status == 412  # a slot is written once
+        admin = s3_server.client()
+        spooled = {
+            o.object_name
+            for o in admin.list_objects(
+                s3_bucket, prefix=f"acme/{device_id}/spool/", recursive=True
+            )
+        }
+        assert spooled == {
+            f"acme/{device_id}/spool/{slot.id}/object",
+            f"acme/{device_id}/spool/{slot.id}/target",
+        }
+        assert admin.get_object(s3_bucket, f"acme/{device_id}/spool/{slot.id}/object").data == (
+            b"payload"
+        )
+
+        dev = Device.objects.get(pk=device_id)
+        assert dev.spool_lease_issued_at.replace(tzinfo=None) == issued
+        assert dev.spool_lease_expires_at.replace(tzinfo=None) == expires
+
+        with pytest.raises(grpc.RpcError) as err:
+            client.stub.LeaseSpool(pb.SpoolLeaseRequest(slots=0), timeout=10)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        client.close()

@@ -13,6 +13,13 @@ Choice: **pre-signed URLs from the gateway**, not scoped credentials.
 * It works the same on AWS S3, MinIO and any S3-compatible store, with no
   per-device IAM users or STS sessions to provision and clean up.
 
+Offline spool leases (``lease_spool``) are the one exception to "one URL per
+object, for 15 minutes": the agent receives write-once PUT URLs valid for days,
+but only for random keys under its own ``spool/``, so a device that reaches
+storage and no gateway can still back up. The console validates and promotes
+those objects itself (console/storage/spool.py); the agent never names the
+final key with a URL of its own.
+
 The embedded default (no ``S3_ENDPOINT``) is a local directory, used
 directly by agents on the same machine: a development setup with no isolation
 between devices, refused in production by the settings.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +40,10 @@ from console.gateway.services.sigv4 import presign
 
 METHODS = {"GET", "HEAD", "PUT", "LIST"}
 MAX_KEYS_PER_GRANT = 1000
+#: signed into every PUT: S3 and MinIO refuse to replace an existing object
+WRITE_ONCE = {"If-None-Match": "*"}
+#: where offline uploads wait for the console to promote them (console/storage/spool.py)
+SPOOL = "spool"
 
 
 class GrantRefused(Exception):
@@ -127,21 +139,51 @@ def _clean_key(key: str) -> str:
     return key
 
 
+def _s3_target() -> Target:
+    t = target()
+    if t.kind != "s3":
+        raise GrantRefused("storage is a local directory: agents write it directly")
+    return t
+
+
+def _presign_keys(
+    t: Target, device_id: str, method: str, keys: list[str], ttl: int, now: dt.datetime
+) -> list[tuple[str, str, dict]]:
+    """(key, url, headers) for each relative key of the device's repository;
+    every PUT is signed with ``If-None-Match: *`` (write once)."""
+    base = device_prefix(t, device_id)
+    headers = dict(WRITE_ONCE) if method == "PUT" else {}
+    out = []
+    for key in keys:
+        url = presign(
+            method,
+            t.endpoint,
+            t.bucket,
+            f"{base}/{_clean_key(key)}",
+            headers=headers,
+            now=now,
+            **_credentials(t, ttl),
+        )
+        out.append((key, url, headers))
+    return out
+
+
+def _credentials(t: Target, ttl: int) -> dict:
+    return dict(access_key=t.access_key, secret_key=t.secret_key, region=t.region, expires=ttl)
+
+
 def grant(device_id: str, method: str, keys: list[str], list_prefix: str = "", token: str = ""):
     """Pre-signed URLs for ``method`` on ``keys`` of the device's own
     repository. Returns (list of (key, url, headers), expires_at)."""
     method = (method or "").upper()
     if method not in METHODS:
         raise GrantRefused(f"method {method or '(none)'} is not granted to devices")
-    t = target()
-    if t.kind != "s3":
-        raise GrantRefused("storage is a local directory: agents write it directly")
+    t = _s3_target()
     ttl = conf.grant_ttl()
-    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
-    base = device_prefix(t, device_id)
-    common = dict(access_key=t.access_key, secret_key=t.secret_key, region=t.region, expires=ttl)
-    out = []
+    now = dt.datetime.now(dt.UTC)
+    expires_at = now + dt.timedelta(seconds=ttl)
     if method == "LIST":
+        base = device_prefix(t, device_id)
         if list_prefix:
             rel = list_prefix.rstrip("/")
             _clean_key(rel)
@@ -151,15 +193,43 @@ def grant(device_id: str, method: str, keys: list[str], list_prefix: str = "", t
         query = {"list-type": "2", "prefix": full_prefix, "max-keys": "1000"}
         if token:
             query["continuation-token"] = token
-        url = presign("GET", t.endpoint, t.bucket, "", query=query, **common)
+        url = presign("GET", t.endpoint, t.bucket, "", query=query, now=now, **_credentials(t, ttl))
         return [(list_prefix, url, {})], expires_at
     if not keys:
         raise GrantRefused("no object keys requested")
     if len(keys) > MAX_KEYS_PER_GRANT:
         raise GrantRefused(f"at most {MAX_KEYS_PER_GRANT} keys per grant")
-    headers = {"If-None-Match": "*"} if method == "PUT" else {}
-    for key in keys:
-        full = f"{base}/{_clean_key(key)}"
-        url = presign(method, t.endpoint, t.bucket, full, headers=headers, **common)
-        out.append((key, url, headers))
-    return out, expires_at
+    return _presign_keys(t, device_id, method, keys, ttl, now), expires_at
+
+
+def spool_keys(spool_id: str) -> tuple[str, str]:
+    """The repository-relative keys of one spool slot: (object, target)."""
+    return f"{SPOOL}/{spool_id}/object", f"{SPOOL}/{spool_id}/target"
+
+
+def lease_spool(device_id: str, slots: int):
+    """An offline spool lease: ``min(slots, CAIRN_SPOOL_LEASE_SLOTS)`` upload
+    slots, each two write-once PUT URLs valid for ``CAIRN_SPOOL_LEASE_SECONDS``
+    (console/storage/spool.py promotes what arrives). The lease's times are
+    recorded on the device: until it expires, maintenance does not sweep prune
+    markers written after ``issued_at``.
+
+    Returns (list of (id, (object key, url, headers), (target key, url,
+    headers)), issued_at, expires_at)."""
+    from console.fleet.models import Device
+
+    if slots < 1:
+        raise GrantRefused("a spool lease needs at least one slot")
+    t = _s3_target()
+    ttl = conf.spool_lease_seconds()
+    issued_at = dt.datetime.now(dt.UTC)
+    expires_at = issued_at + dt.timedelta(seconds=ttl)
+    out = []
+    for _ in range(min(slots, conf.spool_lease_slots())):
+        spool_id = secrets.token_hex(16)
+        obj, tgt = _presign_keys(t, device_id, "PUT", list(spool_keys(spool_id)), ttl, issued_at)
+        out.append((spool_id, obj, tgt))
+    Device.objects.filter(pk=device_id).update(
+        spool_lease_issued_at=issued_at, spool_lease_expires_at=expires_at
+    )
+    return out, issued_at, expires_at
