@@ -38,6 +38,7 @@ from agent.daemon import channel, jobs, schedule
 from agent.daemon import repo as repo_glue
 from agent.daemon.enroll import host_facts
 from agent.daemon.home import AgentHome, write_private
+from agent.daemon.offline import OfflineSupport, SpoolLease
 from agent.daemon.state import State
 from agent.priority import background
 from agent.rpc import agent_pb2 as pb
@@ -51,6 +52,9 @@ PROTOCOL = pb.PROTOCOL_VERSION_1
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 300.0
 REFUSED_RETRY = 300.0
+#: offline upload slots asked for per lease: 16 GiB of 16 MiB packs (the
+#: gateway may give fewer, CAIRN_SPOOL_LEASE_SLOTS)
+OFFLINE_SLOTS = 1024
 
 
 def _ts(epoch: float | None) -> Timestamp:
@@ -91,6 +95,13 @@ class Daemon:
         self._sync_stub = None
         self._wake = asyncio.Event()
         self.stopped = False
+        # Backups to S3 while the gateway is unreachable (agent/daemon/offline.py).
+        self.offline = (
+            OfflineSupport(home.path / "offline")
+            if self.identity.storage_access == "grant"
+            else None
+        )
+        self._lease_refused = 0.0
 
     # -- helpers ---------------------------------------------------------------------
     def stub(self) -> pb_grpc.AgentGatewayStub:
@@ -125,6 +136,7 @@ class Daemon:
             asyncio.create_task(self._scheduler_loop(), name="scheduler"),
             asyncio.create_task(self._job_loop(), name="jobs"),
             asyncio.create_task(self._status_loop(), name="status"),
+            asyncio.create_task(self._lease_loop(), name="offline-lease"),
         ]
         await self.stop_event.wait()
         if self.current is not None:
@@ -499,7 +511,7 @@ class Daemon:
             self.send(pb.AgentMessage(report=pb.Report(progress=self._progress_pb(ctx))))
 
     def _open_repo(self, ctx: jobs.JobContext | None = None):
-        store = repo_glue.open_device_store(self.identity, self.stub())
+        store = repo_glue.open_device_store(self.identity, self.stub(), self.offline)
         limits = (self.state.policy or {}).get("limits") or {}
         kbps = int(limits.get("upload_kbps") or 0)
         pause = bool(limits.get("pause_on_battery") or limits.get("pause_on_metered"))
@@ -518,7 +530,47 @@ class Daemon:
                 gate=gate,
                 cancel=ctx.cancel if ctx is not None else None,
             )
-        return repo_glue.open_repository(store, self.home.repository_key())
+        return repo_glue.open_repository(store, self.home.repository_key(), self._cache_dir())
+
+    def _cache_dir(self):
+        # Only worth it (and only needed offline) when storage is remote.
+        return self.home.cache_dir if self.offline is not None else None
+
+    # -- offline uploads ----------------------------------------------------------------------
+    async def _lease_loop(self) -> None:
+        """Keep a lease of offline upload slots, renewed while connected and
+        idle (agent/daemon/offline.py)."""
+        while True:
+            await asyncio.sleep(max(self.tick, 1.0) * 5)
+            if (
+                self.offline is None
+                or not self.connected
+                or self.current is not None
+                or not self.offline.renewal_due()
+                or time.time() - self._lease_refused < 3600
+            ):
+                continue
+            try:
+                await asyncio.to_thread(self.renew_offline_lease)
+            except Exception as exc:
+                self._lease_refused = time.time()
+                log.warning("no offline upload lease: %s", exc)
+
+    def renew_offline_lease(self) -> None:
+        """Lease fresh slots, then refresh the repository view they rely on;
+        the lease is used only once the view is at least as new as it."""
+        lease = self.stub().LeaseSpool(pb.SpoolLeaseRequest(slots=OFFLINE_SLOTS), timeout=60)
+        self.offline.replace_lease(SpoolLease.from_pb(lease))
+        store = repo_glue.open_device_store(self.identity, self.stub(), self.offline)
+        try:
+            repo = repo_glue.open_repository(store, self.home.repository_key(), self._cache_dir())
+            repo.snapshots()  # listed and cached: an offline run picks its parent
+            if store.gateway_down:
+                raise ConnectionError("the gateway went away while the view was refreshed")
+        finally:
+            store.close()
+        self.offline.arm()
+        log.info("offline upload lease: %d slots", len(lease.slots))
 
     def _run_job(self, ctx: jobs.JobContext) -> jobs.JobOutcome:
         policy = self.state.policy or {}
@@ -529,9 +581,14 @@ class Daemon:
         repo = self._open_repo(ctx)
         try:
             if ctx.kind == "backup":
-                return jobs.run_backup(
+                outcome = jobs.run_backup(
                     ctx, repo, policy, state_dir=str(self.home.path / "snapshots")
                 )
+                # The console promotes what waits in the spool when it sees this.
+                spooled = getattr(getattr(repo.store, "inner", repo.store), "spooled_objects", 0)
+                if spooled:
+                    outcome.stats["spooled_objects"] = spooled
+                return outcome
             if ctx.kind == "restore":
                 return jobs.run_restore(ctx, repo)
             if ctx.kind == "verify":
@@ -562,6 +619,7 @@ class Daemon:
             "next_backup_at": self.state.get("next_backup_at"),
             "pause_reason": self.pause_reason,
             "outbox": self.state.outbox_size(),
+            "offline": self.offline.describe() if self.offline is not None else None,
             "current": None
             if self.current is None
             else {
@@ -645,6 +703,21 @@ def format_status(home: AgentHome) -> str:
         f"paused:          {data.get('pause_reason') or 'no'}",
         f"unsent reports:  {outbox}",
     ]
+    off = data.get("offline") if running else None
+    if off:
+        lines.append(
+            "offline uploads: "
+            + (
+                f"{off['slots_left']} objects until {when(off['lease_expires_at'])}"
+                if off.get("slots_left")
+                else "not available yet"
+            )
+            + (
+                f", {off['waiting_for_promotion']} waiting to be filed"
+                if off.get("waiting_for_promotion")
+                else ""
+            )
+        )
     cur = data.get("current") if running else None
     if cur:
         pct = cur.get("percent", 0.0) or 0.0

@@ -18,9 +18,11 @@ def init_repository(store: ObjectStore, *, org_key: bytes, device_key: bytes) ->
     return repo
 
 
-def open_device_store(identity, stub=None) -> ObjectStore:
+def open_device_store(identity, stub=None, offline=None) -> ObjectStore:
     """The device's repository store: pre-signed grants through the gateway
-    (S3/MinIO), or the local directory of the embedded setup."""
+    (S3/MinIO), or the local directory of the embedded setup. ``offline``
+    (agent.daemon.offline.OfflineSupport) lets a grant store carry on with a
+    backup while the gateway is unreachable."""
     if identity.storage_access == "grant":
         from agent.daemon.grantstore import GrantStore
 
@@ -28,9 +30,11 @@ def open_device_store(identity, stub=None) -> ObjectStore:
             raise RuntimeError("grant storage needs a gateway connection")
         url = identity.repository_url
         prefix = url.split("://", 1)[1].split("/", 1)[1] if url.startswith("s3://") else ""
-        return GrantStore(stub, location=url, prefix=prefix)
+        return GrantStore(stub, location=url, prefix=prefix, offline=offline)
     return open_store(identity.repository_url)
 
 
-def open_repository(store: ObjectStore, device_key: bytes) -> Repository:
-    return Repository.open(store, key=device_key)
+def open_repository(store: ObjectStore, device_key: bytes, cache_dir=None) -> Repository:
+    """``cache_dir`` keeps index objects, snapshots and tree packs on the PC:
+    fewer requests, and what an offline backup reads."""
+    return Repository.open(store, key=device_key, cache_dir=cache_dir)
