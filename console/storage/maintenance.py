@@ -4,7 +4,8 @@ Only the console deletes from object storage (docs/security.md, "Who can
 delete what"): it opens each device repository with its own full-rights
 storage credentials (``storage.admin_store``) and the organisation key, keeps
 what the device's effective policy's retention keeps, and prunes
-(agent/engine/prune.py: lock-free, safe while the device backs up). Nothing
+(agent/engine/prune.py: lock-free, safe while the device backs up), after
+promoting the device's offline spool uploads (console/storage/spool.py). Nothing
 is written to local disk (no cache directory). Each run is a ``JobRun`` of
 kind ``prune`` with the reports in ``stats``; forgotten snapshots are also
 in the audit log (``device.forget_snapshots``).
@@ -21,6 +22,7 @@ from django.utils import timezone
 from console.audit.services import SYSTEM, record
 from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
+from console.storage import spool
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,19 @@ def running_backup_since(device: Device) -> dt.datetime | None:
         .first()
     )
     return started - CLOCK_MARGIN if started is not None else None
+
+
+def held_since(device: Device, now: dt.datetime | None = None) -> dt.datetime | None:
+    """Prune markers written after this are not swept yet: the start of the
+    oldest running backup, or while the device holds an unexpired spool lease,
+    the lease's issue (an offline backup may dedup against the packs the agent
+    saw when it received the lease)."""
+    since = running_backup_since(device)
+    issued, expires = device.spool_lease_issued_at, device.spool_lease_expires_at
+    if issued is not None and expires is not None and expires > (now or timezone.now()):
+        lease = issued - CLOCK_MARGIN
+        since = lease if since is None else min(since, lease)
+    return since
 
 
 def devices_due() -> list[str]:
@@ -109,6 +124,8 @@ def maintain_device(
     stats: dict = {"dry_run": dry_run, "retention": policy.to_dict()}
     store = None
     try:
+        # Spooled offline uploads first: prune must see the index objects they add.
+        stats["spool"] = None if dry_run else spool.promote(str(device.pk), now=now).to_dict()
         store = storage.admin_store(storage.target(), str(device.pk))
         repo = Repository.open(store, key=org_key())
         forgotten: list[str] = []
@@ -127,7 +144,7 @@ def maintain_device(
             grace=grace or DEFAULT_GRACE,
             dry_run=dry_run,
             now=now,
-            running_since=running_backup_since(device),
+            running_since=held_since(device, now),
             assume_forgotten=set(forgotten) if dry_run else set(),
             repack_above=REPACK_ABOVE,
         )

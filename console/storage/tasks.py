@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from console.storage import maintenance
+from agent.engine.store import StoreError
+from console.storage import maintenance, spool
 
 
 @shared_task(name="storage.maintain_device", acks_late=True)
@@ -21,3 +22,17 @@ def maintain_all() -> int:
     for device_id in ids:
         maintain_device.delay(device_id)
     return len(ids)
+
+
+@shared_task(
+    name="storage.promote_spool",
+    acks_late=True,
+    autoretry_for=(StoreError, ConnectionError, TimeoutError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def promote_spool(device_id: str) -> dict:
+    """Promote a device's offline spool uploads (queued when a backup result
+    says it spooled objects; maintenance also runs it)."""
+    return spool.promote(device_id).to_dict()

@@ -6,6 +6,9 @@
 * result: ``record_job_result`` (idempotent by run key; it also records the
   snapshot, the device's protection state, daily statistics, the command);
 * snapshot: ``record_snapshot``, guarded by ``record_report_once``.
+
+A backup result whose stats count ``spooled_objects`` (uploaded offline
+through a spool lease) queues ``storage.promote_spool`` after commit.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+
+from django.db import transaction
 
 from console.jobs import services as jobs
 from console.jobs.models import Command, JobRun
@@ -132,3 +137,16 @@ def _result(device_id: str, r) -> None:
         error=r.error,
         revision_hash=r.policy_revision,
     )
+    spooled = stats.get("spooled_objects")
+    if isinstance(spooled, int) and spooled > 0:
+        _queue_promotion(device_id)
+
+
+def _queue_promotion(device_id: str) -> None:
+    """Promote the objects the backup spooled offline, once the result is
+    committed; a broker outage never fails the ingest (maintenance promotes
+    them at the latest)."""
+    from console.jobs.dispatch import _send
+    from console.storage.tasks import promote_spool
+
+    transaction.on_commit(lambda: _send(promote_spool, str(device_id)))
