@@ -110,10 +110,12 @@ def _read_target(store, key: str) -> tuple[str, int]:
     return doc["key"], size
 
 
-def _delete(store, spool_id: str, parts) -> None:
-    for part in PARTS:  # object first: a lone target is refused, never promoted
+def _delete(store, parts: dict[str, str]) -> None:
+    """Delete a slot's keys: the object first (a lone target is refused, never
+    promoted, so a run stopped in between leaves nothing to promote twice)."""
+    for part in (*PARTS, "?"):
         if part in parts:
-            store.delete(f"{storage.SPOOL}/{spool_id}/{part}")
+            store.delete(parts[part])
 
 
 def _copy(store, src: str, dst: str) -> None:
@@ -130,9 +132,9 @@ def _copy(store, src: str, dst: str) -> None:
     )
 
 
-def _listing(store) -> dict[str, dict[str, object]]:
-    """spool id -> {part: its stat}, from one listing of ``spool/``;
-    unexpected names are listed under their own key with part "?"."""
+def _listing(store) -> dict[str, dict[str, str]]:
+    """spool id -> {part: its key}, from one listing of ``spool/``; an
+    unexpected name is listed under itself, as part "?"."""
     slots: dict[str, dict] = defaultdict(dict)
     for key in store.list(f"{storage.SPOOL}/"):
         parts = key.split("/")
@@ -146,7 +148,6 @@ def _listing(store) -> dict[str, dict[str, object]]:
 def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
     """Promote the device's complete spool slots into its repository; see the
     module docstring for the rules. Safe to run again at any time."""
-    from console.audit.services import SYSTEM, record
     from console.fleet.models import Device
 
     report = PromoteReport()
@@ -159,19 +160,18 @@ def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
     abandon_before = now - dt.timedelta(seconds=conf.spool_lease_seconds()) - ABANDON_AFTER_EXPIRY
     store = storage.admin_store(t, str(device_id))
     try:
-        pending: list[tuple[int, str, str, int]] = []  # (rank, spool id, key, size)
+        pending: list[tuple[int, str, str, int, dict]] = []  # (rank, id, key, size, parts)
         for spool_id, parts in sorted(_listing(store).items()):
             try:
                 if "?" in parts:
-                    store.delete(parts["?"])
                     raise Refused("not a spool slot")
                 if revoked:
-                    _delete(store, spool_id, parts)
+                    _delete(store, parts)
                     report.abandoned += 1
                 elif "target" not in parts:
                     info = store._stat(parts["object"])
                     if info is not None and info.last_modified < abandon_before:
-                        _delete(store, spool_id, parts)
+                        _delete(store, parts)
                         report.abandoned += 1
                     elif info is not None:
                         report.waiting += 1
@@ -181,18 +181,17 @@ def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
                     key, size = _read_target(store, parts["target"])
                     if store.size(parts["object"]) != size:
                         raise Refused(f"object is not of the announced {size} bytes")
-                    pending.append((_category(key), spool_id, key, size))
+                    pending.append((_category(key), spool_id, key, size, parts))
             except Refused as exc:
-                _delete(store, spool_id, parts)
+                _delete(store, parts)
                 report.refused.append((spool_id, str(exc)))
             except ObjectNotFound:
                 continue  # another run took this slot meanwhile: the next run sees the rest
-        for _rank, spool_id, key, size in sorted(pending):
-            src = f"{storage.SPOOL}/{spool_id}/object"
+        for _rank, spool_id, key, size, parts in sorted(pending, key=lambda p: p[:2]):
             try:
                 existing = store._stat(key)
                 if existing is None:
-                    _copy(store, src, key)
+                    _copy(store, parts["object"], key)
                     report.promoted += 1
                 elif existing.size == size:
                     report.duplicates += 1
@@ -200,22 +199,29 @@ def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
                     report.refused.append(
                         (spool_id, f"{key} exists with another size: not overwritten")
                     )
-                _delete(store, spool_id, PARTS)
+                _delete(store, parts)
             except ObjectNotFound:
                 continue
     finally:
         store.close()
-    if report.refused:
-        for spool_id, reason in report.refused:
-            log.warning("spool slot %s of device %s refused: %s", spool_id, device_id, reason)
-        record(
-            SYSTEM,
-            "device.spool_refused",
-            device,
-            target_type="device",
-            target_id=str(device_id),
-            after={"refused": report.to_dict()["refused"][:100], "count": len(report.refused)},
-        )
+        _audit(device, device_id, report)  # also what a failed run refused and deleted
     if report.promoted or report.duplicates or report.abandoned or report.refused:
         log.info("spool of %s: %s", device_id, report.to_dict())
     return report
+
+
+def _audit(device, device_id: str, report: PromoteReport) -> None:
+    from console.audit.services import SYSTEM, record
+
+    if not report.refused:
+        return
+    for spool_id, reason in report.refused:
+        log.warning("spool slot %s of device %s refused: %s", spool_id, device_id, reason)
+    record(
+        SYSTEM,
+        "device.spool_refused",
+        device,
+        target_type="device",
+        target_id=str(device_id),
+        after={"refused": report.to_dict()["refused"][:100], "count": len(report.refused)},
+    )

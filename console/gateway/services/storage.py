@@ -146,6 +146,10 @@ def _s3_target() -> Target:
     return t
 
 
+def _credentials(t: Target, ttl: int) -> dict:
+    return dict(access_key=t.access_key, secret_key=t.secret_key, region=t.region, expires=ttl)
+
+
 def _presign_keys(
     t: Target, device_id: str, method: str, keys: list[str], ttl: int, now: dt.datetime
 ) -> list[tuple[str, str, dict]]:
@@ -166,10 +170,6 @@ def _presign_keys(
         )
         out.append((key, url, headers))
     return out
-
-
-def _credentials(t: Target, ttl: int) -> dict:
-    return dict(access_key=t.access_key, secret_key=t.secret_key, region=t.region, expires=ttl)
 
 
 def grant(device_id: str, method: str, keys: list[str], list_prefix: str = "", token: str = ""):
