@@ -150,7 +150,14 @@ def service_env(tmp_path, redis_url, redis_prefix, transactional_db) -> dict:
 
 
 @pytest.fixture
-def celery_worker(service_env, settings):
+def worker_env() -> dict:
+    """Extra environment for the Celery worker (a module overrides this
+    fixture, e.g. to give the worker the S3 storage its test uses)."""
+    return {}
+
+
+@pytest.fixture
+def celery_worker(service_env, worker_env, settings):
     """A real Celery worker subprocess consuming this run's queue from Redis."""
     settings.CELERY_TASK_DEFAULT_QUEUE = service_env["CELERY_QUEUE"]
     from console.celery import app
@@ -160,7 +167,7 @@ def celery_worker(service_env, settings):
     proc = subprocess.Popen(
         celery_worker_argv(service_env["CELERY_QUEUE"], f"test-{RUN_ID}"),
         cwd=ROOT,
-        env=service_env,
+        env={**service_env, **worker_env},
     )
     try:
         wait_until(

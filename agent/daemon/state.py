@@ -164,11 +164,14 @@ class State:
 
     def jobs(self, limit: int = 20) -> list[dict]:
         cols = ["id", "command_id", "kind", "trigger", "state", "started", "finished"]
-        cols += ["snapshot_id", "error"]
+        cols += ["snapshot_id", "error", "stats"]
         rows = self._q(
             f"SELECT {', '.join(cols)} FROM jobs ORDER BY started DESC LIMIT ?", (limit,)
         )
-        return [dict(zip(cols, r, strict=True)) for r in rows]
+        out = [dict(zip(cols, r, strict=True)) for r in rows]
+        for job in out:
+            job["stats"] = json.loads(job["stats"] or "{}")
+        return out
 
     def interrupted_jobs(self) -> list[dict]:
         rows = self._q("SELECT id, command_id, kind FROM jobs WHERE state='running'")

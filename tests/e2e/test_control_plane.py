@@ -6,8 +6,10 @@ Through the API an admin creates an enrollment token; both agents enroll;
 a policy is created and assigned; both acknowledge its revision; each runs
 its scheduled backup and a "back up now"; the snapshots appear in the
 console; a restore requested through the API gives byte-identical files.
-The gateway is killed mid-stream (agents reconnect, the command queued
-meanwhile arrives), the policy changes while one agent is stopped (it
+The gateway is killed mid-stream: a scheduled backup still runs (through
+the agent's leased spool slots, filed in place by the Celery worker after
+the reconnect, and it is the snapshot restored), agents reconnect, the
+command queued meanwhile arrives. The policy changes while one agent is stopped (it
 converges when started), and a revoked device is refused.
 """
 
@@ -24,6 +26,7 @@ import grpc
 import pytest
 import urllib3
 
+from agent.daemon.state import State
 from tests.gateway.harness import ROOT, Agent, Gateway, Proc, enroll_agent, wait_for
 from tests.support import free_port, port_open
 
@@ -62,7 +65,19 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def platform(service_env, s3_server, s3_bucket, celery_worker, tmp_path):
+def worker_env(s3_server, s3_bucket) -> dict:
+    """Every console process sees moto's S3 (the worker promotes spools)."""
+    return {
+        "S3_ENDPOINT": s3_server.endpoint,
+        "S3_BUCKET": s3_bucket,
+        "S3_ACCESS_KEY": s3_server.access_key,
+        "S3_SECRET_KEY": s3_server.secret_key,
+        "CAIRN_ORG": "e2e",
+    }
+
+
+@pytest.fixture
+def platform(service_env, worker_env, s3_server, s3_bucket, celery_worker, tmp_path):
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -70,10 +85,7 @@ def platform(service_env, s3_server, s3_bucket, celery_worker, tmp_path):
     token = Token.objects.create(user=user).key
     env = {
         **service_env,
-        "S3_ENDPOINT": s3_server.endpoint,
-        "S3_BUCKET": s3_bucket,
-        "S3_ACCESS_KEY": s3_server.access_key,
-        "S3_SECRET_KEY": s3_server.secret_key,
+        **worker_env,
         "CAIRN_HEARTBEAT_SECONDS": "5",
         "CAIRN_GATEWAY_SWEEP_SECONDS": "2",
         "CAIRN_HEARTBEAT_FLUSH_SECONDS": "1",
@@ -92,6 +104,7 @@ def platform(service_env, s3_server, s3_bucket, celery_worker, tmp_path):
         assert web.alive(), web.tail()
         yield {
             "api": Api(f"http://127.0.0.1:{web_port}/api/v1", token),
+            "s3": (s3_server.client(), s3_bucket),
             "gateway": gateway,
             "env": env,
             "procs": procs,
@@ -169,9 +182,31 @@ def test_enroll_rollout_backup_restore_failover_converge_revoke(platform, tmp_pa
         assert len(snaps) >= 2 and all(s["file_count"] >= 3 for s in snaps[:2]), snaps
         assert device(name)["status"] == "protected"
 
-    # --- the gateway dies mid-stream; a command queued meanwhile still arrives -----------
+    # --- the gateway dies mid-stream; the schedule still backs up to storage --------------
+    wait_for(
+        lambda: (agents["a"].status().get("offline") or {}).get("slots_left", 0) > 0,
+        60,
+        f"a's offline upload lease\n{diag()}",
+    )
     gateway.kill()
     (docs["a"] / "notes.txt").write_text("changed while the gateway was down\n")
+    a_state = State(agents["a"].home / "state.sqlite3")  # the agent's own database
+    before = len(a_state.jobs(100))
+    a_state.set("last_scheduled_start", time.time() - 3700)  # the hourly slot is due
+    wait_for(
+        lambda: len(a_state.jobs(100)) > before and a_state.jobs(1)[0]["state"] != "running",
+        60,
+        f"a's scheduled backup with the gateway down\n{diag()}",
+    )
+    offline_run = a_state.jobs(1)[0]
+    a_state.close()
+    assert offline_run["state"] == "succeeded", offline_run
+    assert offline_run["stats"]["spooled_objects"] > 0
+    s3, bucket = platform["s3"]
+    spool_prefix = f"e2e/{ids['a']}/spool/"
+    assert list(s3.list_objects(bucket, prefix=spool_prefix, recursive=True))
+
+    # ... and a command queued meanwhile still arrives.
     command = api.post(f"/devices/{ids['a']}/backup/")
     time.sleep(2)
     assert api.get(f"/commands/{command['id']}/")["state"] == "pending"
@@ -189,8 +224,21 @@ def test_enroll_rollout_backup_restore_failover_converge_revoke(platform, tmp_pa
             f"{name} reconnected",
         )
 
-    # --- restore through the API: byte-identical files -----------------------------------
-    latest = api.results(f"/snapshots/?device={ids['a']}")[0]["snapshot_id"]
+    # The offline run is reported on reconnect and its spool filed in place.
+    wait_for(
+        lambda: (
+            not list(s3.list_objects(bucket, prefix=spool_prefix, recursive=True))
+            and any(
+                s["snapshot_id"] == offline_run["snapshot_id"]
+                for s in api.results(f"/snapshots/?device={ids['a']}")
+            )
+        ),
+        60,
+        f"the offline backup to be promoted\n{diag()}",
+    )
+
+    # --- restore through the API (the snapshot taken offline): byte-identical files --------
+    latest = offline_run["snapshot_id"]
     target = tmp_path / "restored"
     restore = api.post(
         f"/devices/{ids['a']}/restore/", {"snapshot_id": latest, "target": str(target)}
