@@ -23,20 +23,6 @@ from tests.gateway.harness import Gateway, StreamClient, enroll_agent, run_enrol
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def gateway(service_env, tmp_path):
-    env = {
-        **service_env,
-        "CAIRN_HEARTBEAT_FLUSH_SECONDS": "0.5",
-        "CAIRN_GATEWAY_SWEEP_SECONDS": "1",
-    }
-    gw = Gateway(env, tmp_path / "gateway.log").start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
 def _token(uses=1):
     return create_enrollment_token(SYSTEM, f"t-{uuid.uuid4().hex[:6]}", max_uses=uses)[1]
 

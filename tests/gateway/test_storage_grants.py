@@ -15,26 +15,9 @@ from agent.engine.store import ObjectExists, StoreError
 from agent.rpc import agent_pb2 as pb
 from console.audit.services import SYSTEM
 from console.fleet.services import create_enrollment_token
-from tests.gateway.harness import Gateway, StreamClient, enroll_agent
+from tests.gateway.harness import StreamClient, enroll_agent
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def s3_gateway(service_env, s3_server, s3_bucket, tmp_path):
-    env = {
-        **service_env,
-        "S3_ENDPOINT": s3_server.endpoint,
-        "S3_BUCKET": s3_bucket,
-        "S3_ACCESS_KEY": s3_server.access_key,
-        "S3_SECRET_KEY": s3_server.secret_key,
-        "CAIRN_ORG": "acme",
-    }
-    gw = Gateway(env, tmp_path / "gateway.log").start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
 
 
 def _store(home) -> tuple[StreamClient, GrantStore]:
