@@ -450,6 +450,21 @@ class S3Store(ObjectStore):
             self._check_bucket()
         return info
 
+    def stat(self, key: str):
+        """The object's metadata (``.size``, ``.last_modified``), or None
+        when it does not exist."""
+        return self._stat(key)
+
+    def copy(self, src: str, dst: str) -> None:
+        """Server-side copy (the bytes stay in the object store). For the
+        console's maintenance only, like ``delete``: it does not refuse an
+        existing ``dst``, so the caller checks first."""
+        from minio.commonconfig import CopySource
+
+        source = CopySource(self.bucket, self._key(src))
+        name = self._key(dst)
+        self._call("copy", dst, lambda: self._client.copy_object(self.bucket, name, source))
+
     def exists(self, key: str) -> bool:
         return self._stat(key) is not None
 

@@ -92,7 +92,7 @@ def _category(key) -> int:
 
 def _read_target(store, key: str) -> tuple[str, int]:
     """The (repository key, size) a target document names."""
-    info = store._stat(key)
+    info = store.stat(key)
     if info is None:
         raise ObjectNotFound(key)
     if info.size > MAX_TARGET_BYTES:
@@ -111,25 +111,11 @@ def _read_target(store, key: str) -> tuple[str, int]:
 
 
 def _delete(store, parts: dict[str, str]) -> None:
-    """Delete a slot's keys: the object first (a lone target is refused, never
-    promoted, so a run stopped in between leaves nothing to promote twice)."""
+    """Delete a slot's keys, the object first: a lone target is never promoted
+    (it is cleared when its key is in place, refused otherwise)."""
     for part in (*PARTS, "?"):
         if part in parts:
             store.delete(parts[part])
-
-
-def _copy(store, src: str, dst: str) -> None:
-    """Server-side copy within the device's repository."""
-    from minio.commonconfig import CopySource
-
-    src_name, dst_name = store._key(src), store._key(dst)
-    store._call(
-        "copy",
-        dst,
-        lambda: store._client.copy_object(
-            store.bucket, dst_name, CopySource(store.bucket, src_name)
-        ),
-    )
 
 
 def _listing(store) -> dict[str, dict[str, str]]:
@@ -169,14 +155,21 @@ def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
                     _delete(store, parts)
                     report.abandoned += 1
                 elif "target" not in parts:
-                    info = store._stat(parts["object"])
+                    info = store.stat(parts["object"])
                     if info is not None and info.last_modified < abandon_before:
                         _delete(store, parts)
                         report.abandoned += 1
                     elif info is not None:
                         report.waiting += 1
                 elif "object" not in parts:
-                    raise Refused("target without object")
+                    # A run stopped between deleting the object and the target
+                    # leaves this after a promotion: finish it quietly.
+                    key, size = _read_target(store, parts["target"])
+                    existing = store.stat(key)
+                    if existing is None or existing.size != size:
+                        raise Refused("target without object")
+                    _delete(store, parts)
+                    report.duplicates += 1
                 else:
                     key, size = _read_target(store, parts["target"])
                     if store.size(parts["object"]) != size:
@@ -189,9 +182,9 @@ def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
                 continue  # another run took this slot meanwhile: the next run sees the rest
         for _rank, spool_id, key, size, parts in sorted(pending, key=lambda p: p[:2]):
             try:
-                existing = store._stat(key)
+                existing = store.stat(key)
                 if existing is None:
-                    _copy(store, parts["object"], key)
+                    store.copy(parts["object"], key)
                     report.promoted += 1
                 elif existing.size == size:
                     report.duplicates += 1

@@ -19,6 +19,7 @@ from agent.engine.check import run_check
 from agent.engine.prune import DEFAULT_GRACE
 from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
+from agent.engine.s3store import S3Store
 from agent.engine.store import ObjectStore
 from agent.rpc import agent_pb2 as pb
 from console.audit.models import AuditEvent
@@ -107,9 +108,9 @@ def test_offline_backup_is_promoted_in_order_then_restorable(device, tmp_path, m
     assert len(spooled(device)) >= 6  # >= one pack, one index, one snapshot: two parts each
 
     copied: list[str] = []
-    real_copy = spool._copy
+    real_copy = S3Store.copy
     monkeypatch.setattr(
-        spool, "_copy", lambda store, s, d: (copied.append(d), real_copy(store, s, d))
+        S3Store, "copy", lambda store, s, d: (copied.append(d), real_copy(store, s, d))
     )
     report = spool.promote(str(device.pk))
     assert report.refused == [] and report.promoted == len(copied) >= 3
@@ -236,6 +237,18 @@ def test_a_run_stopped_after_the_copy_is_finished_by_the_next(device, monkeypatc
     assert spooled(device) == []
     with admin(device) as store:
         assert store.get(key) == b"snapshot bytes"
+
+    # Stopped between deleting the object and its target: cleared, not refused.
+    put_slot(device, f"index/{HEX}", b"index bytes")
+    real_delete = S3Store.delete
+    monkeypatch.setattr(
+        S3Store, "delete", lambda store, k: k.endswith("/target") or real_delete(store, k)
+    )
+    assert spool.promote(str(device.pk)).promoted == 1
+    monkeypatch.undo()
+    assert len(spooled(device)) == 1  # the lone target
+    report = spool.promote(str(device.pk))
+    assert report.duplicates == 1 and report.refused == [] and spooled(device) == []
 
 
 def test_maintenance_holds_markers_back_while_a_spool_lease_is_valid(device, tmp_path):
