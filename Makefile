@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console screenshots browser pin clean
+.PHONY: help os-tools bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console screenshots browser pin clean
 
 help:
 	@echo "make demo         run the whole platform locally on embedded defaults"
@@ -37,18 +37,25 @@ $(VENV)/.dev: requirements/dev.txt $(VENV)/.console
 demo: $(VENV)/.console
 	$(PY) manage.py demo
 
-# Debian's chromium drives the browser tests (Playwright's own download cannot work offline).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
-	  else echo "chromium missing: browser tests will be skipped (sudo apt-get install chromium)"; fi; }
+# Debian packages the suite drives for real: chromium for the browser tests
+# (Playwright's own download cannot work offline), btrfs-progs for the
+# point-in-time snapshot tests on a loop-mounted btrfs. command:package pairs.
+OS_TOOLS := chromium:chromium mkfs.btrfs:btrfs-progs
+os-tools:
+	@missing=""; for t in $(OS_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
+	  else echo "missing:$$missing - the tests that need them are skipped (sudo apt-get install$$missing)"; fi; fi
+
+browser: os-tools
 
 # Tools the benchmark compares against (Debian packages).
 bench-tools:
 	@command -v restic >/dev/null 2>&1 && command -v borg >/dev/null 2>&1 || { \
 	  apt-get update -q && apt-get install -y -q restic borgbackup; }
 
-test: $(VENV)/.dev browser
+test: $(VENV)/.dev os-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The database tests again on the embedded SQLite configuration (CI runs both).

@@ -23,7 +23,7 @@ def open_browser(monkeypatch):
     database setup: while Playwright's sync API runs, Django would keep the
     test's connection in a context of its own that teardown cannot close."""
     if not Path(CHROMIUM).exists():
-        need_service("Debian's chromium at /usr/bin/chromium (make browser)")
+        need_service("Debian's chromium at /usr/bin/chromium (make os-tools)")
     from playwright.sync_api import sync_playwright
 
     state = {}

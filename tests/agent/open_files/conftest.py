@@ -29,7 +29,7 @@ def btrfs_mount(tmp_path):
         need_service("root, to loop-mount a btrfs image")
     for tool in ("mkfs.btrfs", "btrfs", "mount", "umount", "findmnt"):
         if shutil.which(tool) is None:
-            need_service(f"the {tool} command (btrfs-progs / util-linux)")
+            need_service(f"the {tool} command (make os-tools: btrfs-progs / util-linux)")
     image, mnt = tmp_path / "btrfs.img", tmp_path / "mnt"
     mnt.mkdir()
     with open(image, "wb") as f:
