@@ -65,6 +65,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "revoked",
             "revoked_at",
             "is_demo",
+            "spool_lease_expires_at",
         ]
         read_only_fields = fields
 

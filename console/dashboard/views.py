@@ -213,6 +213,7 @@ def device_detail(request, pk):
             if can(request.user, "device.edit")
             else [],
             "restore_form": _restore_form(snapshots),
+            "now": timezone.now(),
         },
     )
 

@@ -50,3 +50,22 @@ def test_the_api_reports_the_same_connection_facts(api, small_fleet):
     conn = c.get(f"/api/v1/devices/{device.pk}/").json()["connection"]
     assert conn["online"] is True
     assert conn["agent_state"] == "paused" and conn["pause_reason"] == "metered_network"
+
+
+def test_the_offline_backup_lease_shows_on_the_device_page_and_in_the_api(ui, api, small_fleet):
+    from console.fleet.models import Device
+
+    device = small_fleet.devices[0]
+    page = ui("auditor")
+    assert 'data-testid="offline-lease"' not in page.get(f"/devices/{device.pk}/").content.decode()
+    until = timezone.now() + dt.timedelta(days=7)
+    Device.objects.filter(pk=device.pk).update(
+        spool_lease_issued_at=timezone.now(), spool_lease_expires_at=until
+    )
+    html = page.get(f"/devices/{device.pk}/").content.decode()
+    assert 'data-testid="offline-lease"' in html and "possible until" in html
+    body = api("auditor").get(f"/api/v1/devices/{device.pk}/").json()
+    assert body["spool_lease_expires_at"].startswith(until.strftime("%Y-%m-%d"))
+
+    Device.objects.filter(pk=device.pk).update(spool_lease_expires_at=timezone.now())
+    assert "lease expired" in page.get(f"/devices/{device.pk}/").content.decode()

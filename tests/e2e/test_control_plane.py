@@ -292,3 +292,4 @@ def test_enroll_rollout_backup_restore_failover_converge_revoke(platform, tmp_pa
         timeout=30,
     )
     assert "connection:      connected" in res.stdout and second_hash[:12] in res.stdout, res.stdout
+    assert "offline uploads: " in res.stdout and " objects until " in res.stdout, res.stdout
