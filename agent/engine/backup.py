@@ -51,7 +51,7 @@ from agent.engine.pack import DATA, TREE, TREE_PACK_SIZE, FinishedPack, PackWrit
 from agent.engine.repository import Repository, default_hostname
 from agent.engine.snapshot import Snapshot, utcnow_iso
 from agent.engine.source import NotARegularFile, open_source_file
-from agent.engine.store import ObjectExists
+from agent.engine.store import ObjectExists, StoreError
 from agent.engine.tree import (
     BLOCKDEV,
     CHANGED_DURING_READ,
@@ -384,10 +384,7 @@ class _Backup:
                 raise
         if parent is not None:
             self._parent_start_ns = int(parent.start.timestamp() * 1e9)
-            try:
-                self._parent_root = self._tree_by_name(parent.tree)
-            except EngineError:
-                self._parent_root = None  # a damaged parent only costs a full read
+            self._parent_root = self._tree_by_name(parent.tree)
         return parent
 
     def _tree_by_name(self, tree_id: str | None) -> dict[bytes, dict] | None:
@@ -395,7 +392,10 @@ class _Backup:
             return None
         try:
             return {decode_name(n): n for n in self.repo.load_tree(tree_id)}
-        except EngineError:
+        except (EngineError, StoreError):
+            # A parent tree that is damaged or cannot be fetched (an offline
+            # agent whose cache lacks it) only costs reading that directory's
+            # files again: deduplication still works through the index.
             return None
 
     # --- walking ---------------------------------------------------------------------

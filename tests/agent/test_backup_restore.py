@@ -16,9 +16,11 @@ from agent.engine.backup import run_backup
 from agent.engine.check import run_check
 from agent.engine.chunker import ChunkerParams
 from agent.engine.errors import BackupCancelled, SnapshotNotFound
+from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
+from agent.engine.store import LocalStore, StoreError
 from agent.engine.tree import CHANGED_DURING_READ
-from tests.agent.conftest import make_repo
+from tests.agent.conftest import PASSPHRASE, make_repo
 from tests.agent.helpers import read, restored, snapshot_of_disk
 
 OLD = time.time() - 3600  # outside the racy window of the next backup
@@ -115,6 +117,31 @@ def test_incremental_unchanged_tree_reads_nothing(repo, reopen, tmp_path):
     third = run_backup(repo2, [str(src)])
     assert third.stats.files_read == 1 and third.stats.files_changed == 1
     assert third.stats.dirs_unchanged == 99  # only d050 and its ancestors changed
+
+
+def test_a_parent_tree_that_cannot_be_fetched_costs_a_full_read_not_the_backup(repo, tmp_path):
+    """An offline agent whose cache lacks its parent's trees (the store
+    refuses every pack GET) still backs up, reading the files again and
+    deduplicating through the index."""
+    src = tmp_path / "src"
+    build_sample(src)
+    age(src)
+    first = run_backup(repo, [str(src)])
+
+    class NoPackReads(LocalStore):
+        def get(self, key):
+            if key.startswith("data/"):
+                raise StoreError(f"{key} is not in the local copy of the repository")
+            return super().get(key)
+
+    offline = Repository.open(NoPackReads(repo.store.root), passphrase=PASSPHRASE)
+    second = run_backup(offline, [str(src)])
+    assert second.parent == first.snapshot_id
+    assert second.stats.files_read == first.stats.files_new > 0
+    assert second.stats.data_blobs_added == 0  # everything deduplicated
+    out = tmp_path / "out"
+    run_restore(repo, second.snapshot_id, str(out))
+    assert snapshot_of_disk(out / str(src).lstrip("/")) == snapshot_of_disk(src)
 
 
 def test_incremental_detects_same_size_same_mtime_rewrite(repo, tmp_path):
