@@ -101,7 +101,7 @@ class Daemon:
             if self.identity.storage_access == "grant"
             else None
         )
-        self._lease_refused = 0.0
+        self._lease_failed_at = 0.0
 
     # -- helpers ---------------------------------------------------------------------
     def stub(self) -> pb_grpc.AgentGatewayStub:
@@ -547,13 +547,13 @@ class Daemon:
                 or not self.connected
                 or self.current is not None
                 or not self.offline.renewal_due()
-                or time.time() - self._lease_refused < 3600
+                or time.time() - self._lease_failed_at < 3600
             ):
                 continue
             try:
                 await asyncio.to_thread(self.renew_offline_lease)
             except Exception as exc:
-                self._lease_refused = time.time()
+                self._lease_failed_at = time.time()
                 log.warning("no offline upload lease: %s", exc)
 
     def renew_offline_lease(self) -> None:

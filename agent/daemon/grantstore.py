@@ -129,8 +129,8 @@ class GrantStore(ObjectStore):
 
     def _spool(self, offline: OfflineSupport, key: str, data: bytes) -> None:
         """Write ``key`` through a leased slot: the bytes, then where they
-        belong. A slot found already written (a crash after marking it
-        used, before recording so) is skipped for the next one."""
+        belong. A slot found already written (only possible with a lease
+        file restored from before its slots were used) is skipped."""
         target = json.dumps({"v": 1, "key": key, "size": len(data)}).encode()
         while True:
             slot = offline.take_slot()

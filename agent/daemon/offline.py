@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.daemon.home import write_private
@@ -72,7 +72,6 @@ class SpoolLease:
     used: int = 0
     #: the repository view was refreshed after this lease was issued
     armed: bool = False
-    spooled: int = field(default=0)
 
     @classmethod
     def from_pb(cls, lease) -> SpoolLease:
@@ -201,11 +200,8 @@ class OfflineSupport:
 
     def spooled(self, key: str) -> None:
         """``key`` now waits in the spool for the console to promote it."""
-        with self._lock:
-            if self.lease is not None:
-                self.lease.spooled += 1
-                self._save_lease()
-            if key.startswith(LISTED):
+        if key.startswith(LISTED):
+            with self._lock:
                 self._view["pending"][key] = time.time()
                 self._save_view()
 

@@ -34,16 +34,15 @@ BATCH = 500
 log = logging.getLogger(__name__)
 
 
-def _send(task, *args) -> None:
-    """Queue a task; a broker outage must not fail the admin's request: the
-    command row is durable and stays pending until a later delivery
-    (reconnect, or the ``jobs.redeliver_pending`` sweep)."""
+def send_task(task, *args) -> None:
+    """Queue a task; a broker outage must not fail the caller (an admin's
+    request, a report ingest). What the task does is also done by a sweep: a
+    command row stays pending until a later delivery (reconnect, or the
+    ``jobs.redeliver_pending`` sweep); a spool waits for maintenance."""
     try:
         task.delay(*args)
     except Exception:  # broker down or misconfigured
-        log.warning(
-            "could not queue %s%r; the command stays pending", task.name, args, exc_info=True
-        )
+        log.warning("could not queue %s%r; a later sweep does it", task.name, args, exc_info=True)
 
 
 def enqueue_delivery(command) -> None:
@@ -51,7 +50,7 @@ def enqueue_delivery(command) -> None:
     from console.jobs.tasks import deliver_command
 
     command_id = str(command.pk)
-    transaction.on_commit(lambda: _send(deliver_command, command_id))
+    transaction.on_commit(lambda: send_task(deliver_command, command_id))
 
 
 def enqueue_deliveries(commands: Iterable) -> None:
@@ -61,4 +60,4 @@ def enqueue_deliveries(commands: Iterable) -> None:
     ids = [str(c.pk) for c in commands]
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
-        transaction.on_commit(lambda chunk=chunk: _send(deliver_commands, chunk))
+        transaction.on_commit(lambda chunk=chunk: send_task(deliver_commands, chunk))

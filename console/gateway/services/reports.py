@@ -146,7 +146,7 @@ def _queue_promotion(device_id: str) -> None:
     """Promote the objects the backup spooled offline, once the result is
     committed; a broker outage never fails the ingest (maintenance promotes
     them at the latest)."""
-    from console.jobs.dispatch import _send
+    from console.jobs.dispatch import send_task
     from console.storage.tasks import promote_spool
 
-    transaction.on_commit(lambda: _send(promote_spool, str(device_id)))
+    transaction.on_commit(lambda: send_task(promote_spool, str(device_id)))
