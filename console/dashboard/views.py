@@ -29,6 +29,7 @@ from console.accounts.services import save_user
 from console.audit.models import AuditEvent
 from console.audit.queries import audit_events
 from console.audit.services import Actor
+from console.core.spreadsheet import safe_row
 from console.dashboard.forms import (
     AssignForm,
     GroupForm,
@@ -837,7 +838,8 @@ def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpRespon
     def stream():
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(row)
+            # Host names, user names, errors: chosen by agents or callers.
+            yield writer.writerow(safe_row(row))
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
