@@ -4,7 +4,9 @@ Structure (always):
   * every index object loads (authenticates and parses);
   * every pack the index names exists and is long enough for its blobs;
   * every snapshot object loads; every tree of every snapshot resolves
-    through the index and decrypts; every file's chunks are in the index.
+    through the index and decrypts; every file's chunks are in the index;
+    every entry name is one path component, unique in its directory
+    (``paths.safe_name``: a name restore would refuse is damage).
 Data (``read_data=True``):
   * every pack is read whole: its name must equal the BLAKE3 of its bytes,
     its header must authenticate and agree with the index, and every blob
@@ -26,7 +28,8 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from agent.engine.errors import CheckCancelled, CorruptObject, UnsupportedVersion
+from agent.engine import paths as pathmap
+from agent.engine.errors import CheckCancelled, CorruptObject, UnsafeName, UnsupportedVersion
 from agent.engine.pack import read_pack_header
 from agent.engine.repository import Repository
 from agent.engine.store import StoreError
@@ -38,7 +41,9 @@ MAX_PROBLEMS = 10000
 
 @dataclass
 class CheckProblem:
-    kind: str  # damaged-index | missing-pack | damaged-pack | damaged-snapshot | damaged-tree | missing-data | damaged-data
+    # damaged-index | missing-pack | damaged-pack | damaged-snapshot | damaged-tree |
+    # missing-data | damaged-data | unsafe-name (restore skips it: see paths.safe_name)
+    kind: str
     message: str
     snapshot: str | None = None
     path: str | None = None
@@ -263,18 +268,21 @@ class _Check:
         self.progress.stage = "checking snapshots"
         # Problems found under a tree, memoised by tree id with paths relative
         # to it: shared subtrees are checked once, reported per snapshot.
-        memo: dict[str, list[tuple[bytes, str, str]]] = {}
+        # Names are judged by the snapshot's path flavour: one memo per flavour.
+        memos: dict[str, dict[str, list[tuple[bytes, str, str]]]] = {}
         damaged_files: set[tuple[str, bytes]] = set()
         for snap in snaps:
             if self.cancel.is_set():
                 raise CheckCancelled("check cancelled")
-            for rel, kind, msg in self._tree_problems(snap.tree, memo):
+            flavour = pathmap.flavour_named(snap.path_flavour)
+            memo = memos.setdefault(flavour.name, {})
+            for rel, kind, msg in self._tree_problems(snap.tree, memo, flavour):
                 self.error(kind, msg, snapshot=snap.id, path=display_path(rel or b"/"))
                 if kind in ("missing-data", "damaged-data"):
                     damaged_files.add((snap.id, rel))
         self.report.damaged_files = len(damaged_files)
 
-    def _tree_problems(self, tree_id: str, memo) -> list[tuple[bytes, str, str]]:
+    def _tree_problems(self, tree_id: str, memo, flavour) -> list[tuple[bytes, str, str]]:
         # Iterative post-order so deep trees do not hit the recursion limit.
         stack = [(tree_id, False)]
         while stack:
@@ -296,8 +304,23 @@ class _Check:
             self.report.trees_checked += 1
             problems: list[tuple[bytes, str, str]] = []
             index = self.repo.index
+            seen: set[bytes] = set()
             for node in nodes:
-                name = b"/" + decode_name(node)
+                try:
+                    raw = decode_name(node)
+                    pathmap.safe_name(raw, flavour, flavour)
+                    if raw in seen:
+                        raise UnsafeName("a second entry with this name in its directory", name=raw)
+                except UnsafeName as exc:
+                    # Restore refuses to turn it into a path: what it holds is lost.
+                    shown = b"/" + pathmap.printable_name(exc.name).encode()
+                    problems.append((shown, "unsafe-name", str(exc)))
+                    continue
+                except CorruptObject as exc:
+                    problems.append((b"", "damaged-tree", str(exc)))
+                    continue
+                seen.add(raw)
+                name = b"/" + raw
                 kind = node.get("type")
                 if kind == FILE:
                     missing = damaged = 0

@@ -19,6 +19,7 @@ __all__ = [
     "RestoreCancelled",
     "SnapshotNotFound",
     "StoreError",
+    "UnsafeName",
     "UnsupportedVersion",
     "WrongKey",
 ]
@@ -55,6 +56,17 @@ class CorruptObject(EngineError):
         super().__init__(message)
         self.key = key
         self.blob = blob
+
+
+class UnsafeName(EngineError):
+    """A stored tree entry name that cannot be one path component (empty,
+    ``.``, ``..``, a separator, NUL): only a modified agent writes one, and
+    joined to a restore target it would write outside it. ``name`` holds the
+    raw bytes."""
+
+    def __init__(self, message: str, *, name: bytes):
+        super().__init__(message)
+        self.name = name
 
 
 class SnapshotNotFound(EngineError):

@@ -39,6 +39,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from agent.engine.errors import UnsafeName
+
 
 @dataclass(frozen=True)
 class Flavour:
@@ -271,6 +273,51 @@ def escape_name(name: bytes, flavour: Flavour) -> bytes:
     if stem and _RESERVED.match(joined):
         out[len(stem) - 1] = chr(_ESC + ord(stem[-1]))
     return "".join(out).encode("utf-8", "surrogatepass")
+
+
+#: what no name read from a volume of the flavour can hold: ``/`` and NUL
+#: anywhere; on Windows also ``\\`` and ``:`` (``C:evil`` is drive-relative)
+_NAME_FORBIDDEN = {"posix": b"/\0", "windows": b"/\0\\:"}
+
+
+def safe_name(name: bytes, src: Flavour, dst: Flavour) -> bytes:
+    """A stored tree entry name as one path component on ``dst``, or
+    :class:`UnsafeName`.
+
+    The one gate between a name in a tree (data a compromised PC may have
+    written) and a path: restore joins the result to its parent directory,
+    and whatever lists or downloads a snapshot's files (browse, search, zip)
+    joins these components, so no stored name can climb out of the place it
+    is put in. Refused: empty, ``.``, ``..``, and names with a character no
+    real ``src`` volume has in a name (``/``, NUL; on Windows ``\\`` and
+    ``:``). The name is then escaped for ``dst`` (:func:`escape_name`) and
+    checked again against ``dst``'s rules and separator. Symbolic links are
+    the caller's business: only it touches the file system."""
+    why = _name_problem(name, src)
+    if why is None:
+        escaped = escape_name(name, dst)
+        why = _name_problem(escaped, dst)
+        if why is None and dst.sep not in escaped:
+            return escaped
+        why = why or "contains a path separator"
+    shown = printable_name(name)
+    raise UnsafeName(f"unsafe name '{shown}' in a directory listing: {why}", name=name)
+
+
+def _name_problem(name: bytes, flavour: Flavour) -> str | None:
+    if name in (b"", b".", b".."):
+        return "names a directory itself, not an entry in it" if name else "empty"
+    bad = [chr(c) for c in _NAME_FORBIDDEN[flavour.name] if c in name]
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"contains {shown} (not possible in a {flavour.name} file name)"
+    return None
+
+
+def printable_name(name: bytes) -> str:
+    """A name for messages: undecodable bytes and control characters escaped."""
+    text = name.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def unescape_name(name: bytes) -> bytes:

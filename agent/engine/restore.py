@@ -22,10 +22,17 @@ Existing files at the destination (``overwrite``):
   the local file; identical files (same size and mtime) are left alone;
 * ``always``: replaced.
 
+Trees are data a compromised PC may have written. Every stored name becomes
+a path component only through ``paths.safe_name``: entries named ``""``,
+``.``, ``..`` or holding a separator or NUL, and a second entry of the same
+name, are skipped as errors (``unsafe-name``) while the rest is restored.
+
 On the way to a destination, a directory that is a symbolic link owned by
 another user is never followed (an in-place restore running as root must not
 write where a user's planted link points); links owned by root or by the
-restoring user are followed.
+restoring user are followed, but under a target only when they resolve
+inside it (a link restored earlier, or planted in the target, cannot carry
+later writes out of it).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from agent.engine import paths as pathmap
-from agent.engine.errors import CorruptObject, EngineError, RestoreCancelled
+from agent.engine.errors import CorruptObject, EngineError, RestoreCancelled, UnsafeName
 from agent.engine.pack import pack_key
 from agent.engine.repository import Repository
 from agent.engine.snapshot import Snapshot
@@ -81,7 +88,8 @@ _META_BY_FD = os.chmod in os.supports_fd and os.utime in os.supports_fd
 @dataclass
 class RestoreIssue:
     path: str
-    kind: str  # exists | damaged | missing | unsupported | changed-during-read | error
+    # exists | damaged | missing | unsupported | changed-during-read | unsafe-name | error
+    kind: str
     message: str
 
     def to_dict(self) -> dict:
@@ -132,6 +140,15 @@ class RestoreResult:
             "warnings": [w.to_dict() for w in self.warnings],
             "errors": [e.to_dict() for e in self.errors],
         }
+
+
+_OS_SEP = os.fsencode(os.sep)
+
+
+def _comparable(real: bytes) -> bytes:
+    """A resolved path as compared for containment (Windows: no ``\\\\?\\``
+    prefix, case folded)."""
+    return os.path.normcase(pathmap.strip_extended_bytes(real))
 
 
 def _euid() -> int:
@@ -277,6 +294,8 @@ class _Restore:
         self._lock = threading.Lock()
         self._last_report = 0.0
         self._dirs_ready: set[bytes] = set()
+        self._dirs_made: set[bytes] = set()  # repository paths of directories made
+        self._real_target = b""  # the target with its symbolic links resolved
         self._restored: set[bytes] = set()  # destinations written by this restore
 
     def dest(self, path: bytes) -> bytes:
@@ -306,6 +325,7 @@ class _Restore:
         t0 = self.t0 = time.monotonic()
         if self.target:
             os.makedirs(self.target, exist_ok=True)  # the target itself is trusted
+            self._real_target = _comparable(os.path.realpath(self.target))
         files, links, specials, dirs = self._select()
         self.progress.files_total = len(files)
         self.progress.bytes_total = sum(n.get("size", 0) for _, n in files)
@@ -321,7 +341,8 @@ class _Restore:
         # Directory metadata last and deepest first: writing into a directory
         # changes its mtime, and a read-only mode would block the writes.
         for path, node in reversed(dirs):
-            self._apply_meta(self.dest(path), node, is_link=False)
+            if path in self._dirs_made:  # never through a link refused on the way
+                self._apply_meta(self.dest(path), node, is_link=False)
         self.stats.duration = round(time.monotonic() - t0, 3)
         self._report(force=True)
         return RestoreResult(
@@ -346,14 +367,25 @@ class _Restore:
                 self.issue("damaged", base or b"/", f"cannot read directory listing: {exc}", True)
                 continue
             taken: dict[str, int] = {}  # case-folded destination names in this directory
+            seen: set[bytes] = set()
             for node in nodes:
-                name = decode_name(node)
-                path = base + b"/" + name
+                raw = decode_name(node)
+                path = base + b"/" + raw
                 sel = selected or self.matcher.matches(path)
                 kind = node.get("type")
                 if kind != DIR and not sel:
                     continue
-                name = pathmap.escape_name(name, self.dst)
+                try:
+                    name = pathmap.safe_name(raw, self.src, self.dst)
+                    if raw in seen:
+                        # Restored in turn, `link -> /etc` and a directory
+                        # `link/` would write through the link.
+                        raise UnsafeName("a second entry with this name in its directory", name=raw)
+                except UnsafeName as exc:
+                    shown = base + b"/" + pathmap.printable_name(raw).encode()
+                    self.issue("unsafe-name", shown, f"not restored: {exc}", True)
+                    continue
+                seen.add(raw)
                 if self.fold_case:
                     name = self._unique_name(name, taken, path)
                 dest = self._child_dest(base_dest, path, name)
@@ -407,6 +439,7 @@ class _Restore:
         try:
             self._safe_dir(dest)
             self.stats.dirs += 1
+            self._dirs_made.add(path)
         except OSError as exc:
             self.issue("error", path, f"cannot create directory: {exc.strerror or exc}", True)
 
@@ -419,7 +452,9 @@ class _Restore:
         root must not follow a link a user planted (``~/Documents ->
         /etc``) and write outside their files. Links owned by root or by us
         (``/home -> /data/home``) are followed, as the kernel's
-        protected_symlinks rule does."""
+        protected_symlinks rule does. Under a target, a link is followed only
+        if it resolves inside the target (checked once per directory, not per
+        file)."""
         if directory in self._dirs_ready:
             return
         plain = pathmap.strip_extended_bytes(directory)
@@ -445,11 +480,22 @@ class _Restore:
                         "a directory on the way is another user's symbolic link",
                         current,
                     )
+                if self.target and not self._inside_target(current):
+                    raise OSError(
+                        errno.ELOOP,
+                        "a directory on the way is a symbolic link leading out of the target",
+                        current,
+                    )
                 if not os.path.isdir(current):
                     raise NotADirectoryError(errno.ENOTDIR, "not a directory", current)
             elif not statmod.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory", current)
             self._dirs_ready.add(current)
+
+    def _inside_target(self, path: bytes) -> bool:
+        real = _comparable(os.path.realpath(path))
+        root = self._real_target
+        return real == root or real.startswith(root.rstrip(_OS_SEP) + _OS_SEP)
 
     def _apply_meta(self, dest: bytes | int, node: dict, *, is_link: bool, where=None) -> None:
         """Owner, mode and mtime on a path or an open descriptor."""

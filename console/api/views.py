@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from console.accounts.roles import BULK_ACTIONS, CAPABILITIES, can, check, role_of
 from console.accounts.services import save_user
 from console.api import serializers as s
+from console.api.parsers import PARSER_CLASSES
 from console.api.permissions import CapabilityPermission
 from console.audit.models import AuditEvent
 from console.audit.queries import audit_events
@@ -195,6 +196,9 @@ def spec_defaults(request):
 
 class TokenLogin(ObtainAuthToken):
     """POST username and password, receive an API token."""
+
+    # ObtainAuthToken names its own parsers (DRF's JSONParser among them).
+    parser_classes = PARSER_CLASSES
 
 
 # --- devices ----------------------------------------------------------------------------------
