@@ -28,6 +28,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from agent.daemon.jobs import os_name
+
 ADMIN_USERNAME = "admin"
 
 
@@ -130,7 +132,8 @@ def prepare_demo_agent(python: str, enroll_address: str) -> tuple[Path, Path] | 
             SYSTEM,
             "Demo policy",
             {
-                "sources": {"linux": [folder], "macos": [folder], "windows": [folder]},
+                # A source must be absolute on its OS: only this machine's OS.
+                "sources": {os_name(): [folder]},
                 "schedule": {"every_hours": 1, "catch_up": True},
                 "limits": {"pause_on_battery": False, "pause_on_metered": False},
             },

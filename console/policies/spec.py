@@ -123,6 +123,41 @@ RETENTION_KEYS = ("keep_last", "hourly", "daily", "weekly", "monthly", "yearly")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _TOKEN_RE = re.compile(r"\{[^{}]*\}")
 
+# A source is a known-folder token (optionally followed by a sub-path), "~"
+# (the user's home), or an absolute path on the agent's OS. Anything else
+# would be resolved against the agent service's working directory, which is
+# nobody's intent. Windows: drive-absolute (C:\ or C:/) or UNC (\\server\share);
+# a rooted "\x" depends on the current drive, so it is refused too.
+_ABSOLUTE = {
+    "windows": re.compile(r"^([A-Za-z]:[\\/]|[\\/]{2}[^\\/]+[\\/][^\\/]+)"),
+    "macos": re.compile(r"^/"),
+    "linux": re.compile(r"^/"),
+}
+_HOME_RE = re.compile(r"^~([\\/]|$)")
+_TOKEN_START_RE = re.compile(r"^\{[^{}]*\}([\\/]|$)")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _source_error(os_name: str, entry: str) -> str | None:
+    """Why ``entry`` is not a usable source on ``os_name`` (None when it is)."""
+    if _CONTROL_RE.search(entry):
+        return f"{entry!r} contains a control character."
+    if ".." in re.split(r"[\\/]", entry):
+        return f"{entry!r}: '..' is not allowed in a source path."
+    if _TOKEN_RE.match(entry):
+        if not _TOKEN_START_RE.match(entry):
+            return f"{entry!r}: a known folder is followed by nothing or by a path separator."
+        return None
+    if entry.startswith("{"):
+        return None  # an unbalanced brace, reported by the caller
+    if _HOME_RE.match(entry) or _ABSOLUTE[os_name].match(entry):
+        return None
+    example = r"C:\Data" if os_name == "windows" else "/srv/data"
+    return (
+        f"{entry!r} is not an absolute path on {os_name}: use a known folder such as "
+        f"{{Documents}}, ~ for the user's home, or a full path like {example}."
+    )
+
 
 def default_spec() -> dict[str, Any]:
     return copy.deepcopy(DEFAULT_SPEC)
@@ -189,6 +224,10 @@ def _string_list(errors: _Errors, path: str, value: Any) -> list[str]:
         if not isinstance(item, str):
             errors.add(path, "Must be a list of strings.")
             return []
+        if "\x00" in item:
+            # PostgreSQL cannot store NUL in jsonb: refuse it here, by field.
+            errors.add(path, f"{item!r} contains a NUL character.")
+            continue
         item = item.strip()
         if item and item not in out:
             out.append(item)
@@ -234,6 +273,10 @@ def validate_spec(data: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
         path = f"sources.{os_name}"
         entries = _string_list(errors, path, sources_in.get(os_name, []))
         for entry in entries:
+            problem = _source_error(os_name, entry)
+            if problem:
+                errors.add(path, problem)
+                continue
             for token in _TOKEN_RE.findall(entry):
                 if token not in KNOWN_FOLDERS[os_name]:
                     known = ", ".join(KNOWN_FOLDERS[os_name])
