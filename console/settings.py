@@ -9,6 +9,7 @@ with anything that is only fit for development.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,7 +39,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "1
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Read-only, never mounted in production (console/accounts/admin_site.py).
+    "console.accounts.admin_site.ReadOnlyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -48,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
+    "axes",  # sign-in lockout, before console.accounts (console/accounts/lockout.py)
     "console.core",
     "console.accounts",
     "console.fleet",
@@ -68,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a sign-in lockout into its page
 ]
 
 if PRODUCTION:
@@ -123,6 +127,29 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in lockout (django-axes, console/accounts/lockout.py): failures are
+# counted in the database, shared by every console process, per account and
+# per address; either reaching the limit locks sign-in for the cool-off time
+# (login page and API token endpoint alike). An Admin unlocks a user early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("CAIRN_SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CAIRN_SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A lockout lasts its cool-off from the locking failure: attempts while locked
+# neither extend it nor count (so "try again in N minutes" holds).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Not on success: one valid account of an attacker's own would wipe its
+# address's failures against others' accounts; failures age out instead.
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "console.accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "console.accounts.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log already
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Cairn users and roles"
 
     def ready(self):
+        from axes.signals import user_locked_out
         from django.contrib.auth.signals import user_logged_in, user_login_failed
 
         from console.accounts import signals
@@ -16,3 +17,4 @@ class AccountsConfig(AppConfig):
         user_login_failed.connect(
             signals.audit_login_failed, dispatch_uid="cairn-audit-login-failed"
         )
+        user_locked_out.connect(signals.audit_locked_out, dispatch_uid="cairn-audit-locked-out")

@@ -360,3 +360,7 @@ class UserSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["role"] = role_of(instance) or ""
         return data
+
+
+class AddressInput(serializers.Serializer):
+    address = serializers.CharField(max_length=64)

@@ -1,7 +1,7 @@
 """REST API v1: the same service functions and capabilities as the dashboard.
 
 Authentication: session (the browser) or ``Authorization: Token <key>``
-(``python manage.py drf_create_token <user>`` or POST /api/v1/auth/token/).
+(POST /api/v1/auth/token/ issues a new one, replacing the old, shown once).
 Lists are paginated (``?page=``, ``?page_size=`` up to 500; the job, command
 and audit histories use cursor pagination) and filtered by query parameters
 documented in the OpenAPI schema at /api/schema/ (browsable at /api/docs/).
@@ -20,10 +20,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from console.accounts import lockout
+from console.accounts import services as accounts
 from console.accounts.roles import BULK_ACTIONS, CAPABILITIES, can, check, role_of
 from console.accounts.services import save_user
 from console.api import serializers as s
@@ -31,7 +34,7 @@ from console.api.parsers import PARSER_CLASSES
 from console.api.permissions import CapabilityPermission
 from console.audit.models import AuditEvent
 from console.audit.queries import audit_events
-from console.audit.services import Actor
+from console.audit.services import Actor, client_address
 from console.fleet import services as fleet
 from console.fleet.models import OS, Device, DeviceGroup, EnrollmentToken
 from console.fleet.queries import STATUS_CHOICES, DeviceFilter, overview
@@ -195,7 +198,23 @@ def spec_defaults(request):
 
 
 class TokenLogin(ObtainAuthToken):
-    """POST username and password, receive an API token."""
+    """POST username and password, receive a new API token (the previous one
+    stops working). Failures count toward the sign-in lockout like the login
+    page's (console/accounts/lockout.py): 429 with the wait while locked."""
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            if lockout.is_locked_out(request):
+                username = str(request.data.get("username", ""))[:150]
+                return Response(
+                    {"detail": lockout.message(username, client_address(request))},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                )
+            raise ValidationError(serializer.errors)
+        user = serializer.validated_data["user"]
+        actor = Actor(user=user, address=client_address(request), via=AuditEvent.Via.API)
+        return Response({"token": accounts.issue_api_token(actor, user)})
 
     # ObtainAuthToken names its own parsers (DRF's JSONParser among them).
     parser_classes = PARSER_CLASSES
@@ -638,3 +657,44 @@ class UserViewSet(
             d.get("password", ""),
             user,
         )
+
+    def _answer(self, user):
+        user.refresh_from_db()
+        return Response(s.UserSerializer(user).data)
+
+    @extend_schema(request=None, responses=s.UserSerializer, summary="Revoke the user's API token")
+    @action(detail=True, methods=["post"], url_path="revoke-token")
+    def revoke_token(self, request, pk=None):
+        user = self.get_object()
+        accounts.revoke_api_token(_actor(request), user)
+        return self._answer(user)
+
+    @extend_schema(
+        request=None, responses=s.UserSerializer, summary="Deactivate: no sign-in, session or token"
+    )
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request, pk=None):
+        return self._answer(accounts.set_user_active(_actor(request), self.get_object(), False))
+
+    @extend_schema(request=None, responses=s.UserSerializer, summary="Reactivate")
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        return self._answer(accounts.set_user_active(_actor(request), self.get_object(), True))
+
+    @extend_schema(
+        request=None, responses=OpenApiTypes.OBJECT, summary="Lift a sign-in lockout of the user"
+    )
+    @action(detail=True, methods=["post"])
+    def unlock(self, request, pk=None):
+        cleared = lockout.unlock_user(_actor(request), self.get_object())
+        return Response({"cleared_failures": cleared})
+
+    @extend_schema(
+        request=s.AddressInput,
+        responses=OpenApiTypes.OBJECT,
+        summary="Lift a sign-in lockout of a client address",
+    )
+    @action(detail=False, methods=["post"], url_path="unlock-address")
+    def unlock_address(self, request):
+        d = _input(s.AddressInput, request)
+        return Response({"cleared_failures": lockout.unlock_address(_actor(request), d["address"])})

@@ -331,23 +331,31 @@ def record_job_started(
     started_at: datetime | None = None,
 ) -> JobRun:
     """A job began on the agent. ``key`` is the agent's id for the run; a
-    replay returns the existing row."""
+    replay returns the existing row.
+
+    The first progress report, the 'started' report and a fast result can
+    arrive at once on different gateway threads (or gateways): the insert is
+    a get_or_create on the unique key, so the loser of the race reads the
+    winner's row instead of failing with a duplicate key (which dropped that
+    progress report)."""
     existing = JobRun.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
     device = Device.objects.get(pk=device_id)
-    run = JobRun.objects.create(
-        device=device,
-        command_id=command_id,
-        kind=kind,
-        trigger=JobTrigger.MANUAL if command_id else trigger,
-        policy_revision_id=device.effective_revision_id,
-        revision_hash=revision_hash or device.applied_hash,
-        state=JobState.RUNNING,
-        started_at=started_at or timezone.now(),
+    run, created = JobRun.objects.get_or_create(
         idempotency_key=key,
+        defaults={
+            "device": device,
+            "command_id": command_id,
+            "kind": kind,
+            "trigger": JobTrigger.MANUAL if command_id else trigger,
+            "policy_revision_id": device.effective_revision_id,
+            "revision_hash": revision_hash or device.applied_hash,
+            "state": JobState.RUNNING,
+            "started_at": started_at or timezone.now(),
+        },
     )
-    if command_id:
+    if created and command_id:
         mark_command_acknowledged(command_id)
     return run
 
@@ -389,7 +397,7 @@ def record_job_result(
     if run is not None and run.state != JobState.RUNNING:
         return run
     if run is None:
-        run = record_job_started(
+        record_job_started(
             device_id,
             key,
             kind=kind,
@@ -398,6 +406,11 @@ def record_job_result(
             revision_hash=revision_hash,
             started_at=started_at or finished_at,
         )
+        # A concurrent report may have created the row (or even finished it):
+        # lock it, whoever made it, and finish it only once.
+        run = JobRun.objects.select_for_update().get(idempotency_key=key)
+        if run.state != JobState.RUNNING:
+            return run
     stats = stats or {}
     warnings = list(warnings or [])
     run.state = JobState.CANCELLED if cancelled else (JobState.SUCCEEDED if ok else JobState.FAILED)

@@ -1,0 +1,140 @@
+"""Issue 10: agents' reports are untrusted and concurrent. A progress report
+racing the job's 'started' report is kept, not dropped on a duplicate key;
+deeply nested or NUL-carrying fields are refused cleanly, never a crash or a
+database error that loses the whole report."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from django.db import connection, connections, transaction
+
+from agent.rpc import agent_pb2 as pb
+from console.fleet.models import Device
+from console.gateway.services import reports
+from console.jobs import services as jobs
+from console.jobs.models import JobRun
+
+
+def _device() -> Device:
+    return Device.objects.create(hostname="pc-race", os="linux")
+
+
+def _progress(job_id: str, percent: float) -> pb.Report:
+    return pb.Report(
+        progress=pb.JobProgress(
+            job_id=job_id, kind="backup", trigger="schedule", percent=percent, files_done=7
+        )
+    )
+
+
+def _wait_for_a_lock_waiter(timeout: float = 20.0) -> None:
+    """Block until another session of this database waits on a row lock (the
+    second insert of the same unique key waits for the first to commit)."""
+    deadline = time.monotonic() + timeout
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second report never waited on the first one's insert")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_racing_the_started_report_is_kept_not_dropped(caplog):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database with concurrent writers (PostgreSQL)")
+    device = _device()
+    key = reports.run_key(str(device.pk), "job-race")
+    inserted, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def started_report():
+        # The 'started' report: inserts the run and holds its transaction open
+        # until the progress report is blocked on the same key.
+        try:
+            with transaction.atomic():
+                jobs.record_job_started(str(device.pk), key)
+                inserted.set()
+                release.wait(20)
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def progress_flush():
+        try:
+            reports.ingest_progress([((str(device.pk), "job-race"), _progress("job-race", 42.0))])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=started_report)
+    first.start()
+    assert inserted.wait(20)
+    second = threading.Thread(target=progress_flush)
+    caplog.set_level(logging.ERROR, logger="console.gateway.services.reports")
+    second.start()
+    try:
+        _wait_for_a_lock_waiter()
+    finally:
+        release.set()
+        first.join(20)
+        second.join(20)
+    assert not errors
+    assert "dropped" not in caplog.text and "IntegrityError" not in caplog.text
+    run = JobRun.objects.get(idempotency_key=key)
+    assert run.progress == pytest.approx(0.42) and run.progress_detail["files_done"] == 7
+    assert JobRun.objects.filter(device=device).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_racing_the_first_progress_finishes_the_one_run():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database with concurrent writers (PostgreSQL)")
+    device = _device()
+    key = reports.run_key(str(device.pk), "job-fast")
+    inserted, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def progress_insert():
+        try:
+            with transaction.atomic():
+                jobs.record_job_started(str(device.pk), key)
+                inserted.set()
+                release.wait(20)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def result():
+        try:
+            jobs.record_job_result(str(device.pk), key, ok=True, snapshot_id="snap-1")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=progress_insert)
+    first.start()
+    assert inserted.wait(20)
+    second = threading.Thread(target=result)
+    second.start()
+    try:
+        _wait_for_a_lock_waiter()
+    finally:
+        release.set()
+        first.join(20)
+        second.join(20)
+    assert not errors
+    run = JobRun.objects.get(idempotency_key=key)
+    assert run.state == "succeeded" and run.snapshot_id == "snap-1"
