@@ -125,16 +125,24 @@ def forget(
         raise PruneError(f"snapshot {sid[:8]} cannot be read ({message}); nothing forgotten")
     result = apply_retention(snaps, policy, **retention_options)
     if not dry_run:
-        for snap in result.forget:
-            repo.store.delete(f"snapshots/{snap.id}")
-        if repo.cache is not None:
-            repo.cache.keep_only("snapshots", {s.id for s in result.keep})
+        delete_snapshots(repo, [s.id for s in result.forget], keep=[s.id for s in result.keep])
     report = ForgetReport(
         keep=[{**s.summary(), "reasons": result.reasons.get(s.id, [])} for s in result.keep],
         forget=[s.summary() for s in result.forget],
         dry_run=dry_run,
     )
     return result, report
+
+
+def delete_snapshots(repo: Repository, ids: list[str], *, keep: list[str]) -> None:
+    """Delete the snapshot objects ``ids`` (their data stays until a prune);
+    ``keep``: the ids that remain (the local cache keeps only those). For
+    callers that decide themselves what to forget (the console decides on the
+    times it observed, console/storage/observed.py)."""
+    for sid in ids:
+        repo.store.delete(f"snapshots/{sid}")
+    if repo.cache is not None:
+        repo.cache.keep_only("snapshots", set(keep))
 
 
 # --- prune --------------------------------------------------------------------------------
@@ -173,7 +181,7 @@ def prune(
     # them), then markers, index objects (each, for the rewrite), packs.
     if assume_forgotten and not dry_run:
         raise ValueError("assume_forgotten is for dry runs only")
-    snaps = [s for s in _all_snapshots(repo) if s.id not in assume_forgotten]
+    snaps = [s for s in all_snapshots(repo) if s.id not in assume_forgotten]
     report.snapshots = len(snaps)
     marker_errors: list = []
     markers = repo.prune_markers(errors=marker_errors)
@@ -396,7 +404,7 @@ def _load_index_objects(repo: Repository, keys: list[str]):
     return by_object, damaged
 
 
-def _all_snapshots(repo: Repository) -> list[Snapshot]:
+def all_snapshots(repo: Repository) -> list[Snapshot]:
     errors: list = []
     snaps = repo.snapshots(errors=errors)
     if errors:

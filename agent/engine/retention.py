@@ -155,12 +155,17 @@ def apply_retention(
     policy: RetentionPolicy,
     *,
     group_by: Callable[[Snapshot], object] | None = default_group,
+    time_of: Callable[[Snapshot], dt.datetime] | None = None,
 ) -> RetentionResult:
     """Split ``snapshots`` into (keep, forget) by ``policy``; both lists are
-    newest first. ``group_by=None`` judges all snapshots as one group."""
+    newest first. ``group_by=None`` judges all snapshots as one group.
+    ``time_of`` gives the time that counts (aware, UTC); by default the
+    agent-written ``time``. The console passes the time it observed the
+    snapshot, so a device's clock (or lies) never decides (docs/security.md)."""
     snaps = list(snapshots)
+    when = time_of or _utc
     if policy.empty:
-        ordered = sorted(snaps, key=lambda s: (_utc(s), s.id), reverse=True)
+        ordered = sorted(snaps, key=lambda s: (when(s), s.id), reverse=True)
         return RetentionResult(ordered, [], {s.id: ["no retention rule"] for s in ordered})
     groups: dict[object, list[Snapshot]] = {}
     for s in snaps:
@@ -169,19 +174,22 @@ def apply_retention(
     forget: list[Snapshot] = []
     reasons: dict[str, list[str]] = {}
     for members in groups.values():
-        k, f = _apply_group(members, policy, reasons)
+        k, f = _apply_group(members, policy, reasons, when)
         keep += k
         forget += f
-    keep.sort(key=lambda s: (_utc(s), s.id), reverse=True)
-    forget.sort(key=lambda s: (_utc(s), s.id), reverse=True)
+    keep.sort(key=lambda s: (when(s), s.id), reverse=True)
+    forget.sort(key=lambda s: (when(s), s.id), reverse=True)
     return RetentionResult(keep, forget, reasons)
 
 
 def _apply_group(
-    members: Sequence[Snapshot], policy: RetentionPolicy, reasons: dict[str, list[str]]
+    members: Sequence[Snapshot],
+    policy: RetentionPolicy,
+    reasons: dict[str, list[str]],
+    when: Callable[[Snapshot], dt.datetime],
 ) -> tuple[list[Snapshot], list[Snapshot]]:
-    ordered = sorted(members, key=lambda s: (_utc(s), s.id), reverse=True)
-    times = [_utc(s) for s in ordered]
+    ordered = sorted(members, key=lambda s: (when(s), s.id), reverse=True)
+    times = [when(s) for s in ordered]
     newest = times[0] if times else None
     remaining = {name: getattr(policy, f"keep_{name}") for name, _ in PERIODS}
     last_bucket: dict[str, tuple | None] = {name: None for name, _ in PERIODS}

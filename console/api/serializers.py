@@ -92,10 +92,15 @@ class DeviceDetailSerializer(DeviceSerializer):
     groups = GroupRefSerializer(many=True, read_only=True)
     # null until the agent first connects
     connection = DeviceConnectionSerializer(read_only=True, allow_null=True)
+    # snapshots kept but flagged: agent time implausible (docs/security.md)
+    suspicious_snapshots = serializers.SerializerMethodField()
 
     class Meta(DeviceSerializer.Meta):
-        fields = [*DeviceSerializer.Meta.fields, "groups", "connection"]
+        fields = [*DeviceSerializer.Meta.fields, "groups", "connection", "suspicious_snapshots"]
         read_only_fields = fields
+
+    def get_suspicious_snapshots(self, obj) -> int:
+        return obj.observed_snapshots.filter(suspicious=True).count()
 
 
 class DeviceGroupsInput(serializers.Serializer):

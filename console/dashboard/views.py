@@ -55,6 +55,7 @@ from console.jobs.models import (
 from console.policies import services as policies
 from console.policies import spec as specs
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
+from console.storage import observed
 from console.storage import services as storage
 from console.storage.models import StorageTarget
 
@@ -215,6 +216,7 @@ def device_detail(request, pk):
             else [],
             "restore_form": _restore_form(snapshots),
             "now": timezone.now(),
+            "suspicious_snapshots": observed.suspicious_for(device),
         },
     )
 

@@ -8,7 +8,9 @@ what the device's effective policy's retention keeps, and prunes
 promoting the device's offline spool uploads (console/storage/spool.py). Nothing
 is written to local disk (no cache directory). Each run is a ``JobRun`` of
 kind ``prune`` with the reports in ``stats``; forgotten snapshots are also
-in the audit log (``device.forget_snapshots``).
+in the audit log (``device.forget_snapshots``). Retention decides on the
+times the console observed each snapshot, never on the agent-written time
+(console/storage/observed.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from django.utils import timezone
 from console.audit.services import SYSTEM, record
 from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
-from console.storage import spool
+from console.storage import observed, spool
+from console.storage.models import ObservedSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ def maintain_device(
 ) -> JobRun | None:
     """Forget by the device's retention, then prune; the JobRun recording it
     (None when another maintenance run of the device is still going)."""
-    from agent.engine.prune import DEFAULT_GRACE, forget, prune
+    from agent.engine.prune import DEFAULT_GRACE, all_snapshots, delete_snapshots, prune
     from agent.engine.repository import Repository
     from agent.engine.retention import RetentionPolicy
     from console.gateway.services import storage
@@ -129,15 +132,23 @@ def maintain_device(
         store = storage.admin_store(storage.target(), str(device.pk))
         repo = Repository.open(store, key=org_key())
         forgotten: list[str] = []
+        snaps = all_snapshots(repo)
+        rows = observed.observe(device, store, snaps, now=now)
+        suspicious = sorted(sid for sid, row in rows.items() if row.suspicious)
+        stats["observed"] = {"snapshots": len(rows), "suspicious": suspicious}
         if policy.empty:
             stats["forget"] = None  # no policy (or no rule): forget nothing, still prune
         else:
-            _result, freport = forget(repo, policy, dry_run=dry_run)
-            forgotten = [s["id"] for s in freport.forget]
+            # decided on the times the console observed, never the agent's
+            decision = observed.decide(snaps, rows, policy, now=now)
+            forgotten = decision.forget
+            if not dry_run:
+                delete_snapshots(repo, forgotten, keep=decision.keep)
             stats["forget"] = {
-                "kept": len(freport.keep),
+                "kept": len(decision.keep),
                 "forgotten": len(forgotten),
                 "forgotten_ids": forgotten,
+                "protected_ids": decision.protected,
             }
         preport = prune(
             repo,
@@ -152,6 +163,7 @@ def maintain_device(
         with transaction.atomic():
             if forgotten and not dry_run:
                 Snapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
+                ObservedSnapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
                 record(
                     SYSTEM,
                     "device.forget_snapshots",

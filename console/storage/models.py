@@ -69,3 +69,61 @@ class OrgKeyConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_source_display()}: {self.location}"
+
+
+class ObservedSnapshot(models.Model):
+    """A snapshot object of a device repository as the console observed it.
+
+    Why: a snapshot's ``time``, host name and paths are written by the agent,
+    so a compromised device can date snapshots in 2099 and make a retention
+    run that trusts them forget every real one (issue 10). Retention on the
+    console's path decides on ``observed_at`` instead: the earliest of the
+    console's first sight of the object, its storage ``LastModified`` and
+    the receipt of the job result that named it, none of which the device
+    controls. The agent's time is kept for display and for the plausibility
+    check only (docs/security.md, "What a compromised device can do to its
+    own history")."""
+
+    device = models.ForeignKey(
+        "fleet.Device", on_delete=models.CASCADE, related_name="observed_snapshots"
+    )
+    snapshot_id = models.CharField(max_length=128)
+    #: when the console first listed the object (its own clock)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    #: the object store's LastModified (the storage server's clock)
+    stored_at = models.DateTimeField(null=True, blank=True)
+    #: the time that counts for retention: the earliest of the above and the
+    #: receipt of the succeeded backup result that named the snapshot
+    observed_at = models.DateTimeField()
+    #: what the agent wrote in the snapshot (shown, never decisive)
+    agent_time = models.DateTimeField(null=True, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    paths = models.JSONField(default=list, blank=True)
+    #: the succeeded backup run whose result named this snapshot
+    job_run = models.ForeignKey(
+        "jobs.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: implausible (dated in the future, or long before it was stored):
+    #: always kept, never counted by retention, audited (alertable)
+    suspicious = models.BooleanField(default=False)
+    suspicious_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-observed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "snapshot_id"], name="observed_snapshot_device_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["device", "suspicious"], name="observed_snap_suspicious_idx")
+        ]
+
+    def __str__(self) -> str:
+        return self.snapshot_id
+
+    @property
+    def trusted(self) -> bool:
+        """Observed good: a backup the console saw succeed named it, and its
+        agent time is plausible."""
+        return self.job_run_id is not None and not self.suspicious
