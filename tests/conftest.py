@@ -6,6 +6,9 @@
   of its own.
 * An S3 endpoint: moto's server mode in its own process on a free loopback
   port, used through the real ``minio`` SDK over HTTP.
+* An S3 endpoint that verifies SigV4 signatures (moto verifies none):
+  ``@20minutes/s3rver`` under node, pinned in tests/s3sig (``make test`` runs
+  ``npm ci`` there), for the tests that prove what a tampered grant gets.
 
 A test that needs a server the machine lacks is skipped with the reason, or
 fails under CI=true (tests/support.py: need_service).
@@ -14,6 +17,8 @@ fails under CI=true (tests/support.py: need_service).
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,6 +103,51 @@ def s3_bucket(s3_server) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3_server.client().make_bucket(name)
     return name
+
+
+# --- S3 that checks signatures (s3rver under node) ---------------------------------
+S3SIG_DIR = ROOT / "tests" / "s3sig"
+
+
+@pytest.fixture(scope="session")
+def s3sig_server(tmp_path_factory):
+    """An S3 server that refuses a request whose SigV4 signature (header or
+    pre-signed query) does not match, or whose pre-signed URL has expired:
+    tests/s3sig/server.js, with a key pair of this run's own. It does not
+    honour ``If-None-Match`` on PUT (moto does): see docs/security.md."""
+    node = shutil.which("node")
+    if node is None or not (S3SIG_DIR / "node_modules" / "@20minutes" / "s3rver").is_dir():
+        need_service("node and tests/s3sig/node_modules (make s3sig: npm ci --prefix tests/s3sig)")
+    port = free_port()
+    base = tmp_path_factory.mktemp("s3sig")
+    server = S3Server(
+        host=f"127.0.0.1:{port}",
+        access_key=f"CAIRN{secrets.token_hex(6).upper()}",
+        secret_key=secrets.token_urlsafe(30),
+    )
+    (base / "data").mkdir()
+    log = base / "s3sig.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [node, str(S3SIG_DIR / "server.js"), str(base / "data"), str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "S3SIG_ACCESS_KEY": server.access_key,
+                "S3SIG_SECRET_KEY": server.secret_key,
+            },
+        )
+    try:
+        wait_until(
+            lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 30, what="s3rver"
+        )
+        if proc.poll() is not None:
+            pytest.fail(f"s3rver exited: {log.read_text()[-2000:]}")
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 # --- Redis and Celery -------------------------------------------------------------------
