@@ -32,7 +32,7 @@ another user is never followed (an in-place restore running as root must not
 write where a user's planted link points); links owned by root or by the
 restoring user are followed, but under a target only when they resolve
 inside it (a link restored earlier, or planted in the target, cannot carry
-later writes out of it).
+later writes out of it; Windows junctions are held to the same rule).
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ class RestoreResult:
 
 
 _OS_SEP = os.fsencode(os.sep)
+_JUNCTION = 0xA0000003  # IO_REPARSE_TAG_MOUNT_POINT (stat has it on Windows only)
 
 
 def _comparable(real: bytes) -> bytes:
@@ -473,7 +474,9 @@ class _Restore:
                 except FileExistsError:
                     pass
                 st = os.lstat(current)
-            if statmod.S_ISLNK(st.st_mode):
+            # A Windows junction leads elsewhere like a link (lstat shows a directory).
+            junction = getattr(st, "st_reparse_tag", 0) == _JUNCTION
+            if statmod.S_ISLNK(st.st_mode) or junction:
                 if st.st_uid not in (0, _euid()):
                     raise OSError(
                         errno.ELOOP,
