@@ -41,4 +41,7 @@ urlpatterns = [
     path("users/", views.user_list, name="user-list"),
     path("users/new/", views.user_edit, name="user-create"),
     path("users/<int:pk>/", views.user_edit, name="user-edit"),
+    path("users/<int:pk>/revoke-token/", views.user_revoke_token, name="user-revoke-token"),
+    path("users/<int:pk>/active/", views.user_set_active, name="user-set-active"),
+    path("users/<int:pk>/unlock/", views.user_unlock, name="user-unlock"),
 ]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
@@ -24,6 +24,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from console.accounts import lockout
+from console.accounts import services as accounts
 from console.accounts.roles import BULK_ACTIONS, ROLE_DESCRIPTIONS, ROLES, can, require, role_of
 from console.accounts.services import save_user
 from console.audit.models import AuditEvent
@@ -816,14 +818,51 @@ def user_edit(request, pk=None):
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         with _errors_onto(form):
-            save_user(
+            saved = save_user(
                 _actor(request), d["username"], d["role"] or None, d["email"], d["password"], user
             )
+            if saved.pk == request.user.pk:
+                # A password change signs out the user's other sessions, not this one.
+                update_session_auth_hash(request, saved)
             messages.success(request, f"User {d['username']} saved.")
             return redirect("user-list")
     return render(
         request, "dashboard/user_form.html", {"section": "users", "form": form, "edited": user}
     )
+
+
+@require_POST
+@require("user.manage")
+def user_revoke_token(request, pk):
+    user = get_object_or_404(get_user_model(), pk=pk)
+    revoked = accounts.revoke_api_token(_actor(request), user)
+    messages.success(
+        request, f"API token of {user.username} revoked." if revoked else "No API token to revoke."
+    )
+    return redirect("user-edit", pk=pk)
+
+
+@require_POST
+@require("user.manage")
+def user_set_active(request, pk):
+    user = get_object_or_404(get_user_model(), pk=pk)
+    active = request.POST.get("active") == "1"
+    try:
+        accounts.set_user_active(_actor(request), user, active)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{user.username} {'reactivated' if active else 'deactivated'}.")
+    return redirect("user-edit", pk=pk)
+
+
+@require_POST
+@require("user.manage")
+def user_unlock(request, pk):
+    user = get_object_or_404(get_user_model(), pk=pk)
+    lockout.unlock_user(_actor(request), user)
+    messages.success(request, f"Sign-in of {user.username} unlocked.")
+    return redirect("user-edit", pk=pk)
 
 
 # --- CSV reports (the same filters as the pages) ------------------------------------------

@@ -331,3 +331,48 @@ def test_deactivated_user_cannot_sign_in_and_tokens_and_sessions_die(users, api)
     r = Client().post("/login/", {"username": "operator", "password": PASSWORD})
     assert r.status_code == 302
     assert AuditEvent.objects.filter(action="user.activate").exists()
+
+
+# --- the same from the dashboard ----------------------------------------------------------------
+
+
+def test_dashboard_user_actions_are_audited_and_role_checked(users, ui, api, superuser):
+    target = users["operator"]
+    victim = api("operator")
+    _lock("operator")
+    assert ui("operator").post(f"/users/{target.pk}/active/", {"active": "0"}).status_code == 403
+    admin = ui("admin")
+
+    assert admin.post(f"/users/{target.pk}/revoke-token/").status_code == 302
+    assert _token_refused(victim)
+    assert admin.post(f"/users/{target.pk}/unlock/").status_code == 302
+    assert not AccessAttempt.objects.filter(username="operator").exists()
+    assert admin.post(f"/users/{target.pk}/active/", {"active": "0"}).status_code == 302
+    target.refresh_from_db()
+    assert not target.is_active
+    done = AuditEvent.objects.filter(target_id=str(target.pk), via=AuditEvent.Via.UI)
+    assert {"user.token_revoke", "user.unlock", "user.deactivate"} <= set(
+        done.values_list("action", flat=True)
+    )
+    # an Admin cannot take over a superuser from the page either
+    r = admin.post(
+        f"/users/{superuser.pk}/",
+        {"username": "root", "role": "Admin", "email": "", "password": "Taken-over-4321"},
+    )
+    assert r.status_code == 403
+    superuser.refresh_from_db()
+    assert superuser.check_password(PASSWORD)
+
+
+def test_admin_changing_own_password_on_the_dashboard_stays_signed_in(users):
+    me = Client()
+    assert me.post("/login/", {"username": "admin", "password": PASSWORD}).status_code == 302
+    elsewhere = Client()
+    assert elsewhere.post("/login/", {"username": "admin", "password": PASSWORD}).status_code == 302
+    r = me.post(
+        f"/users/{users['admin'].pk}/",
+        {"username": "admin", "role": "Admin", "email": "", "password": "Own-new-pass-1357"},
+    )
+    assert r.status_code == 302
+    assert me.get("/").status_code == 200
+    assert elsewhere.get("/").status_code == 302
