@@ -60,3 +60,10 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, refuse_nul: bool = T
         raise UntrustedJSONError(str(exc)) from None
     check_value(value, max_depth=max_depth, refuse_nul=refuse_nul)
     return value
+
+
+def clean_text(value: str) -> str:
+    """Text an agent sent, storable as is: NUL (which PostgreSQL refuses in
+    any text column, failing the whole report again on every retry) becomes
+    U+FFFD, visibly replaced. No real path or message contains a NUL."""
+    return value.replace("\x00", "\ufffd")

@@ -138,3 +138,65 @@ def test_a_result_racing_the_first_progress_finishes_the_one_run():
     assert not errors
     run = JobRun.objects.get(idempotency_key=key)
     assert run.state == "succeeded" and run.snapshot_id == "snap-1"
+
+
+# --- untrusted fields in reports ---------------------------------------------------------------
+
+
+def _result(job_id: str, **fields) -> pb.Report:
+    return pb.Report(
+        idempotency_key=f"result:{job_id}",
+        result=pb.JobResult(job_id=job_id, kind="backup", trigger="schedule", **fields),
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("stats_json", "reason"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than"),
+        ('{"a":' * 40 + "1" + "}" * 40, "nested deeper than"),
+        ('{"files_read": 3, "note": "a\\u0000b"}', "NUL character"),
+        ("[1, 2, 3]", "not a JSON object"),
+        ('{"bytes": NaN}', "NaN is not a JSON value"),
+    ],
+    ids=["recursion", "too-deep", "nul", "list", "nan"],
+)
+def test_refused_statistics_keep_the_result_and_say_why(stats_json, reason):
+    device = _device()
+    report = _result("job-s", state="succeeded", snapshot_id="snap-s", stats_json=stats_json)
+    assert reports.ingest(str(device.pk), report) is True
+    run = JobRun.objects.get(device=device)
+    assert run.state == "succeeded" and run.snapshot_id == "snap-s"
+    assert reason in run.warnings[0] and run.warnings[0].startswith("statistics refused")
+    assert "note" not in run.stats and "a" not in run.stats
+    assert device.snapshots.filter(snapshot_id="snap-s").exists()
+
+
+@pytest.mark.django_db
+def test_nul_in_an_agents_text_is_stored_visibly_replaced_not_a_database_error():
+    device = _device()
+    progress = _progress("job\x00n", 30.0)
+    progress.progress.current_path = "/home/ana/a\x00b.txt"
+    reports.ingest(str(device.pk), progress)
+    run = JobRun.objects.get(device=device)
+    assert run.idempotency_key.endswith("job\ufffdn")
+    assert run.progress_detail["current_path"] == "/home/ana/a\ufffdb.txt"
+    result = _result(
+        "job\x00n",
+        state="failed",
+        error="disk \x00 gone",
+        warnings=["read: /x\x00y: denied"],
+        stats_json='{"files_read": 2}',
+    )
+    assert reports.ingest(str(device.pk), result) is True
+    run.refresh_from_db()
+    assert run.state == "failed" and run.error == "disk \ufffd gone"
+    assert run.warnings == ["read: /x\ufffdy: denied"] and run.stats["files_read"] == 2
+    snapshot = pb.Report(
+        idempotency_key="snap\x00k",
+        snapshot=pb.SnapshotInfo(snapshot_id="s\x00id", paths=["/p\x00q"], tags=["t\x00"]),
+    )
+    assert reports.ingest(str(device.pk), snapshot) is True
+    snap = device.snapshots.get()
+    assert snap.snapshot_id == "s\ufffdid" and snap.paths == ["/p\ufffdq"]

@@ -14,11 +14,12 @@ through a spool lease) queues ``storage.promote_spool`` after commit.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 
 from django.db import transaction
 
+from console.core.safejson import UntrustedJSONError, clean_text
+from console.core.safejson import loads as untrusted_json
 from console.jobs import services as jobs
 from console.jobs.models import Command, JobRun
 
@@ -35,7 +36,7 @@ def _ts(value) -> dt.datetime | None:
 
 
 def run_key(device_id: str, job_id: str) -> str:
-    return f"{device_id}:{job_id}"[:128]
+    return clean_text(f"{device_id}:{job_id}"[:128])
 
 
 def _command_pk(device_id: str, command_id: str):
@@ -62,15 +63,15 @@ def ingest(device_id: str, report) -> bool:
         return True
     if body == "snapshot":
         s = report.snapshot
-        if jobs.record_report_once(f"{device_id}:{report.idempotency_key}"):
+        if jobs.record_report_once(clean_text(f"{device_id}:{report.idempotency_key}")):
             jobs.record_snapshot(
                 device_id,
-                s.snapshot_id,
+                clean_text(s.snapshot_id),
                 taken_at=_ts(s.time),
                 file_count=s.files,
                 size_bytes=s.bytes,
-                paths=list(s.paths),
-                tags=list(s.tags),
+                paths=[clean_text(p) for p in s.paths],
+                tags=[clean_text(t) for t in s.tags],
             )
         return True
     return False
@@ -105,16 +106,34 @@ def _progress(device_id: str, p) -> None:
             "files_total": p.files_total,
             "bytes_done": p.bytes_done,
             "bytes_total": p.bytes_total,
-            "current_path": p.current_path[-300:],
+            "current_path": clean_text(p.current_path[-300:]),
         },
     )
 
 
-def _result(device_id: str, r) -> None:
+def _stats(device_id: str, stats_json: str) -> tuple[dict, str]:
+    """(stats, why they were refused or ""). The agent's statistics are
+    untrusted JSON: too deep, NUL-carrying or not an object is refused (the
+    result itself is still recorded), never an exception that fails the
+    report on every retry."""
+    if not stats_json:
+        return {}, ""
     try:
-        stats = json.loads(r.stats_json) if r.stats_json else {}
-    except ValueError:
-        stats = {}
+        stats = untrusted_json(stats_json)
+    except UntrustedJSONError as exc:
+        reason = str(exc)
+    else:
+        if isinstance(stats, dict):
+            return stats, ""
+        reason = "not a JSON object"
+    log.warning("device %s sent job statistics that were refused: %s", device_id, reason)
+    return {}, f"statistics refused: {reason}"
+
+
+def _result(device_id: str, r) -> None:
+    stats, refused = _stats(device_id, r.stats_json)
+    # first, so it survives the cap on kept warnings
+    warnings = ([refused] if refused else []) + [clean_text(w) for w in r.warnings]
     stats.setdefault("size_bytes", stats.get("total_bytes", 0))
     stats.setdefault("files_processed", stats.get("files_read", 0))
     if r.files_total and "files_total" not in stats:
@@ -132,10 +151,10 @@ def _result(device_id: str, r) -> None:
         started_at=_ts(r.started_at),
         finished_at=_ts(r.finished_at),
         stats=stats,
-        warnings=list(r.warnings),
-        snapshot_id=r.snapshot_id,
-        error=r.error,
-        revision_hash=r.policy_revision,
+        warnings=warnings,
+        snapshot_id=clean_text(r.snapshot_id),
+        error=clean_text(r.error),
+        revision_hash=clean_text(r.policy_revision),
     )
     spooled = stats.get("spooled_objects")
     if isinstance(spooled, int) and spooled > 0:
