@@ -75,6 +75,7 @@ def test_login_page_locks_out_after_failures_and_audits_a_bounded_number(users, 
     locked = next(e for e in rows if e.action == "auth.locked_out")
     assert locked.after["failures"] == settings.AXES_FAILURE_LIMIT
     assert locked.source_address == "127.0.0.1"
+    assert not AccessAttempt.objects.filter(post_data__contains=WRONG).exists()  # masked
 
     _window_passes(settings)
     r = c.post("/login/", {"username": "operator", "password": PASSWORD})
