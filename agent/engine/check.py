@@ -146,11 +146,23 @@ class _Check:
         for key in repo.store.list("data/"):
             stored[key.rsplit("/", 1)[-1]] = key
         self.report.packs = len(stored)
-        unreferenced = set(stored) - packs_in_index
+        unreferenced = set(stored) - repo.index.named_pack_ids()
         if unreferenced:
             self.report.info.append(
                 f"{len(unreferenced)} pack(s) not in any index (left by an interrupted "
                 "backup): harmless, reclaimable by maintenance"
+            )
+        # indexed copies the index does not use (two backups stored the same
+        # data at the same time): information, not damage
+        for pack_id, blobs in sorted(repo.index.copies().items())[:MAX_PROBLEMS]:
+            if pack_id not in stored:
+                continue
+            homes = sorted({h[:16] for h, _n in blobs})
+            spread = max(n for _h, n in blobs)
+            self.report.info.append(
+                f"pack {pack_id[:16]}: {len(blobs)} blob(s) stored in {spread} packs; "
+                f"the index uses {', '.join(homes)} (a duplicate from backups of the same "
+                "data at the same time): harmless, reclaimable by maintenance"
             )
         by_pack: dict[str, list] = {}
         for blob_id, e in repo.index.items():

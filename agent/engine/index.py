@@ -59,6 +59,11 @@ class MasterIndex:
         #: pack numbers a prune has condemned (docs/format.md, "Prune"):
         #: still readable, but a backup must not deduplicate against them
         self._condemned: set[int] = set()
+        #: other locations of blobs stored in several packs (concurrent
+        #: backups of the same data): blob id -> pack numbers not resolved to
+        self._copies: dict[bytes, list[int]] = {}
+        #: pack numbers an index object named (resolved to or not)
+        self._named: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._blobs)
@@ -89,12 +94,17 @@ class MasterIndex:
             no = self._pack_number(pack_id)
             blobs = self._blobs
             live = no not in self._condemned
+            self._named.add(no)
             for e in entries:
                 # First location wins: duplicates across packs are harmless.
                 # A copy outside condemned packs wins over one inside them.
                 old = blobs.get(e.id)
                 if old is None or (live and old[0] in self._condemned):
                     blobs[e.id] = (no, e.type, e.compression, e.offset, e.length, e.raw_length)
+                    if old is not None and old[0] != no:
+                        self._copies.setdefault(e.id, []).append(old[0])
+                elif old[0] != no:
+                    self._copies.setdefault(e.id, []).append(no)
 
     def get(self, blob_id: bytes) -> IndexEntry | None:
         v = self._blobs.get(blob_id)
@@ -110,6 +120,24 @@ class MasterIndex:
         with self._lock:
             used = {v[0] for v in self._blobs.values()}
             return {self._pack_ids[n] for n in used}
+
+    def named_pack_ids(self) -> set[str]:
+        """Every pack an index object names, including those none of whose
+        blobs the index resolves to (all copies of blobs stored elsewhere)."""
+        with self._lock:
+            return {self._pack_ids[n] for n in self._named}
+
+    def copies(self) -> dict[str, list[tuple[str, int]]]:
+        """Packs holding copies the index does not use: pack -> for each such
+        blob, (the pack the index uses, how many packs store the blob)."""
+        with self._lock:
+            out: dict[str, list[tuple[str, int]]] = {}
+            for blob_id, others in self._copies.items():
+                home = self._pack_ids[self._blobs[blob_id][0]]
+                spread = 1 + len(set(others) - {self._blobs[blob_id][0]})
+                for n in set(others):
+                    out.setdefault(self._pack_ids[n], []).append((home, spread))
+            return out
 
     def items(self) -> Iterator[tuple[bytes, IndexEntry]]:
         for blob_id, v in list(self._blobs.items()):

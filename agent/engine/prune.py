@@ -278,12 +278,25 @@ def prune(
             for e in pack_entries.pop(pid, None) or ():
                 locations[e.id].discard(pid)
         stored_packs -= delete
+        if not dry_run:  # now indexed: judged below like any indexed pack
+            for pid, entries in recovered.items():
+                pack_entries[pid] = entries
+                for e in entries:
+                    locations.setdefault(e.id, set()).add(pid)
     report.markers_pending = len(pending)
 
     # 4. Mark: unreferenced packs not already condemned by a pending marker.
     already = {p for _k, doc in pending for p in doc.get("packs", ())}
     if dry_run:
         already |= condemned - delete  # spared ones are not marked again either
+    # A blob is used by location, not by id: stored in several packs (two
+    # backups of the same data that ran at the same time), it is used only in
+    # the pack the index resolves it to, as an agent's index does (a copy
+    # outside condemned packs first, then the first index object's). The other
+    # copies are waste; a pack holding only such copies is marked like an
+    # unreferenced one, and the sweep deletes it only while another copy of
+    # each referenced blob survives (the spare rule above).
+    home = _home_packs(by_object, pack_entries, already)
     to_mark = []
     sparse: list[tuple[str, int, int]] = []  # (pack, total, used) of partly used packs
     for pid in sorted(stored_packs):
@@ -292,10 +305,11 @@ def prune(
         entries = pack_entries.get(pid)
         if entries is None:
             to_mark.append(pid)  # no index object names it (crash, or a running backup)
-        elif not any(e.id in referenced for e in entries):
+            continue
+        used = sum(e.length for e in entries if e.id in referenced and home.get(e.id) == pid)
+        if not used:
             to_mark.append(pid)
         else:
-            used = sum(e.length for e in entries if e.id in referenced)
             total = sum(e.length for e in entries)
             sparse.append((pid, total, used))
     repack = []
@@ -306,7 +320,9 @@ def prune(
         report.bytes_to_repack = sum(used for pid, _t, used in sparse if pid in set(repack))
         say(f"repack: {len(repack)} pack(s)")
         if not dry_run:
-            repack = _repack(repo, repack, pack_entries, locations, referenced, already, report)
+            # a copy in a pack about to be marked does not count either
+            out = already | set(to_mark)
+            repack = _repack(repo, repack, pack_entries, locations, referenced, out, report)
             report.repacked = bool(repack)
         to_mark += repack
     for pid, total, used in sparse:
@@ -381,6 +397,18 @@ def _repack(repo, packs, pack_entries, locations, referenced, condemned, report)
         repo.save_index(written)
     report.packs_written = len(written)
     return done
+
+
+def _home_packs(by_object, pack_entries, condemned) -> dict[bytes, str]:
+    """blob id -> the pack the index resolves it to (MasterIndex's rule over
+    the index objects in key order), among the packs still indexed."""
+    index = MasterIndex()
+    index.condemn(condemned)
+    for key in sorted(by_object):
+        index.merge({p: e for p, e in by_object[key].items() if p in pack_entries})
+    known = {p for packs in by_object.values() for p in packs}
+    index.merge({p: e for p, e in pack_entries.items() if p not in known})  # recovered
+    return {blob_id: e.pack_id for blob_id, e in index.items()}
 
 
 def _load_index_objects(repo: Repository, keys: list[str]):

@@ -499,3 +499,42 @@ def test_random_histories_stay_intact(tmp_path_factory):
         verify(path, {sid: (src, disk) for sid, disk in expected.items()}, base)
 
     run()
+
+
+def test_duplicate_packs_of_concurrent_backups_are_reclaimed(repo_path, tmp_path):
+    """Two backups of the same data run at the same time: each loaded the
+    index before the other stored anything, so every blob is stored twice.
+    Prune accounts for blobs by location: the copies the index does not use
+    are reclaimed; check calls them duplicates, not unindexed packs."""
+    src = tmp_path / "src"
+    write_files(src, [f"f{j}" for j in range(6)])
+    first, second = open_repo(repo_path), open_repo(repo_path)  # both start: index loaded
+    out: dict[str, str] = {}
+    threads = [
+        threading.Thread(target=lambda n=n, r=r: out.update({n: backup(repo_path, src, repo=r)}))
+        for n, r in (("a", first), ("b", second))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    expected = {sid: (src, state(src)) for sid in out.values()}
+    assert len(expected) == 2
+    before = pack_bytes(repo_path)
+
+    report = run_check(open_repo(repo_path))
+    assert report.ok
+    assert not any("not in any index" in i for i in report.info), report.info
+    dup = [i for i in report.info if "stored in 2 packs; the index uses" in i]
+    assert dup, report.info
+
+    marked = prune(open_repo(repo_path), now=NOW)
+    assert marked.packs_marked > 0 and marked.bytes_marked > 0.4 * before
+    swept = prune(open_repo(repo_path), now=LATER)
+    assert swept.packs_deleted == marked.packs_marked and swept.packs_spared == 0
+    after = pack_bytes(repo_path)
+    print(f"duplicate packs: {before} bytes before, {after} after ({after / before:.0%})")
+    assert after < 0.6 * before
+    verify(repo_path, expected, tmp_path)
+    clean = run_check(open_repo(repo_path), read_data=True)
+    assert clean.ok and not any("stored in" in i for i in clean.info), clean.info
