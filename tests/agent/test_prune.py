@@ -18,7 +18,8 @@ import pytest
 
 from agent.engine.backup import run_backup
 from agent.engine.check import run_check
-from agent.engine.prune import DEFAULT_GRACE, PruneError, forget, prune
+from agent.engine.pack import DATA
+from agent.engine.prune import DEFAULT_GRACE, PruneError, _load_index_objects, forget, prune
 from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
 from agent.engine.retention import RetentionPolicy
@@ -538,3 +539,25 @@ def test_duplicate_packs_of_concurrent_backups_are_reclaimed(repo_path, tmp_path
     verify(repo_path, expected, tmp_path)
     clean = run_check(open_repo(repo_path), read_data=True)
     assert clean.ok and not any("stored in" in i for i in clean.info), clean.info
+
+
+def test_a_spared_unindexed_pack_is_indexed_and_not_marked_again(repo_path, tmp_path):
+    """A referenced data pack no index object names (an index object lost)
+    is marked, then spared and re-indexed by the sweep; the same run must
+    judge it as indexed and used, not mark it again."""
+    src, snaps = history(repo_path, tmp_path, rounds=1)
+    repo = open_repo(repo_path)
+    keys = sorted(repo.store.list("index/"))
+    by_object, _damaged = _load_index_objects(repo, keys)
+    packs = {p: e for doc in by_object.values() for p, e in doc.items()}
+    lost = next(p for p, entries in packs.items() if entries[0].type == DATA)
+    repo.save_index({p: e for p, e in packs.items() if p != lost})
+    for key in keys:
+        repo.store.delete(key)
+
+    marked = prune(open_repo(repo_path), now=NOW)
+    assert marked.packs_marked == 1
+    swept = prune(open_repo(repo_path), now=LATER)
+    assert swept.packs_spared == 1 and swept.packs_deleted == 0
+    assert swept.packs_marked == 0 and not swept.marker
+    verify(repo_path, {snaps[0][0]: (src, snaps[0][1])}, tmp_path)
