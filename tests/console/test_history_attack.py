@@ -2,10 +2,11 @@
 
 The review's attack, replayed against moto S3: 6 real backups (their results
 received by the console), then a flood of empty snapshots written with the
-device's own repository key: 142 dated 2099 onward, and 20 dated "now" with
-no backup result behind them. Two real maintenance passes (the second past
+device's own repository key: 142 dated 2099 onward, 3 dated 2001, and 20
+dated "now" with no backup result behind them. Two real maintenance passes (the second past
 the prune grace period, so a sweep deletes what the first marked) must keep
-every real snapshot and its packs, and flag the 2099 ones as suspicious."""
+every real snapshot and its packs, and flag the 2099 and 2001 ones as
+suspicious."""
 
 from __future__ import annotations
 
@@ -109,6 +110,10 @@ def test_a_flood_of_forged_snapshots_cannot_erase_real_history(device, tmp_path,
         for i in range(142)
     ]
     now_dated = [forge(hostile, tree, [str(src)], dt.datetime.now(dt.UTC)) for _ in range(20)]
+    backdated = [
+        forge(hostile, tree, [str(src)], dt.datetime(2001, 1, 1, tzinfo=dt.UTC) + dt.timedelta(i))
+        for i in range(3)
+    ]
 
     first = maintenance.maintain_device(str(device.pk))
     assert first.state == JobState.SUCCEEDED, first.error
@@ -118,7 +123,7 @@ def test_a_flood_of_forged_snapshots_cannot_erase_real_history(device, tmp_path,
 
     left = {s.id for s in repo.snapshots()}
     assert set(real) <= left, "a real snapshot was forgotten"
-    assert set(future) <= left  # kept: evidence, not forgotten
+    assert set(future + backdated) <= left  # kept: evidence, not forgotten
     # the plausible-looking flood is judged like any snapshot: keep_last 10
     # keeps the newest, but never at the expense of the 6 observed good
     assert set(first.stats["forget"]["protected_ids"]) == set(real)
@@ -131,17 +136,19 @@ def test_a_flood_of_forged_snapshots_cannot_erase_real_history(device, tmp_path,
     ).read_bytes()
 
     flagged = ObservedSnapshot.objects.filter(device=device, suspicious=True)
-    assert set(flagged.values_list("snapshot_id", flat=True)) == set(future)
-    assert "after it was stored" in flagged.first().suspicious_reason
-    assert sorted(first.stats["observed"]["suspicious"]) == sorted(future)
+    assert set(flagged.values_list("snapshot_id", flat=True)) == set(future + backdated)
+    reasons = dict(flagged.values_list("snapshot_id", "suspicious_reason"))
+    assert "after it was stored" in reasons[future[0]]
+    assert "long before it was stored" in reasons[backdated[0]]
+    assert sorted(first.stats["observed"]["suspicious"]) == sorted(future + backdated)
     event = AuditEvent.objects.get(action="device.suspicious_snapshots")
-    assert event.target_id == str(device.pk) and event.after["count"] == 142
+    assert event.target_id == str(device.pk) and event.after["count"] == 145
     # flagged once, not again by the second pass
     assert AuditEvent.objects.filter(action="device.suspicious_snapshots").count() == 1
     assert ObservedSnapshot.objects.filter(device=device, job_run__isnull=False).count() == 6
-    assert DeviceDetailSerializer(device).data["suspicious_snapshots"] == 142
+    assert DeviceDetailSerializer(device).data["suspicious_snapshots"] == 145
     page = admin_client.get(f"/devices/{device.pk}/").content.decode()
-    assert "142 kept, not counted by retention" in page and "after it was stored" in page
+    assert "145 kept, not counted by retention" in page and "it was stored" in page
 
 
 def test_the_agent_time_never_decides_on_the_console_path(db, s3_settings, tmp_path):
