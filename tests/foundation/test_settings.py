@@ -59,6 +59,8 @@ def test_check_deploy_is_clean_in_production():
         ({"SECRET_KEY": "ab" * 30}, "SECRET_KEY"),
         ({"CAIRN_ENV": "staging"}, "CAIRN_ENV"),
         ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"DEBUG": "1"}, "DEBUG"),
+        ({"DEBUG": "true"}, "DEBUG"),
     ],
 )
 def test_production_refuses_development_values(override, message):
