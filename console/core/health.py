@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import connection
 
+from console.core import keys
+
 
 def _database() -> str:
     with connection.cursor() as cursor:
@@ -21,10 +23,21 @@ def _redis() -> str:
     return "redis"
 
 
+def _keys() -> str:
+    missing = keys.missing_keys()
+    if missing:
+        raise keys.KeysMissing(f"missing: {', '.join(missing)}; {keys.INIT_HINT}")
+    return "present"
+
+
 def check_services() -> dict:
     checks = {}
     ok = True
-    for name, probe in (("database", _database), ("broker", _redis)):
+    probes = [("database", _database), ("broker", _redis)]
+    if settings.PRODUCTION:
+        # Production never creates them on use: without them it is not ready.
+        probes.append(("keys", _keys))
+    for name, probe in probes:
         try:
             checks[name] = {"ok": True, "detail": probe()}
         except Exception as exc:  # a probe reports, it never raises

@@ -43,6 +43,11 @@ class PKIError(Exception):
     """A request the CA refuses (bad CSR, wrong key type...)."""
 
 
+class CAMissing(PKIError):
+    """No CA where one must already exist (production never creates one as a
+    side effect: ``manage.py init_keys`` does, once)."""
+
+
 @dataclass(frozen=True)
 class CA:
     key: ec.EllipticCurvePrivateKey
@@ -99,14 +104,50 @@ def _pki_dir(pki_dir: Path | None) -> Path:
     return pki_dir
 
 
-def ensure_ca(pki_dir: Path | None = None, org: str = "Cairn") -> CA:
-    """Load the CA, creating a development one on first start.
+def _may_create_on_use() -> bool:
+    """Development creates its CA on first use; production never does."""
+    from django.conf import settings
+
+    return not settings.PRODUCTION
+
+
+def create_ca(pki_dir: Path | None = None, org: str = "Cairn") -> CA:
+    """Create the CA, explicitly (``manage.py init_keys``). Never replaces an
+    existing key or certificate: every device certificate chains to it."""
+    d = _pki_dir(pki_dir)
+    key_path, cert_path = d / CA_KEY, d / CA_CERT
+    for path in (key_path, cert_path):
+        if path.exists():
+            raise PKIError(f"{path} already exists: the CA is never replaced")
+    lock = d / ".ca.lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise PKIError(f"{lock} exists: another process is creating the CA") from None
+    os.close(fd)
+    try:
+        _create_ca(key_path, cert_path, org)
+    finally:
+        lock.unlink(missing_ok=True)
+    return ensure_ca(d, org, create=False)
+
+
+def ensure_ca(pki_dir: Path | None = None, org: str = "Cairn", *, create: bool | None = None) -> CA:
+    """Load the CA, creating a development one on first start (``create``
+    defaults to "not in production": there a missing CA is ``CAMissing``).
 
     Creation is race-safe across processes (console, gateway and workers can
     start together): the key file is created with O_EXCL, losers wait for it.
     """
     d = _pki_dir(pki_dir)
     key_path, cert_path = d / CA_KEY, d / CA_CERT
+    if create is None:
+        create = _may_create_on_use()
+    if not cert_path.exists() and not create:
+        raise CAMissing(
+            f"{cert_path} does not exist. In production the console CA is created once, "
+            "explicitly: python manage.py init_keys (docs/operations.md)"
+        )
     if not cert_path.exists():
         lock = d / ".ca.lock"
         try:

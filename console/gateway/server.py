@@ -33,6 +33,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.rpc import agent_pb2 as pb
 from agent.rpc import agent_pb2_grpc as pb_grpc
+from console.core import keys
 from console.gateway import conf, pki
 from console.gateway.registry import AsyncRegistry
 from console.gateway.services import (
@@ -141,7 +142,8 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.seen_resolution = float(os.environ.get("CAIRN_LAST_SEEN_RESOLUTION_SECONDS", "30"))
         self.registry = AsyncRegistry(self.instance_id)
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="gw-db")
-        self.ca = pki.ensure_ca()
+        self.ca = pki.ensure_ca()  # production: CAMissing until manage.py init_keys
+        keys.org_key()  # the same for the organisation key: refuse to start, create nothing
         self.stats = {"heartbeats": 0, "reports": 0, "streams_opened": 0}
         self._tasks: list[asyncio.Task] = []
 

@@ -42,8 +42,18 @@ def run_manage(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_check_deploy_is_clean_in_production():
-    result = run_manage(PRODUCTION_ENV, "check", "--deploy", "--fail-level", "WARNING")
+def test_check_deploy_is_clean_in_production(tmp_path):
+    # the keys exist (manage.py init_keys made them; tests/foundation/test_keys.py)
+    from console.gateway import pki
+
+    (tmp_path / "org.key").write_bytes(os.urandom(32))
+    pki.create_ca(tmp_path / "pki")
+    env = {
+        **PRODUCTION_ENV,
+        "CAIRN_ORG_KEY_FILE": str(tmp_path / "org.key"),
+        "CAIRN_PKI_DIR": str(tmp_path / "pki"),
+    }
+    result = run_manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from console.core import keys
 from console.fleet import services as fleet
 from console.fleet.models import Device
 from console.gateway import conf, pki
@@ -97,26 +98,9 @@ def enroll(
 
 
 def org_key() -> bytes:
-    """The organisation master key (32 bytes), created on first use in
-    development (settings.ORG_KEY_FILE, mode 0600)."""
-    from django.conf import settings
-
-    path = settings.ORG_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(os.urandom(32))
-    data = path.read_bytes()
-    if len(data) == 64:  # hex-encoded
-        data = bytes.fromhex(data.decode())
-    if len(data) != 32:
-        raise RuntimeError(f"{path}: the organisation key must be 32 bytes")
-    return data
+    """The organisation master key (32 bytes, settings.ORG_KEY_FILE): created
+    on first use in development only; production needs ``init_keys``."""
+    return keys.org_key()
 
 
 def bootstrap_repository(t: storage.Target, device_id: str, device_key: bytes) -> None:
