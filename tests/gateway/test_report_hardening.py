@@ -10,11 +10,18 @@ import threading
 import time
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.db import connection, connections, transaction
 
 from agent.rpc import agent_pb2 as pb
+from console.audit.services import SYSTEM
 from console.fleet.models import Device
-from console.gateway.services import reports
+from console.fleet.services import create_enrollment_token
+from console.gateway.services import connections as gw_connections
+from console.gateway.services import enrollment, reports
 from console.jobs import services as jobs
 from console.jobs.models import JobRun
 
@@ -200,3 +207,28 @@ def test_nul_in_an_agents_text_is_stored_visibly_replaced_not_a_database_error()
     assert reports.ingest(str(device.pk), snapshot) is True
     snap = device.snapshots.get()
     assert snap.snapshot_id == "s\ufffdid" and snap.paths == ["/p\ufffdq"]
+
+
+# --- host facts (enrollment, stream hello) --------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_nul_in_host_facts_is_stored_replaced_at_enrollment_and_on_connect(settings, tmp_path):
+    settings.PKI_DIR = tmp_path / "pki"
+    settings.ORG_KEY_FILE = tmp_path / "org.key"
+    settings.S3_ENDPOINT = ""
+    settings.LOCAL_STORAGE_DIR = tmp_path / "storage"
+    _, token = create_enrollment_token(SYSTEM, "once")
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pc")]))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    host = {"hostname": "pc\x00evil", "os": "linux", "os_version": "6\x00", "username": "a\x00"}
+    device = enrollment.enroll(token, host, csr).device
+    device.refresh_from_db()
+    assert device.hostname == "pc\ufffdevil" and device.owner == "a\ufffd"
+    gw_connections.stream_opened(device, {"hostname": "renamed\x00", "agent_version": "1\x00"}, "")
+    device.refresh_from_db()
+    assert device.hostname == "renamed\ufffd" and device.agent_version == "1\ufffd"

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.utils import timezone
 
+from console.core.safejson import clean_text
 from console.fleet.models import Device
 from console.gateway import conf
 from console.gateway.models import DeviceConnection
@@ -24,7 +25,7 @@ def stream_opened(device: Device, host: dict, revision: str) -> bool:
         ("agent_version", "agent_version", 32),
         ("username", "owner", 255),
     ):
-        value = (host.get(src) or "")[:size]
+        value = clean_text(host.get(src) or "")[:size]  # the agent's word: no NUL
         if value and getattr(device, dst) != value:
             changes[dst] = value
     if changes:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from console.core import keys
+from console.core.safejson import clean_text
 from console.fleet import services as fleet
 from console.fleet.models import Device
 from console.gateway import conf, pki
@@ -52,6 +53,8 @@ def enroll(
 ) -> EnrollResult:
     """Consume the token and create the device (console.fleet.services),
     sign its CSR, prepare its repository. Raises EnrollmentRefused."""
+    # Host facts are the PC's word: a NUL would be a database error, not a device.
+    host = {k: clean_text(v) if isinstance(v, str) else v for k, v in host.items()}
     ca = ca or pki.ensure_ca()
     device_id = uuid.uuid4()
     try:
