@@ -209,6 +209,7 @@ def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None
             "failed", error="no source folder of the policy exists on this PC", warnings=warnings
         )
     excludes = list((policy or {}).get("excludes") or [])
+    excludes += [p for p in chooser.own_folders_excludes(state_dir) if p not in excludes]
     mode = (policy or {}).get("open_files", "preferred")
     cpu_percent = int(((policy or {}).get("limits") or {}).get("cpu_percent") or 0)
     progress = _progress_adapter(ctx)
@@ -235,6 +236,7 @@ def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None
                 paths,
                 excludes=excludes,
                 translate=pit.translate if pit is not None else None,
+                frozen=pit.covers if pit is not None else None,
                 progress=progress,
                 cancel=ctx.cancel,
                 tags=[ctx.trigger],

@@ -23,6 +23,11 @@ Pipeline (two cores, bounded memory):
 Files that change while read are re-read up to ``read_retries`` times; if
 they keep changing they are stored flagged ``changed-during-read`` with a
 warning in the snapshot and the result, never presented as a good copy.
+An attempt that may be replaced by a later one (a file changed in the last
+seconds, or a re-read) is held aside (``_HeldAttempt``) and stored only if it
+is the copy the snapshot keeps: a busy file costs one upload, not one per
+attempt. Files read from a read-only filesystem snapshot (``frozen``) cannot
+change: one read, no re-read.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import getpass
 import os
 import random
 import stat as statmod
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -81,6 +87,12 @@ READ_RETRIES = 3
 #: read mid-write by the parent with unchanged timestamps on a coarse-clock
 #: filesystem: read it again rather than trust the parent's copy
 RACY_MARGIN_NS = 2_000_000_000
+#: a file changed this recently when a read begins is probably being written:
+#: that attempt is held aside until it is accepted (see _HeldAttempt)
+BUSY_NS = 10_000_000_000
+#: a held attempt's compressed chunks stay in memory up to this, then spill to
+#: an unlinked temporary file (deleted by the OS even if the agent dies)
+HOLD_IN_MEMORY = 16 * 1024 * 1024
 #: directories whose files are still in the pipeline before the walk waits
 MAX_PENDING_DIRS = 4096
 PROGRESS_INTERVAL = 0.25
@@ -115,6 +127,9 @@ class BackupStats:
     tree_blobs_added: int = 0
     packs_written: int = 0
     retries: int = 0
+    #: compressed bytes of rejected read attempts that were held and dropped,
+    #: never uploaded (what a busy file would otherwise cost per retry)
+    bytes_discarded: int = 0
     duration: float = 0.0
 
     def to_dict(self) -> dict:
@@ -167,6 +182,7 @@ def run_backup(
     workers: int | None = None,
     read_retries: int = READ_RETRIES,
     estimate: bool = True,
+    frozen: Callable[[str], bool] | None = None,
 ) -> BackupResult:
     """Back up ``paths`` (absolute; relative ones are made absolute) into ``repo``.
 
@@ -179,6 +195,9 @@ def run_backup(
       and raises BackupCancelled.
     * ``progress``: called from the backup thread with a BackupProgress copy,
       at most every 0.25 s; keep it cheap.
+    * ``frozen``: whether an original source path is read from a read-only
+      snapshot (``PointInTime.covers``); its files are read once, since
+      nothing can change them (no "recently changed" re-read).
     """
     return _Backup(
         repo,
@@ -193,6 +212,7 @@ def run_backup(
         workers=workers or max(1, min(os.cpu_count() or 1, 8)),
         read_retries=read_retries,
         estimate=estimate,
+        frozen=frozen,
     ).run()
 
 
@@ -264,6 +284,13 @@ class _Backup:
         self.workers = opts["workers"]
         self.read_retries = opts["read_retries"]
         self.estimate = opts["estimate"]
+        frozen = opts["frozen"]
+        #: sources read from a read-only snapshot, decided once per source
+        self.frozen_sources = [
+            src
+            for src, native in zip(self.sources, self.native_sources, strict=True)
+            if frozen is not None and frozen(native)
+        ]
 
         self.stats = BackupStats()
         self.progress = BackupProgress()
@@ -629,14 +656,14 @@ class _Backup:
         if st.st_size < self.min_chunk:
             # Small files (most of a PC's files) are opened, read and stored
             # whole by the workers, so their I/O waits overlap; the walk goes on.
-            fut = self._submit_call(self._read_small, path, real)
+            fut = self._submit_call(self._read_small, path, real, self._frozen(path))
             job.nodes.append(node)
             had_file = prev is not None and prev.get("type") == FILE
             job.pending.append((node, [fut], (path, real, had_file)))
             self.progress.files_done += 1
             self.progress.bytes_done += st.st_size
             return
-        read = self._read_file(path, real)
+        read = self._read_file(path, real, self._frozen(path))
         if read is None:
             return
         futures, st_read, changed = read
@@ -676,36 +703,63 @@ class _Backup:
             self._warn(path, _kind(exc), f"cannot open: {exc.strerror or exc}")
         return None
 
-    def _read_file(self, path: bytes, real: bytes):
-        """(chunk futures, stat, changed) or None if the file could not be read."""
-        attempts = 1 + max(0, self.read_retries)
+    def _frozen(self, path: bytes) -> bool:
+        """Whether a repository path is read from a read-only snapshot."""
+        return any(
+            src == b"/" or path == src or path.startswith(src + b"/") for src in self.frozen_sources
+        )
+
+    def _read_file(self, path: bytes, real: bytes, frozen: bool = False):
+        """(chunk futures, stat, changed) or None if the file could not be read.
+
+        An attempt that a later one may replace is held (not uploaded) when
+        the file looks busy or is being re-read; the last attempt is stored
+        directly, since it is kept either way (flagged if it changed too)."""
+        attempts = 1 if frozen else 1 + max(0, self.read_retries)
         for attempt in range(attempts):
             f = self._open_source(path, real)
             if f is None:
                 return None
+            held = None
+            futures: list[Future] = []
             try:
-                with f:
-                    read_start = time.time_ns()
-                    before = os.fstat(f.fileno())
-                    futures, nread = self._chunk_file(f, before)
-                    after = os.fstat(f.fileno())
-            except OSError as exc:
-                self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
-                return None
-            if _read_was_consistent(before, after, nread, read_start):
-                return futures, before, False
+                try:
+                    with f:
+                        read_start = time.time_ns()
+                        before = os.fstat(f.fileno())
+                        if attempt + 1 < attempts and (attempt or _busy(before, read_start)):
+                            held = _HeldAttempt(self)
+                        futures, nread = self._chunk_file(f, before, held)
+                        after = os.fstat(f.fileno())
+                except OSError as exc:
+                    self._warn(path, "read-error", f"read failed: {exc.strerror or exc}")
+                    return None
+                if frozen:
+                    # Nothing writes to a read-only snapshot: a file changed just
+                    # before it was taken is as final as one changed last year.
+                    consistent = _same(before, after) and nread == after.st_size
+                else:
+                    consistent = _read_was_consistent(before, after, nread, read_start)
+                if consistent:
+                    if held is not None:
+                        held.commit(futures)
+                        held = None
+                    return futures, before, False
+            finally:
+                if held is not None:
+                    held.discard(futures)
             if attempt + 1 < attempts:
                 self.stats.retries += 1
                 _pause_past_a_tick(after)
         self._warn(path, "changed-during-read", _CHANGED_MESSAGE.format(attempts))
         return futures, after, True
 
-    def _read_small(self, path: bytes, real: bytes):
+    def _read_small(self, path: bytes, real: bytes, frozen: bool = False):
         """Worker: read and store a file expected to be one chunk, with the
         same consistency rules as _read_file. Returns _SKIPPED (warned),
         _GREW (no longer small: the walk thread reads it), or
         (blob id or None, stat, changed)."""
-        attempts = 1 + max(0, self.read_retries)
+        attempts = 1 if frozen else 1 + max(0, self.read_retries)
         for attempt in range(attempts):
             f = self._open_source(path, real)
             if f is None:
@@ -726,7 +780,10 @@ class _Backup:
             with self._lock:
                 self.stats.bytes_read += len(data)
                 self.progress.bytes_read += len(data)
-            consistent = _read_was_consistent(before, after, len(data), read_start)
+            if frozen:
+                consistent = _same(before, after) and len(data) == after.st_size
+            else:
+                consistent = _read_was_consistent(before, after, len(data), read_start)
             if consistent or attempt + 1 == attempts:
                 blob_id = self._store_chunk(data) if data else None
                 if consistent:
@@ -738,8 +795,12 @@ class _Backup:
             _pause_past_a_tick(after)
         raise AssertionError("unreachable")
 
-    def _chunk_file(self, f, st: os.stat_result) -> tuple[list[Future], int]:
-        """Chunk futures for the file's content and the bytes it covered."""
+    def _chunk_file(
+        self, f, st: os.stat_result, held: _HeldAttempt | None = None
+    ) -> tuple[list[Future], int]:
+        """Chunk futures for the file's content and the bytes it covered;
+        with ``held``, the chunks are kept aside instead of stored."""
+        submit = self._submit if held is None else held.submit
         futures: list[Future] = []
         size_hint = st.st_size
         if size_hint < self.min_chunk:
@@ -748,32 +809,36 @@ class _Backup:
             if len(data) <= self.min_chunk:
                 self._account_read(len(data))
                 if data:
-                    futures.append(self._submit(data))
+                    futures.append(submit(data))
                 return futures, len(data)
             # It grew: chunk it properly from the start.
             f.seek(0)
         if _SEEK_HOLES and st.st_blocks * 512 < size_hint // 2:
-            return self._chunk_sparse(f, size_hint)
-        nread = self._chunk_stream(f, futures)
+            return self._chunk_sparse(f, size_hint, held)
+        nread = self._chunk_stream(f, futures, submit)
         return futures, nread
 
-    def _chunk_stream(self, stream, futures: list[Future]) -> int:
+    def _chunk_stream(self, stream, futures: list[Future], submit=None) -> int:
+        submit = submit or self._submit
         nread = 0
         for view in self.chunker.cut_stream(stream):
             self._check_cancel()
             data = bytes(view)
             nread += len(data)
             self._account_read(len(data))
-            futures.append(self._submit(data))
+            futures.append(submit(data))
             self._report()
         return nread
 
-    def _chunk_sparse(self, f, size: int) -> tuple[list[Future], int]:
+    def _chunk_sparse(
+        self, f, size: int, held: _HeldAttempt | None = None
+    ) -> tuple[list[Future], int]:
         """Sparse files (VM images, databases): holes of at least one maximum
         chunk become max-size zero chunks without reading or hashing them;
         data regions (with the rest of the holes) are chunked as usual. The
         content ids are the same kind as for any file, so restore needs no
         special case (it turns zero chunks back into holes)."""
+        submit = self._submit if held is None else held.submit
         fd = f.fileno()
         max_size = self.repo.chunker_params.max_size
         futures: list[Future] = []
@@ -786,12 +851,12 @@ class _Backup:
                     # No hole support here after all: read the rest normally,
                     # never guess that unknown content is zeros.
                     f.seek(pos)
-                    covered += self._chunk_stream(f, futures)
+                    covered += self._chunk_stream(f, futures, submit)
                     return futures, covered
                 data_start = size  # ENXIO: only a hole after pos
             zero_chunks = (data_start - pos) // max_size
             if zero_chunks:
-                zero = self._zero_chunk(max_size)
+                zero = self._zero_chunk(max_size) if held is None else submit(bytes(max_size))
                 futures.extend([zero] * zero_chunks)
                 pos += zero_chunks * max_size
                 covered += zero_chunks * max_size
@@ -804,7 +869,7 @@ class _Backup:
                 region_end = size
             region_end = max(region_end, data_start + 1)
             f.seek(pos)
-            covered += self._chunk_stream(_BoundedReader(f, region_end - pos), futures)
+            covered += self._chunk_stream(_BoundedReader(f, region_end - pos), futures, submit)
             pos = region_end
         return futures, covered
 
@@ -846,16 +911,20 @@ class _Backup:
                 return blob_id
             self._claimed.add(blob_id)
         method, payload = compress.thread_compressor(self.level).compress(data)
+        self._pack_blob(blob_id, kind, method, len(data), payload)
+        return blob_id
+
+    def _pack_blob(self, blob_id: bytes, kind, method, raw_len: int, payload) -> None:
+        """Add a compressed blob this run has claimed to its pack."""
         packer = self.data_packer if kind == DATA else self.tree_packer
-        packer.add(blob_id, kind, method, len(data), payload)
+        packer.add(blob_id, kind, method, raw_len, payload)
         with self._lock:
             if kind == DATA:
                 self.stats.data_blobs_added += 1
             else:
                 self.stats.tree_blobs_added += 1
             self.stats.bytes_added += len(payload) + OVERHEAD
-            self.stats.bytes_added_raw += len(data)
-        return blob_id
+            self.stats.bytes_added_raw += raw_len
 
     # --- packs, uploads and the index --------------------------------------------------
     def _on_pack_full(self, pack: FinishedPack) -> None:
@@ -937,7 +1006,7 @@ class _Backup:
         if result is _SKIPPED:
             return False
         if result is _GREW:  # rare: it grew past one chunk since the walk saw it
-            read = self._read_file(path, real)
+            read = self._read_file(path, real, self._frozen(path))
             if read is None:
                 return False
             futures, st_read, changed = read
@@ -1016,6 +1085,71 @@ class _Backup:
         self.progress.scan_done = True
 
 
+class _HeldAttempt:
+    """One read attempt's new chunks, compressed by the workers but kept aside
+    (memory, then an unlinked temporary file) until the attempt is accepted.
+
+    Without it every rejected attempt of a busy file was uploaded and stayed
+    unreferenced until the next prune: a 64 MiB mailbox rewritten 8 times a
+    second cost 4 uploads per backup. Blob ids are computed as usual, so the
+    file's node is the same; only ``commit`` claims and packs the blobs."""
+
+    def __init__(self, backup: _Backup):
+        self.backup = backup
+        # Closed by commit or discard, which _read_file always calls.
+        self.spool = tempfile.SpooledTemporaryFile(HOLD_IN_MEMORY, prefix="cairn-attempt-")  # noqa: SIM115
+        self.lock = threading.Lock()
+        self.entries: dict[bytes, tuple] = {}  # blob id -> (method, raw length, offset, size)
+
+    def submit(self, data: bytes) -> Future:
+        return self.backup._submit_call(self._hold, data)
+
+    def _hold(self, data: bytes) -> bytes:
+        """Worker: the chunk's id; its compressed bytes spooled if new."""
+        b = self.backup
+        blob_id = b.repo.blob_id(data)
+        with b._lock:
+            if blob_id in b._claimed or b.repo.index.reusable(blob_id):
+                return blob_id
+        with self.lock:
+            if blob_id in self.entries:
+                return blob_id
+        method, payload = compress.thread_compressor(b.level).compress(data)
+        with self.lock:
+            if blob_id not in self.entries:
+                offset = self.spool.seek(0, os.SEEK_END)
+                self.spool.write(payload)
+                self.entries[blob_id] = (method, len(data), offset, len(payload))
+        return blob_id
+
+    def _settle(self, futures: list[Future]) -> None:
+        for fut in futures:
+            fut.exception()  # waits; errors surface where the futures are read
+
+    def commit(self, futures: list[Future]) -> None:
+        """The attempt is the copy kept: store its chunks (walk thread)."""
+        b = self.backup
+        try:
+            for fut in futures:
+                fut.result()  # a worker's error fails the backup as for any chunk
+            for blob_id, (method, raw_len, offset, size) in self.entries.items():
+                with b._lock:
+                    if blob_id in b._claimed or b.repo.index.reusable(blob_id):
+                        continue
+                    b._claimed.add(blob_id)
+                self.spool.seek(offset)
+                b._pack_blob(blob_id, DATA, method, raw_len, self.spool.read(size))
+        finally:
+            self.spool.close()
+
+    def discard(self, futures: list[Future]) -> None:
+        """The attempt is replaced: drop its chunks, nothing was uploaded."""
+        self._settle(futures)
+        with self.backup._lock:
+            self.backup.stats.bytes_discarded += sum(e[3] for e in self.entries.values())
+        self.spool.close()
+
+
 _SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
 _JUNCTION = 0xA0000003  # IO_REPARSE_TAG_MOUNT_POINT (stat has it on Windows only)
 
@@ -1084,6 +1218,12 @@ def _read_was_consistent(
         and nread == after.st_size
         and not _recently_changed(after, read_start_ns, _timestamp_margin(after))
     )
+
+
+def _busy(st: os.stat_result, read_start_ns: int) -> bool:
+    """Changed in the last seconds (or dated ahead): a read may well be
+    replaced by a re-read, so it is held until accepted."""
+    return st.st_ctime_ns >= read_start_ns - BUSY_NS
 
 
 def _pause_past_a_tick(st: os.stat_result) -> None:

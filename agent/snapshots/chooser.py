@@ -27,12 +27,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from agent.snapshots.base import (
+    MountingProvider,
     OpenFileMode,
     SnapshotError,
     SnapshotProvider,
     SnapshotRequiredError,
     SnapshotView,
 )
+from agent.snapshots.linux_btrfs import SNAPSHOT_DIR
 
 
 @dataclass
@@ -43,6 +45,10 @@ class PointInTime:
     views: list[SnapshotView] = field(default_factory=list)
     live: dict[str, str] = field(default_factory=dict)  # source path -> why it is read live
     warnings: list[str] = field(default_factory=list)
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` is read from a (read-only) snapshot."""
+        return any(view.covers(path) for view in self.views)
 
     def translate(self, path: str) -> str:
         for view in self.views:
@@ -84,6 +90,21 @@ def default_providers(
 
         return [BtrfsProvider(state_dir), LvmProvider(state_dir)]
     return []
+
+
+def own_folders_excludes(
+    state_dir: str | os.PathLike[str] | None,
+    providers: Sequence[SnapshotProvider] | None = None,
+) -> list[str]:
+    """Exclude patterns for the agent's own snapshot folders, added to every
+    backup whatever the policy says: a policy's excludes replace the
+    defaults, and a snapshot stored in the backup would be restored into the
+    user's folders (and doubles the size of every backup of a subvolume)."""
+    patterns = [SNAPSHOT_DIR]  # btrfs: inside each snapshotted subvolume
+    for provider in providers if providers is not None else default_providers(state_dir):
+        if isinstance(provider, MountingProvider):  # LVM, APFS: mounted in the state dir
+            patterns.append(os.path.abspath(provider.mount_root))
+    return patterns
 
 
 def cleanup_stale_snapshots(
@@ -129,6 +150,11 @@ def point_in_time(
                 reasons[path].append(f"{provider.name}: {verdict.reason}")
         if not providers:
             reasons[path].append(f"no snapshot mechanism is supported on {sys.platform}")
+    uncovered = [p for p in paths if not candidates[p]]
+    if uncovered and mode is OpenFileMode.REQUIRED:
+        # Decided before any snapshot is taken: one the run would throw away
+        # still costs the user a freeze (VSS writers) and copy-on-write space.
+        raise _required_error(uncovered, reasons)
 
     with ExitStack() as stack:
         pending = [p for p in paths if candidates[p]]
@@ -151,10 +177,7 @@ def point_in_time(
         for p in live:
             pit.live[p] = "; ".join(reasons[p]) or "no snapshot provider"
         if live and mode is OpenFileMode.REQUIRED:
-            detail = "; ".join(f"{p} ({pit.live[p]})" for p in live)
-            raise SnapshotRequiredError(
-                f"open-file mode is 'required' but no snapshot could be taken for {detail}"
-            )
+            raise _required_error(live, reasons)
         for p in live:
             pit.warnings.append(
                 f"no snapshot for {p}: {pit.live[p]}; files read live with consistent-read checks"
@@ -168,3 +191,10 @@ def point_in_time(
             stack.close()  # releases every snapshot, newest first
             for view, n in zip(pit.views, before, strict=True):
                 pit.warnings.extend(view.warnings[n:])
+
+
+def _required_error(paths: list[str], reasons: dict[str, list[str]]) -> SnapshotRequiredError:
+    detail = "; ".join(f"{p} ({'; '.join(reasons[p]) or 'no snapshot provider'})" for p in paths)
+    return SnapshotRequiredError(
+        f"open-file mode is 'required' but no snapshot could be taken for {detail}"
+    )

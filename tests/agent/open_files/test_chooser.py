@@ -79,12 +79,23 @@ def test_required_fails_before_reading_and_names_every_reason():
     lvm = Fake("lvm", "/home", fail="volume group vg0 has 0 MiB free")
     with (
         pytest.raises(SnapshotRequiredError) as caught,
+        point_in_time(["/home/ana"], OpenFileMode.REQUIRED, providers=[lvm]),
+    ):
+        pytest.fail("the body must not run")
+    assert "/home/ana (lvm: volume group vg0 has 0 MiB free)" in str(caught.value)
+
+
+def test_required_names_what_no_provider_covers_before_snapshotting_anything():
+    # Issue 15: /srv can never be covered, so no snapshot of /home is taken
+    # only to be thrown away (real btrfs: test_busy_files_btrfs.py).
+    lvm = Fake("lvm", "/home")
+    with (
+        pytest.raises(SnapshotRequiredError) as caught,
         point_in_time(["/home/ana", "/srv"], OpenFileMode.REQUIRED, providers=[lvm]),
     ):
         pytest.fail("the body must not run")
-    text = str(caught.value)
-    assert "/home/ana (lvm: volume group vg0 has 0 MiB free)" in text
-    assert "/srv (lvm: /srv is not under /home)" in text
+    assert "/srv (lvm: /srv is not under /home)" in str(caught.value)
+    assert lvm.opened == []
 
 
 def test_off_never_touches_a_provider_and_no_provider_means_fallback():
