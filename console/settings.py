@@ -16,7 +16,6 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from console.core.middleware import DEFAULT_POLICY as DEFAULT_CSP
-from console.core.middleware import DEFAULT_POLICY as DEFAULT_CSP
 from console.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -37,9 +36,6 @@ if PRODUCTION and (
         "CAIRN_ENV=production needs SECRET_KEY set to a random value of at least 50 characters"
     )
 DEBUG = env_bool("DEBUG", not PRODUCTION)
-if PRODUCTION and DEBUG:
-    # Debug pages show settings, SQL and stack traces to anyone who triggers an error.
-    raise ImproperlyConfigured("CAIRN_ENV=production refuses DEBUG=true: unset DEBUG")
 if PRODUCTION and DEBUG:
     # Debug pages show settings, SQL and stack traces to anyone who triggers an error.
     raise ImproperlyConfigured("CAIRN_ENV=production refuses DEBUG=true: unset DEBUG")
@@ -73,7 +69,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "console.core.middleware.ContentSecurityPolicyMiddleware",
     "console.core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -287,8 +282,6 @@ CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Content-Security-Policy (console/core/middleware.py); empty turns it off.
-CAIRN_CSP = env_str("CAIRN_CSP", DEFAULT_CSP)
 # Content-Security-Policy (console/core/middleware.py); empty turns it off.
 CAIRN_CSP = env_str("CAIRN_CSP", DEFAULT_CSP)
 if PRODUCTION:
