@@ -30,6 +30,9 @@ from agent.throttle import CpuCeiling
 
 log = logging.getLogger("cairn.agent.jobs")
 
+#: torn files named in a job's statistics (the count is always complete)
+MAX_INCONSISTENT_LISTED = 100
+
 
 class JobCancelled(Exception):
     pass
@@ -249,11 +252,22 @@ def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None
         warnings += pit.warnings
     if result is None:
         return JobOutcome("cancelled", error="cancelled", warnings=warnings)
+    stats = _scalars(result.stats.to_dict())
+    report = (pit or chooser.PointInTime(chooser.OpenFileMode(mode))).report(paths)
+    if pit is None and mode != "off":
+        for entry in report["sources"]:
+            entry["live"] = "the snapshot could not be taken (see the warnings)"
+    stats["point_in_time"] = report
+    # Files stored flagged (torn): the console says which have no consistent
+    # copy within the RPO. Bounded: a report is not a file list.
+    torn = [w.path for w in result.warnings if w.kind == "changed-during-read"]
+    stats["inconsistent_files"] = torn[:MAX_INCONSISTENT_LISTED]
+    stats["inconsistent_count"] = len(torn)
     return JobOutcome(
         "succeeded",
         snapshot_id=result.snapshot_id,
         warnings=warnings + _warnings_list(result.warnings),
-        stats=_scalars(result.stats.to_dict()),
+        stats=stats,
     )
 
 

@@ -76,6 +76,8 @@ class SnapshotView:
     roots: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # provider's snapshot ids, for the report
+    #: seconds from the snapshot being ready to its release (set on release)
+    held_seconds: float | None = None
 
     def covers(self, path: str) -> bool:
         return self._root_for(path) is not None

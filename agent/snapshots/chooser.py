@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,30 @@ class PointInTime:
     @property
     def providers(self) -> list[str]:
         return [v.provider for v in self.views]
+
+    def report(self, sources: Iterable[str]) -> dict:
+        """Per source: which snapshot it was read from and how long that was
+        held, or why it was read live. For the job record (the console shows
+        it on the job and device pages and in the API): an auditor asks
+        whether a copy was point-in-time."""
+        entries = []
+        for path in sources:
+            view = next((v for v in self.views if v.covers(path)), None)
+            if view is None:
+                why = self.live.get(path) or (
+                    "open-file mode is off" if self.mode is OpenFileMode.OFF else "no snapshot"
+                )
+                entries.append({"path": path, "provider": "", "live": why})
+                continue
+            entries.append(
+                {
+                    "path": path,
+                    "provider": view.provider,
+                    "snapshot_ids": list(view.ids),
+                    "held_seconds": view.held_seconds,
+                }
+            )
+        return {"mode": str(self.mode), "summary": self.describe(), "sources": entries}
 
     def describe(self) -> str:
         """One line for ``agent status`` and the job report."""
@@ -161,8 +186,13 @@ def point_in_time(
         while pending:
             provider = candidates[pending[0]][0]
             group = [p for p in pending if candidates[p] and candidates[p][0] is provider]
+            # Registered before the view so that it runs after its release
+            # (the stack unwinds newest first): the hold time includes it.
+            held: dict = {}
+            stack.callback(_stop_clock, held)
             try:
                 view = stack.enter_context(provider.open(group))
+                held.update(view=view, since=time.monotonic())
             except SnapshotError as exc:
                 for p in group:
                     candidates[p].pop(0)
@@ -198,3 +228,8 @@ def _required_error(paths: list[str], reasons: dict[str, list[str]]) -> Snapshot
     return SnapshotRequiredError(
         f"open-file mode is 'required' but no snapshot could be taken for {detail}"
     )
+
+
+def _stop_clock(held: dict) -> None:
+    if "view" in held:
+        held["view"].held_seconds = round(time.monotonic() - held["since"], 3)

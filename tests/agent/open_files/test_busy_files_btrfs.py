@@ -5,6 +5,7 @@ says which snapshot each source was read from."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -245,3 +246,34 @@ def test_required_refuses_before_taking_a_snapshot_it_would_throw_away(home, tmp
     assert not [a for a in ran if a[:3] == ("btrfs", "subvolume", "snapshot")], ran
     assert subvolumes(home.parent) == ["home", "home/Outlook"]
     assert not (home / SNAPSHOT_DIR).exists()
+
+
+# --- item 2: the job says which snapshot each source was read from --------------------
+
+
+def test_job_records_per_source_snapshot_id_and_hold_time(mailbox, tmp_path):
+    pst = mailbox(size=16 * MIB)
+    home = pst.parent.parent
+    other = tmp_path / "ext4-folder"  # not btrfs: read live in "preferred"
+    other.mkdir()
+    (other / "a.txt").write_text("a")
+    repo = make_repo(tmp_path / "repo")
+    ctx = jobs.JobContext.new("backup", "manual", args={"paths": [str(home), str(other)]})
+    started = time.monotonic()
+    outcome = jobs.run_backup(ctx, repo, {"open_files": "preferred"}, state_dir=str(tmp_path / "s"))
+    elapsed = time.monotonic() - started
+    assert outcome.state == "succeeded", outcome.error
+    report = json.loads(json.dumps(outcome.stats))["point_in_time"]  # as the daemon sends it
+    assert report["mode"] == "preferred"
+    home_entry, other_entry = report["sources"]
+    assert home_entry["path"] == str(home) and home_entry["provider"] == "btrfs"
+    ids = home_entry["snapshot_ids"]
+    assert len(ids) == 2, "home and its nested Outlook subvolume"
+    assert all(i.startswith(f"{home}/") and f"/{SNAPSHOT_DIR}/" in i for i in ids)
+    assert 0 < home_entry["held_seconds"] < elapsed
+    assert other_entry == {"path": str(other), "provider": "", "live": other_entry["live"]}
+    assert "not btrfs" in other_entry["live"]
+    assert f"btrfs snapshot of {home}" in report["summary"]
+    assert outcome.stats["inconsistent_count"] == 0, "the busy mailbox came from the snapshot"
+    assert subvolumes(home.parent) == ["home", "home/Outlook"], "released"
+    print(f"\nbtrfs snapshot held {home_entry['held_seconds']:.3f} s of a {elapsed:.3f} s job")
