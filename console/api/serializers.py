@@ -10,6 +10,7 @@ from console.accounts.roles import ROLES, role_of
 from console.audit.models import AuditEvent
 from console.fleet.models import Device, DeviceGroup, EnrollmentToken
 from console.gateway.models import DeviceConnection
+from console.jobs import openfiles
 from console.jobs.models import Command, JobRun, Snapshot
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
 from console.storage.models import StorageTarget
@@ -94,13 +95,24 @@ class DeviceDetailSerializer(DeviceSerializer):
     connection = DeviceConnectionSerializer(read_only=True, allow_null=True)
     # snapshots kept but flagged: agent time implausible (docs/security.md)
     suspicious_snapshots = serializers.SerializerMethodField()
+    # files of the last backup stored torn with no consistent copy within the RPO (issue 15)
+    unprotected_files = serializers.SerializerMethodField()
 
     class Meta(DeviceSerializer.Meta):
-        fields = [*DeviceSerializer.Meta.fields, "groups", "connection", "suspicious_snapshots"]
+        fields = [
+            *DeviceSerializer.Meta.fields,
+            "groups",
+            "connection",
+            "suspicious_snapshots",
+            "unprotected_files",
+        ]
         read_only_fields = fields
 
     def get_suspicious_snapshots(self, obj) -> int:
         return obj.observed_snapshots.filter(suspicious=True).count()
+
+    def get_unprotected_files(self, obj) -> list[dict]:
+        return [f.to_dict() for f in openfiles.unprotected_files(obj)]
 
 
 class DeviceGroupsInput(serializers.Serializer):
@@ -193,6 +205,9 @@ class AssignInput(serializers.Serializer):
 
 class JobRunSerializer(serializers.ModelSerializer):
     hostname = serializers.CharField(source="device.hostname", read_only=True)
+    outcome = serializers.SerializerMethodField()
+    point_in_time = serializers.SerializerMethodField()
+    inconsistent_files = serializers.SerializerMethodField()
 
     class Meta:
         model = JobRun
@@ -217,8 +232,23 @@ class JobRunSerializer(serializers.ModelSerializer):
             "warnings",
             "snapshot_id",
             "error",
+            "outcome",
+            "point_in_time",
+            "inconsistent_files",
         ]
         read_only_fields = fields
+
+    # issue 15: "Succeeded with inconsistent files", which snapshot each source
+    # was read from, and the torn files (checked, bounded: stats are agent data)
+    def get_outcome(self, obj) -> str:
+        return openfiles.outcome(obj)
+
+    def get_point_in_time(self, obj) -> dict:
+        return openfiles.point_in_time(obj.stats)
+
+    def get_inconsistent_files(self, obj) -> dict:
+        files, count = openfiles.inconsistent_files(obj.stats)
+        return {"count": count, "files": files}
 
 
 class CommandSerializer(serializers.ModelSerializer):

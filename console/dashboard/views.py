@@ -44,6 +44,7 @@ from console.dashboard.forms import (
 from console.fleet import services as fleet
 from console.fleet.models import OS, Device, DeviceGroup, EnrollmentToken
 from console.fleet.queries import STATUS_CHOICES, DeviceFilter, overview
+from console.jobs import openfiles
 from console.jobs import queries as job_queries
 from console.jobs import services as jobs
 from console.jobs.models import (
@@ -219,6 +220,11 @@ def device_detail(request, pk):
             "restore_form": _restore_form(snapshots),
             "now": timezone.now(),
             "suspicious_snapshots": observed.suspicious_for(device),
+            # issue 15: was the last copy point-in-time, and which files have none
+            "open_files": openfiles.point_in_time(
+                next((r.stats for r in runs if r.kind == "backup"), {})
+            ),
+            "unprotected_files": openfiles.unprotected_files(device),
         },
     )
 
@@ -608,7 +614,18 @@ def job_detail(request, pk):
         if request.GET.get("partial")
         else "dashboard/job_detail.html"
     )
-    return render(request, template, {"section": "jobs", "run": run})
+    torn, torn_count = openfiles.inconsistent_files(run.stats)
+    context = {
+        "section": "jobs",
+        "run": run,
+        "outcome": openfiles.outcome(run),
+        "open_files": openfiles.point_in_time(run.stats),
+        "torn_files": torn,
+        "torn_count": torn_count,
+        # shown on their own: not as raw tags among the counters
+        "plain_stats": {k: v for k, v in run.stats.items() if not isinstance(v, dict | list)},
+    }
+    return render(request, template, context)
 
 
 @require("view")
