@@ -9,7 +9,7 @@
     gate.status()                    # {"paused": ..., "reason": ..., "since": ...}
 
 ``reason`` is a sentence for ``agent status`` and the console. Uploads
-stop at the next object (``agent.throttle.ThrottledStore(gate=...)``) and the
+stop at the next object (``agent.engine.store.throttle.ThrottledStore(gate=...)``) and the
 run resumes where it was once the condition clears; nothing is lost.
 
 What each OS can tell us:

@@ -40,11 +40,11 @@ from agent.daemon.enroll import host_facts
 from agent.daemon.home import AgentHome, write_private
 from agent.daemon.offline import OfflineSupport, SpoolLease
 from agent.daemon.state import State
+from agent.engine.store.throttle import ThrottledStore, TokenBucket
 from agent.priority import background
 from agent.rpc import agent_pb2 as pb
 from agent.rpc import agent_pb2_grpc as pb_grpc
 from agent.snapshots.chooser import cleanup_stale_snapshots
-from agent.throttle import ThrottledStore, TokenBucket
 
 log = logging.getLogger("cairn.agent")
 
@@ -585,7 +585,7 @@ class Daemon:
                     ctx, repo, policy, state_dir=str(self.home.path / "snapshots")
                 )
                 # The console promotes what waits in the spool when it sees this.
-                spooled = getattr(getattr(repo.store, "inner", repo.store), "spooled_objects", 0)
+                spooled = repo.store.spooled_objects
                 if spooled:
                     outcome.stats["spooled_objects"] = spooled
                 return outcome

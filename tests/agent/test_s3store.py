@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.engine.s3store import S3Store
 from agent.engine.store import ObjectExists, ObjectNotFound, StoreError, open_store
+from agent.engine.store.s3 import S3Store
 from tests.support import free_port, port_open, wait_until
 
 MiB = 1024 * 1024

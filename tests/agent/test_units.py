@@ -110,7 +110,7 @@ def test_open_store_urls(tmp_path, monkeypatch):
         def __init__(self, **kw):
             seen.update(kw)
 
-    import agent.engine.s3store as s3store
+    import agent.engine.store.s3 as s3store
 
     monkeypatch.setattr(s3store, "S3Store", FakeS3)
     monkeypatch.setenv("CAIRN_S3_ENDPOINT", "http://127.0.0.1:9000")

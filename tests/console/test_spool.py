@@ -19,8 +19,8 @@ from agent.engine.check import run_check
 from agent.engine.prune import DEFAULT_GRACE
 from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
-from agent.engine.s3store import S3Store
 from agent.engine.store import ObjectStore
+from agent.engine.store.s3 import S3Store
 from agent.rpc import agent_pb2 as pb
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM

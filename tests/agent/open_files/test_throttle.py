@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.engine.store import LocalStore
-from agent.throttle import Cancelled, CpuCeiling, ThrottledStore, TokenBucket
+from agent.engine.store.throttle import Cancelled, ThrottledStore, TokenBucket
+from agent.throttle import CpuCeiling
 
 ROOT = Path(__file__).resolve().parents[3]
 MiB = 1024 * 1024
@@ -40,6 +41,23 @@ def test_bucket_schedule_with_a_fake_clock():
     assert bucket.reserve(1000) == pytest.approx(0.5)
     bucket.set_rate(None)
     assert bucket.reserve(10**9) == 0
+
+
+def test_a_throttled_store_reports_the_spool_count_of_the_store_it_wraps(tmp_path):
+    """The daemon reads ``repo.store.spooled_objects`` whatever wraps the store
+    (it used to peek through the wrapper with getattr)."""
+
+    class Spooling(LocalStore):
+        def put(self, key, data):
+            super().put(key, data)
+            self.spooled_objects += 1
+
+    inner = Spooling(tmp_path)
+    store = ThrottledStore(inner, TokenBucket(None))
+    assert store.spooled_objects == 0 and LocalStore(tmp_path / "plain").spooled_objects == 0
+    store.put("data/00/a", b"x")
+    store.put("data/00/b", b"y")
+    assert store.spooled_objects == 2 and inner.get("data/00/b") == b"y"
 
 
 def upload(store, total: int, size: int, threads: int) -> tuple[float, list[tuple[float, int]]]:
@@ -80,7 +98,7 @@ def test_local_store_upload_held_to_the_limit(tmp_path):
 
 @pytest.mark.slow
 def test_s3_upload_held_within_ten_percent_over_thirty_seconds(s3_server, s3_bucket):
-    from agent.engine.s3store import S3Store
+    from agent.engine.store.s3 import S3Store
 
     rate = 1 * MiB
     inner = S3Store(s3_bucket, "org/dev", endpoint=s3_server.host, access_key="testing",

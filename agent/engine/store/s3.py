@@ -1,12 +1,12 @@
 """S3 / MinIO object store through the ``minio`` SDK.
 
-:class:`S3Store` implements :class:`agent.engine.store.ObjectStore` on a bucket
+:class:`S3Store` implements :class:`agent.engine.store.base.ObjectStore` on a bucket
 and key prefix (``s3://BUCKET/PREFIX``). What it adds to a plain SDK client:
 
 **Create-only puts.** Every PUT carries the S3 conditional-write header
 ``If-None-Match: *`` (AWS S3 since 2024-08, MinIO, Ceph RGW and moto honour
 it): the server refuses atomically, with ``412 Precondition Failed``, to
-replace an existing key, and :class:`~agent.engine.store.ObjectExists` is
+replace an existing key, and :class:`~agent.engine.store.base.ObjectExists` is
 raised. For large objects the multipart upload is *completed* with the same
 header, so the check is atomic there too. The public ``Minio.put_object`` maps
 unknown headers to ``x-amz-meta-*`` user metadata and so cannot send the
@@ -49,7 +49,7 @@ pack uploads and restore downloads plus parallel multipart parts).
 for non-AWS endpoints (MinIO's default) rather than a GetBucketLocation call,
 which prefix-scoped device credentials are usually not granted.
 
-**Errors.** Every failure surfaces as :class:`~agent.engine.store.StoreError`
+**Errors.** Every failure surfaces as :class:`~agent.engine.store.base.StoreError`
 (or its subclasses) with one readable line naming the operation, the key, the
 bucket and the endpoint: unreachable endpoint, rejected credentials, missing
 bucket, access denied. No SDK or urllib3 exception leaks to callers (the SDK
@@ -58,6 +58,7 @@ exception is chained as ``__cause__`` for ``--debug``).
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import threading
@@ -70,10 +71,17 @@ from typing import TypeVar
 import certifi
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import MIN_PART_SIZE, check_bucket_name, md5sum_hash
 
-from agent.engine.store import ObjectExists, ObjectNotFound, ObjectStore, StoreError, validate_key
+from agent.engine.store.base import (
+    ObjectExists,
+    ObjectNotFound,
+    ObjectStore,
+    StoreError,
+    validate_key,
+)
 
 __all__ = ["S3Store"]
 
@@ -319,8 +327,6 @@ class S3Store(ObjectStore):
         self.conditional_put = True
 
     def _put_plain(self, name: str, data: bytes) -> None:
-        import io
-
         self._client.put_object(
             self.bucket,
             name,
@@ -459,8 +465,6 @@ class S3Store(ObjectStore):
         """Server-side copy (the bytes stay in the object store). For the
         console's maintenance only, like ``delete``: it does not refuse an
         existing ``dst``, so the caller checks first."""
-        from minio.commonconfig import CopySource
-
         source = CopySource(self.bucket, self._key(src))
         name = self._key(dst)
         self._call("copy", dst, lambda: self._client.copy_object(self.bucket, name, source))
