@@ -107,7 +107,7 @@ class Device(models.Model):
     )
     applied_at = models.DateTimeField(null=True, blank=True)
 
-    # --- offline spool lease (console/gateway/services/storage.py lease_spool) --
+    # --- offline spool lease (console/storage/grants.py lease_spool) --
     # While a lease is unexpired, maintenance holds back the sweep of prune
     # markers written after it was issued (console/storage/maintenance.py).
     spool_lease_issued_at = models.DateTimeField(null=True, blank=True)

@@ -43,8 +43,8 @@ from console.gateway.services import (
     identity,
     policy,
     reports,
-    storage,
 )
+from console.storage import grants
 
 log = logging.getLogger("cairn.gateway")
 
@@ -220,14 +220,14 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         device_id = await self._caller(context)
         try:
             urls, expires_at = await self.db(
-                storage.grant,
+                grants.grant,
                 device_id,
                 request.method,
                 list(request.object_keys),
                 request.list_prefix,
                 request.continuation_token,
             )
-        except storage.GrantRefused as exc:
+        except grants.GrantRefused as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         return pb.StorageGrant(
             urls=[_presigned(*u) for u in urls],
@@ -238,9 +238,9 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         device_id = await self._caller(context)
         try:
             slots, issued_at, expires_at = await self.db(
-                storage.lease_spool, device_id, request.slots
+                grants.lease_spool, device_id, request.slots
             )
-        except storage.GrantRefused as exc:
+        except grants.GrantRefused as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         log.info("spool lease of %d slots for %s until %s", len(slots), device_id, expires_at)
         return pb.SpoolLease(

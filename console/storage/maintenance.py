@@ -2,7 +2,7 @@
 
 Only the console deletes from object storage (docs/security.md, "Who can
 delete what"): it opens each device repository with its own full-rights
-storage credentials (``storage.admin_store``) and the organisation key, keeps
+storage credentials (``targets.admin_store``) and the organisation key, keeps
 what the device's effective policy's retention keeps, and prunes
 (agent/engine/prune.py: lock-free, safe while the device backs up), after
 promoting the device's offline spool uploads (console/storage/spool.py). Nothing
@@ -21,10 +21,15 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from agent.engine.prune import DEFAULT_GRACE, all_snapshots, delete_snapshots, prune
+from agent.engine.repository import Repository
+from agent.engine.retention import RetentionPolicy
 from console.audit.services import SYSTEM, record
+from console.core import keys
 from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
-from console.storage import observed, spool
+from console.policies.services import effective_policy_for_device
+from console.storage import observed, spool, targets
 from console.storage.models import ObservedSnapshot
 
 log = logging.getLogger(__name__)
@@ -109,13 +114,6 @@ def maintain_device(
 ) -> JobRun | None:
     """Forget by the device's retention, then prune; the JobRun recording it
     (None when another maintenance run of the device is still going)."""
-    from agent.engine.prune import DEFAULT_GRACE, all_snapshots, delete_snapshots, prune
-    from agent.engine.repository import Repository
-    from agent.engine.retention import RetentionPolicy
-    from console.gateway.services import storage
-    from console.gateway.services.enrollment import org_key
-    from console.policies.services import effective_policy_for_device
-
     device = Device.objects.get(pk=device_id)
     eff = effective_policy_for_device(device)
     run = _start(device, trigger, eff)
@@ -129,8 +127,8 @@ def maintain_device(
     try:
         # Spooled offline uploads first: prune must see the index objects they add.
         stats["spool"] = None if dry_run else spool.promote(str(device.pk), now=now).to_dict()
-        store = storage.admin_store(storage.target(), str(device.pk))
-        repo = Repository.open(store, key=org_key())
+        store = targets.admin_store(targets.target(), str(device.pk))
+        repo = Repository.open(store, key=keys.org_key())
         forgotten: list[str] = []
         snaps = all_snapshots(repo)
         rows = observed.observe(device, store, snaps, now=now)

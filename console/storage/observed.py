@@ -39,8 +39,8 @@ from agent.engine.snapshot import Snapshot as EngineSnapshot
 from agent.engine.snapshot import parse_time
 from console.audit.services import SYSTEM, record
 from console.fleet.models import Device
-from console.gateway import conf
 from console.jobs.models import JobKind, JobRun, JobState
+from console.storage import conf
 from console.storage.models import ObservedSnapshot
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Why: an agent that reaches object storage but no gateway cannot get a
 per-object grant, so while online it takes a *spool lease*
-(console/gateway/services/storage.py ``lease_spool``): write-once PUT URLs,
+(console/storage/grants.py ``lease_spool``): write-once PUT URLs,
 valid for days, for random slots ``spool/<id>/object`` and
 ``spool/<id>/target`` under its own prefix. It writes the object's bytes, then
 a small JSON document naming where they belong: ``{"v": 1, "key": "<repository
@@ -43,8 +43,10 @@ from dataclasses import asdict, dataclass, field
 from django.utils import timezone
 
 from agent.engine.store import ObjectNotFound
-from console.gateway import conf
-from console.gateway.services import storage
+from console.audit.services import SYSTEM, record
+from console.fleet.models import Device
+from console.storage import conf, targets
+from console.storage.grants import SPOOL
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def _listing(store) -> dict[str, dict[str, str]]:
     """spool id -> {part: its key}, from one listing of ``spool/``; an
     unexpected name is listed under itself, as part "?"."""
     slots: dict[str, dict] = defaultdict(dict)
-    for key in store.list(f"{storage.SPOOL}/"):
+    for key in store.list(f"{SPOOL}/"):
         parts = key.split("/")
         if len(parts) == 3 and parts[2] in PARTS and parts[1]:
             slots[parts[1]][parts[2]] = key
@@ -134,17 +136,15 @@ def _listing(store) -> dict[str, dict[str, str]]:
 def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
     """Promote the device's complete spool slots into its repository; see the
     module docstring for the rules. Safe to run again at any time."""
-    from console.fleet.models import Device
-
     report = PromoteReport()
-    t = storage.target()
+    t = targets.target()
     if t.kind != "s3":
         return report  # agents on the embedded local store write it directly
     now = now or timezone.now()
     device = Device.objects.filter(pk=device_id).first()
     revoked = device is None or device.revoked
     abandon_before = now - dt.timedelta(seconds=conf.spool_lease_seconds()) - ABANDON_AFTER_EXPIRY
-    store = storage.admin_store(t, str(device_id))
+    store = targets.admin_store(t, str(device_id))
     try:
         pending: list[tuple[int, str, str, int, dict]] = []  # (rank, id, key, size, parts)
         for spool_id, parts in sorted(_listing(store).items()):
@@ -204,8 +204,6 @@ def promote(device_id: str, *, now: dt.datetime | None = None) -> PromoteReport:
 
 
 def _audit(device, device_id: str, report: PromoteReport) -> None:
-    from console.audit.services import SYSTEM, record
-
     if not report.refused:
         return
     for spool_id, reason in report.refused:

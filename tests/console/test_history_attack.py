@@ -25,15 +25,15 @@ from agent.engine.snapshot import Snapshot as EngineSnapshot
 from console.api.serializers import DeviceDetailSerializer
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
+from console.core.keys import org_key
 from console.fleet import services as fleet
-from console.gateway.services import storage
-from console.gateway.services.enrollment import bootstrap_repository, org_key
 from console.jobs import services as jobs
 from console.jobs.models import JobState
 from console.policies import services as policies
 from console.policies import spec as specs
-from console.storage import maintenance
+from console.storage import maintenance, targets
 from console.storage.models import ObservedSnapshot
+from console.storage.targets import bootstrap_repository
 
 DEVICE_KEY = os.urandom(32)
 
@@ -57,7 +57,7 @@ def enrolled(keep_last: int):
     spec["retention"] = {k: 0 for k in spec["retention"]} | {"keep_last": keep_last}
     policy = policies.create_policy(SYSTEM, f"Keep {keep_last}", spec)
     policies.assign_policy(SYSTEM, policy, group, 100)
-    bootstrap_repository(storage.target(), str(dev.pk), DEVICE_KEY)
+    bootstrap_repository(targets.target(), str(dev.pk), DEVICE_KEY)
     return dev
 
 
@@ -68,7 +68,7 @@ def device(db, s3_settings):
 
 def device_repo(dev) -> Repository:
     """The repository as the device opens it: its own key."""
-    return Repository.open(storage.admin_store(storage.target(), str(dev.pk)), key=DEVICE_KEY)
+    return Repository.open(targets.admin_store(targets.target(), str(dev.pk)), key=DEVICE_KEY)
 
 
 def real_backup(dev, src, n: int) -> str:
@@ -96,7 +96,7 @@ def test_a_flood_of_forged_snapshots_cannot_erase_real_history(device, tmp_path,
     src = tmp_path / "src"
     src.mkdir()
     real = [real_backup(device, src, n) for n in range(6)]
-    repo = Repository.open(storage.admin_store(storage.target(), str(device.pk)), key=org_key())
+    repo = Repository.open(targets.admin_store(targets.target(), str(device.pk)), key=org_key())
     packs_before = set(repo.store.list("data/"))
 
     # The attacker: an empty backup gives an empty tree, then forged snapshots.

@@ -17,13 +17,13 @@ from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
+from console.core.keys import org_key
 from console.fleet import services as fleet
-from console.gateway.services import storage
-from console.gateway.services.enrollment import bootstrap_repository, org_key
 from console.jobs.models import JobKind, JobRun, JobState, Snapshot
 from console.policies import services as policies
 from console.policies import spec as specs
-from console.storage import maintenance, tasks
+from console.storage import maintenance, targets, tasks
+from console.storage.targets import bootstrap_repository
 
 
 @pytest.fixture
@@ -46,12 +46,12 @@ def device(db, s3_settings):
     spec["retention"] = {k: 0 for k in spec["retention"]} | {"keep_last": 1}
     policy = policies.create_policy(SYSTEM, "Keep one", spec)
     policies.assign_policy(SYSTEM, policy, group, 100)
-    bootstrap_repository(storage.target(), str(dev.pk), os.urandom(32))
+    bootstrap_repository(targets.target(), str(dev.pk), os.urandom(32))
     return dev
 
 
 def open_repo(dev) -> Repository:
-    return Repository.open(storage.admin_store(storage.target(), str(dev.pk)), key=org_key())
+    return Repository.open(targets.admin_store(targets.target(), str(dev.pk)), key=org_key())
 
 
 def back_up(dev, src, name) -> str:

@@ -24,12 +24,12 @@ from agent.engine.store.s3 import S3Store
 from agent.rpc import agent_pb2 as pb
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
+from console.core.keys import org_key
 from console.fleet import services as fleet
 from console.fleet.models import Device
-from console.gateway.services import reports, storage
-from console.gateway.services.enrollment import org_key
+from console.gateway.services import reports
 from console.jobs.models import JobKind, JobRun
-from console.storage import maintenance, spool, tasks
+from console.storage import maintenance, spool, targets, tasks
 from tests.console import test_maintenance as maint
 
 # The S3-backed device repository of the maintenance tests (fixtures and helpers).
@@ -40,7 +40,7 @@ HEX = "ab" * 32
 
 
 def admin(dev):
-    return storage.admin_store(storage.target(), str(dev.pk))
+    return targets.admin_store(targets.target(), str(dev.pk))
 
 
 def put_slot(dev, key, body: bytes, *, size=None, target: bytes | None = None) -> str:
@@ -191,7 +191,7 @@ def test_hostile_targets_are_refused_and_deleted(device, db):
     with admin(device) as store:
         assert sorted(store.list("")) == before
         assert not any(k.startswith(f"acme/{other.pk}") for k in store.list(""))
-    with storage.admin_store(storage.target(), str(other.pk)) as store:
+    with targets.admin_store(targets.target(), str(other.pk)) as store:
         assert list(store.list("")) == []
     event = AuditEvent.objects.get(action="device.spool_refused")
     assert event.target_id == str(device.pk) and event.after["count"] == len(report.refused)

@@ -11,7 +11,6 @@ import pytest
 from console.audit.models import AuditEvent
 from console.core import keys
 from console.gateway import pki
-from console.gateway.services import enrollment
 from tests.conftest import _database_url_for_subprocess
 from tests.foundation.test_settings import PRODUCTION_ENV, run_manage
 
@@ -40,7 +39,7 @@ def test_production_never_creates_keys_on_use(settings, tmp_path, client, django
     settings.ORG_KEY_FILE = tmp_path / "keys" / "org.key"
     settings.PKI_DIR = tmp_path / "pki"
     with pytest.raises(keys.KeysMissing, match="init_keys"):
-        enrollment.org_key()  # enrollment and maintenance go through it
+        keys.org_key()  # enrollment and maintenance go through it
     with pytest.raises(pki.CAMissing, match="init_keys"):
         pki.ensure_ca()  # the gateway loads its CA this way at start
     with pytest.raises(pki.CAMissing):
@@ -57,8 +56,8 @@ def test_production_never_creates_keys_on_use(settings, tmp_path, client, django
 def test_development_still_creates_keys_on_first_use(settings, tmp_path):
     settings.PRODUCTION = False
     settings.ORG_KEY_FILE = tmp_path / "org.key"
-    key = enrollment.org_key()
-    assert len(key) == 32 and enrollment.org_key() == key
+    key = keys.org_key()
+    assert len(key) == 32 and keys.org_key() == key
     assert stat.S_IMODE(settings.ORG_KEY_FILE.stat().st_mode) == 0o600
     ca = pki.ensure_ca(tmp_path / "pki")
     assert pki.ensure_ca(tmp_path / "pki").fingerprint == ca.fingerprint

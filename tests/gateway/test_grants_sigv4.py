@@ -5,7 +5,7 @@ name another device's ``config`` was served there, and a GET URL sent as
 DELETE deleted. So the grants are tampered with here against s3rver
 (tests/s3sig, ``s3sig_server``), which recomputes the signature of every
 signed request, header or pre-signed, and refuses expired URLs. The grants
-are the gateway's own (``storage.grant``, ``storage.lease_spool``), signed
+are the gateway's own (``grants.grant``, ``grants.lease_spool``), signed
 with that server's key pair; the tampered requests are plain HTTP
 (http.client, so no client library tidies a path or a header away). Every
 refusal also checks that nothing was served or changed, and every test first
@@ -34,8 +34,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import pytest
 
 from agent.engine.store import StoreError
-from console.gateway.services import storage
-from console.gateway.services.sigv4 import presign
+from console.storage import grants, targets
+from console.storage.sigv4 import presign
 
 SECRET = b"device B's repository config"
 
@@ -109,7 +109,7 @@ class Fleet:
 
     def one(self, method: str, rel: str) -> tuple[str, dict]:
         """Device A's grant for one key: (url, headers to send)."""
-        urls, _expires = storage.grant(self.a, method, [rel])
+        urls, _expires = grants.grant(self.a, method, [rel])
         (_key, url, headers) = urls[0]
         return url, headers
 
@@ -149,7 +149,7 @@ def test_untampered_grants_work(fleet):
     assert send("PUT", url, b"new pack", headers).status == 200
     assert fleet.read(fleet.key(fleet.a, "data/00/new")) == b"new pack"
 
-    urls, _ = storage.grant(fleet.a, "LIST", [])
+    urls, _ = grants.grant(fleet.a, "LIST", [])
     listing = send("GET", urls[0][1])
     assert listing.status == 200
     keys = set(re.findall(rb"<Key>([^<]+)</Key>", listing.body))
@@ -195,7 +195,7 @@ def test_grant_used_with_another_method_is_refused(fleet):
     assert fleet.read(config) == b"device A's config"
 
     # The LIST grant is a GET on the bucket: not a way to delete it.
-    urls, _ = storage.grant(fleet.a, "LIST", [])
+    urls, _ = grants.grant(fleet.a, "LIST", [])
     refused(send("DELETE", urls[0][1]))
     assert fleet.server.client().bucket_exists(fleet.bucket)
 
@@ -215,7 +215,7 @@ def test_signed_header_dropped_or_changed_is_refused(fleet):
 
 
 def test_query_parameters_added_or_removed_are_refused(fleet):
-    urls, _ = storage.grant(fleet.a, "LIST", [])
+    urls, _ = grants.grant(fleet.a, "LIST", [])
     url = urls[0][1]
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ")
     for changes in (
@@ -244,7 +244,7 @@ def test_query_parameters_added_or_removed_are_refused(fleet):
 
 def test_expired_grant_is_refused(fleet, monkeypatch):
     monkeypatch.setenv("CAIRN_GRANT_TTL_SECONDS", "1")
-    urls, expires_at = storage.grant(fleet.a, "GET", ["config"])
+    urls, expires_at = grants.grant(fleet.a, "GET", ["config"])
     assert "X-Amz-Expires=1&" in urls[0][1]
     time.sleep(max(0.0, expires_at.timestamp() - time.time()) + 0.05)
     reply = send("GET", urls[0][1])
@@ -253,7 +253,7 @@ def test_expired_grant_is_refused(fleet, monkeypatch):
 
     # The boundary, with the signer the grants use and no wait: one second
     # inside a 15-minute validity is served, one second past it is not.
-    t = storage.target()
+    t = targets.target()
     creds = dict(access_key=t.access_key, secret_key=t.secret_key, region=t.region, expires=900)
     key = fleet.key(fleet.a, "config")
     now = dt.datetime.now(dt.UTC)
@@ -266,7 +266,7 @@ def test_expired_grant_is_refused(fleet, monkeypatch):
 def test_spool_slots_tampered_are_refused(fleet):
     """The offline spool lease's slots (week-long PUT URLs) under the same
     attacks: only the slot's own key, only PUT, only with If-None-Match."""
-    slots, _issued, _expires = storage.lease_spool(fleet.a, 2)
+    slots, _issued, _expires = grants.lease_spool(fleet.a, 2)
     (sid, (_ok, obj_url, obj_headers), (_tk, tgt_url, tgt_headers)), (other_id, *_rest) = slots
     path = urlsplit(obj_url).path
     hijacks = (
@@ -292,11 +292,11 @@ def test_spool_slots_tampered_are_refused(fleet):
 def test_header_signed_requests_are_verified_too(fleet):
     """The console's own store signs with an Authorization header: the same
     server refuses it with a wrong secret, so these are real checks."""
-    t = storage.target()
-    with storage.admin_store(t, fleet.a) as store:
+    t = targets.target()
+    with targets.admin_store(t, fleet.a) as store:
         assert store.get("config") == b"device A's config"
     forged = dataclasses.replace(t, secret_key=t.secret_key + "x")
-    with storage.admin_store(forged, fleet.a) as store, pytest.raises(StoreError):
+    with targets.admin_store(forged, fleet.a) as store, pytest.raises(StoreError):
         store.get("config")
     with pytest.raises(Exception) as err:
         fleet.server.client(secret_key="wrong").get_object(

@@ -79,9 +79,8 @@ def _backup(daemon: Daemon) -> jobs.JobOutcome:
 def test_backup_without_gateway_is_spooled_then_promoted_and_restorable(
     enrolled, s3_gateway, s3_server, s3_bucket, tmp_path
 ):
-    from console.gateway.services import storage
-    from console.gateway.services.enrollment import org_key
-    from console.storage import spool
+    from console.core.keys import org_key
+    from console.storage import spool, targets
 
     daemon, device_id, data = enrolled
     prefix = f"acme/{device_id}/"
@@ -126,7 +125,7 @@ def test_backup_without_gateway_is_spooled_then_promoted_and_restorable(
     assert not report.refused and not _keys(s3_server, s3_bucket, prefix + "spool/")
 
     # With the organisation key, as after a stolen laptop: everything is there.
-    store = storage.admin_store(storage.target(), device_id)
+    store = targets.admin_store(targets.target(), device_id)
     repo = Repository.open(store, key=org_key())
     assert {s.id for s in repo.snapshots()} == {
         first.snapshot_id,

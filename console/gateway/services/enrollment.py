@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from console.core import keys
 from console.core.safejson import clean_text
 from console.fleet import services as fleet
 from console.fleet.models import Device
 from console.gateway import conf, pki
-from console.gateway.services import storage
+from console.storage import targets
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def enroll(
         cert = pki.sign_device_csr(ca, csr_pem, device_id)
     except pki.PKIError as exc:
         raise EnrollmentRefused(str(exc)) from exc
-    t = storage.target()
+    t = targets.target()
     device_key = os.urandom(32)
     try:
         # One transaction: if the repository cannot be created (storage
@@ -80,7 +79,7 @@ def enroll(
                 address=address,
             )
             try:
-                bootstrap_repository(t, str(device.pk), device_key)
+                targets.bootstrap_repository(t, str(device.pk), device_key)
             except Exception as exc:
                 log.exception("repository of %s could not be created", device.pk)
                 raise EnrollmentUnavailable(f"storage unavailable: {exc}") from exc
@@ -90,7 +89,7 @@ def enroll(
         device=device,
         certificate_pem=cert.pem,
         ca_certificate_pem=ca.cert_pem,
-        repository_url=storage.repository_url(t, str(device.pk)),
+        repository_url=targets.repository_url(t, str(device.pk)),
         storage_endpoint=t.endpoint,
         storage_region=t.region,
         storage_access="grant" if t.kind == "s3" else "direct",
@@ -98,21 +97,3 @@ def enroll(
         gateway_address=conf.public_address(),
         org=t.prefix,
     )
-
-
-def org_key() -> bytes:
-    """The organisation master key (32 bytes, settings.ORG_KEY_FILE): created
-    on first use in development only; production needs ``init_keys``."""
-    return keys.org_key()
-
-
-def bootstrap_repository(t: storage.Target, device_id: str, device_key: bytes) -> None:
-    """Create the device's repository (server-side, full rights), its data
-    keys wrapped by the organisation key and by the device key."""
-    from agent.daemon import repo as repo_glue
-
-    store = storage.admin_store(t, device_id)
-    try:
-        repo_glue.init_repository(store, org_key=org_key(), device_key=device_key)
-    finally:
-        store.close()

@@ -1,5 +1,5 @@
-"""Where each device's repository lives, and the storage grants the gateway
-hands out (docs/security.md).
+"""The storage grants the gateway hands out to devices (docs/security.md);
+where each repository lives is console/storage/targets.py.
 
 Choice: **pre-signed URLs from the gateway**, not scoped credentials.
 
@@ -30,13 +30,11 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
 
-from django.conf import settings
-
-from console.gateway import conf
-from console.gateway.services.sigv4 import presign
+from console.fleet.models import Device
+from console.storage import conf
+from console.storage.sigv4 import presign
+from console.storage.targets import Target, device_prefix, target
 
 METHODS = {"GET", "HEAD", "PUT", "LIST"}
 MAX_KEYS_PER_GRANT = 1000
@@ -48,85 +46,6 @@ SPOOL = "spool"
 
 class GrantRefused(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Target:
-    kind: str  # "s3" | "local"
-    endpoint: str = ""  # URL, e.g. http://127.0.0.1:9000
-    bucket: str = ""
-    region: str = "us-east-1"
-    access_key: str = ""
-    secret_key: str = ""
-    prefix: str = ""  # usually the organisation
-    local_dir: str = ""
-
-
-def target() -> Target:
-    """The default storage target: a StorageTarget row, else the S3_* settings,
-    else the embedded local directory."""
-    try:
-        from console.storage.models import StorageTarget
-
-        row = StorageTarget.objects.filter(is_default=True).first()
-    except Exception:  # table missing during early migrations
-        row = None
-    if row is not None and row.has_credentials:
-        endpoint = row.endpoint
-        if "://" not in endpoint:
-            endpoint = ("https://" if row.use_tls else "http://") + endpoint
-        return Target(
-            kind="s3",
-            endpoint=endpoint,
-            bucket=row.bucket,
-            region=row.region,
-            access_key=row.access_key,
-            secret_key=row.secret_key,
-            prefix=row.prefix or settings.CAIRN_ORG,
-        )
-    if settings.S3_ENDPOINT:
-        endpoint = settings.S3_ENDPOINT
-        if "://" not in endpoint:
-            endpoint = "http://" + endpoint
-        return Target(
-            kind="s3",
-            endpoint=endpoint,
-            bucket=settings.S3_BUCKET,
-            region=settings.S3_REGION,
-            access_key=settings.S3_ACCESS_KEY,
-            secret_key=settings.S3_SECRET_KEY,
-            prefix=settings.CAIRN_ORG,
-        )
-    return Target(
-        kind="local", local_dir=str(Path(settings.LOCAL_STORAGE_DIR)), prefix=settings.CAIRN_ORG
-    )
-
-
-def device_prefix(t: Target, device_id: str) -> str:
-    return f"{t.prefix}/{device_id}" if t.prefix else str(device_id)
-
-
-def repository_url(t: Target, device_id: str) -> str:
-    if t.kind == "s3":
-        return f"s3://{t.bucket}/{device_prefix(t, device_id)}"
-    return (Path(t.local_dir) / device_prefix(t, device_id)).as_uri()
-
-
-def admin_store(t: Target, device_id: str):
-    """The console's own full-rights store for a device repository
-    (enrollment bootstrap, maintenance, tests). Never handed to agents."""
-    from agent.engine.store import open_store
-
-    url = repository_url(t, device_id)
-    if t.kind == "s3":
-        return open_store(
-            url,
-            endpoint=t.endpoint,
-            access_key=t.access_key,
-            secret_key=t.secret_key,
-            region=t.region,
-        )
-    return open_store(url)
 
 
 def _clean_key(key: str) -> str:
@@ -216,8 +135,6 @@ def lease_spool(device_id: str, slots: int):
 
     Returns (list of (id, (object key, url, headers), (target key, url,
     headers)), issued_at, expires_at)."""
-    from console.fleet.models import Device
-
     if slots < 1:
         raise GrantRefused("a spool lease needs at least one slot")
     t = _s3_target()
