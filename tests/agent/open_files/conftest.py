@@ -20,7 +20,8 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def btrfs_mount(tmp_path):
-    """A fresh btrfs filesystem in a 200 MiB image file, loop-mounted.
+    """A fresh btrfs filesystem in a 512 MiB (sparse) image file, loop-mounted:
+    room for a 64 MiB mailbox rewritten while snapshots of it are held.
 
     Needs root, btrfs-progs and loop devices; without them the test is
     skipped with the reason (a failure under CI=true).
@@ -33,7 +34,7 @@ def btrfs_mount(tmp_path):
     image, mnt = tmp_path / "btrfs.img", tmp_path / "mnt"
     mnt.mkdir()
     with open(image, "wb") as f:
-        f.truncate(200 * 1024 * 1024)
+        f.truncate(512 * 1024 * 1024)
     made = _sh("mkfs.btrfs", "-q", str(image), check=False)
     if made.returncode:
         need_service(f"mkfs.btrfs ({made.stderr.strip()})")
