@@ -2,7 +2,7 @@
 
 * The **organisation key** (``settings.ORG_KEY_FILE``, 32 random bytes, mode
   0600) wraps every device repository's data keys (docs/security.md).
-* The **console CA** (``settings.PKI_DIR``, console/gateway/pki.py) signs
+* The **console CA** (``settings.PKI_DIR``, console/core/pki.py) signs
   every device certificate.
 
 In development both are created on first use. In production a missing one
@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from console.audit.services import Actor, record
-from console.gateway import pki
+from console.core import pki
 
 ORG_KEY_SIZE = 32
 INIT_HINT = "create it once, explicitly: python manage.py init_keys (docs/operations.md)"

@@ -33,8 +33,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.rpc import agent_pb2 as pb
 from agent.rpc import agent_pb2_grpc as pb_grpc
-from console.core import keys
-from console.gateway import conf, pki
+from console.core import keys, pki
+from console.gateway import conf
 from console.gateway.registry import AsyncRegistry
 from console.gateway.services import (
     commands,

@@ -9,8 +9,7 @@ import stat
 import pytest
 
 from console.audit.models import AuditEvent
-from console.core import keys
-from console.gateway import pki
+from console.core import keys, pki
 from tests.conftest import _database_url_for_subprocess
 from tests.foundation.test_settings import PRODUCTION_ENV, run_manage
 

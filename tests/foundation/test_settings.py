@@ -44,7 +44,7 @@ def run_manage(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
 
 def test_check_deploy_is_clean_in_production(tmp_path):
     # the keys exist (manage.py init_keys made them; tests/foundation/test_keys.py)
-    from console.gateway import pki
+    from console.core import pki
 
     (tmp_path / "org.key").write_bytes(os.urandom(32))
     pki.create_ca(tmp_path / "pki")

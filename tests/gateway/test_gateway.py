@@ -179,7 +179,7 @@ def test_certificate_renewal_keeps_the_old_one_until_the_new_one_is_used(gateway
     with pytest.raises(grpc.RpcError) as err:
         submit(old)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    from console.gateway import pki
+    from console.core import pki
 
     assert Device.objects.get(pk=device_id).cert_fingerprint == pki.fingerprint(new[2])
 

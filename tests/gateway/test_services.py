@@ -179,9 +179,9 @@ def test_enrollment_is_all_or_nothing_when_storage_is_down(
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    from console.core import pki
     from console.fleet.models import EnrollmentToken
     from console.fleet.services import create_enrollment_token
-    from console.gateway import pki
     from console.gateway.services import enrollment
 
     settings.PKI_DIR = tmp_path / "pki"

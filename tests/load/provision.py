@@ -34,7 +34,7 @@ def _make(args):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from console.gateway import pki
+    from console.core import pki
 
     ca = pki.CA(
         key=serialization.load_pem_private_key(ca_key_pem, None),
@@ -67,8 +67,8 @@ def provision(n: int, bundle: str) -> dict:
     from django.db import transaction
 
     from console.audit.services import SYSTEM
+    from console.core import pki
     from console.fleet.models import Device, DeviceGroup
-    from console.gateway import pki
     from console.policies.models import Policy
     from console.policies.services import assign_policy, create_policy, rollout_devices
 

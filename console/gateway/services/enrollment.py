@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from console.core import pki
 from console.core.safejson import clean_text
 from console.fleet import services as fleet
 from console.fleet.models import Device
-from console.gateway import conf, pki
+from console.gateway import conf
 from console.storage import targets
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.core import pki
 from console.fleet.models import Device
-from console.gateway import pki
 
 
 class Refused(Exception):

@@ -9,8 +9,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from console.audit.services import SYSTEM
-from console.core import keys
-from console.gateway import pki
+from console.core import keys, pki
 
 
 class Command(BaseCommand):
