@@ -17,6 +17,7 @@ from agent.snapshots.chooser import (
     PointInTime,
     cleanup_stale_snapshots,
     default_providers,
+    own_folders_excludes,
     point_in_time,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "SnapshotView",
     "cleanup_stale_snapshots",
     "default_providers",
+    "own_folders_excludes",
     "point_in_time",
 ]
