@@ -566,7 +566,7 @@ def revision_detail(request, pk, number):
             "revision": revision,
             "other": other,
             "diff": diff,
-            "spec_json": specs.json.dumps(revision.spec, indent=2, sort_keys=True),
+            "spec_json": json.dumps(revision.spec, indent=2, sort_keys=True),
             "numbers": revision.policy.revisions.order_by("-number").values_list(
                 "number", flat=True
             ),

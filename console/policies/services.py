@@ -4,7 +4,7 @@ groups with a precedence, compute each device's effective policy, roll it out.
 Effective policy of a device: the policies assigned to any of its groups,
 ordered by precedence (lower number first; ties broken by the older
 assignment). The first decides every setting; excludes accumulate
-(console/policies/spec.py: merge_specs). Its hash is the SHA-256 of the
+(agent/policy/merge.py). Its hash is the SHA-256 of the
 merged canonical spec: the agent reports the hash it runs, and the console
 counts a device as *acknowledged* when the two match.
 """
@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
 
+from agent import policy as contract
+from agent.policy.merge import merge
 from console.audit.services import SYSTEM, Actor, record
 from console.fleet.models import AT_RISK_FACTOR, DEFAULT_RPO, Device, DeviceGroup
 from console.policies import spec as specs
@@ -43,6 +45,9 @@ class Effective:
     contributors: list[tuple[Policy, PolicyRevision, DeviceGroup, int]] = field(
         default_factory=list
     )
+    settings: contract.Policy | None = None  # the typed effective policy
+    # field path -> "policy name (group, precedence)" it comes from
+    defined_in: dict[str, str] = field(default_factory=dict)
 
 
 def _validate(name: str, spec_data, policy: Policy | None = None) -> dict:
@@ -220,10 +225,24 @@ def _effective_for(group_ids, by_group) -> Effective:
         contributors.append((a.policy, a.policy.current_revision, a.group, a.precedence))
     if not contributors:
         return Effective(None, None, {}, "", DEFAULT_RPO)
-    merged = specs.merge_specs([rev.spec for _, rev, _, _ in contributors])
-    rpo = timedelta(hours=merged.get("rpo_hours") or 24)
+    merged = merge(
+        [
+            (f"{p.name} ({g.name}, precedence {prec})", specs.load_revision(rev.spec, rev.hash))
+            for p, rev, g, prec in contributors
+        ]
+    )
+    settings = merged.policy
     policy, revision = contributors[0][0], contributors[0][1]
-    return Effective(policy, revision, merged, specs.spec_hash(merged), rpo, contributors)
+    return Effective(
+        policy,
+        revision,
+        settings.to_dict(),
+        settings.canonical_hash(),
+        timedelta(hours=settings.rpo_hours),
+        contributors,
+        settings=settings,
+        defined_in=merged.defined_in,
+    )
 
 
 def effective_policy_for_device(device: Device) -> Effective:
