@@ -185,15 +185,16 @@ def test_a_recently_saved_file_read_once_is_held_then_stored_whole(home, tmp_pat
 
 
 def test_file_changed_just_before_the_snapshot_is_read_once_inside_it(mailbox, tmp_path):
-    # The writer rewrites the mailbox right up to the snapshot, so its ctime in
+    # The writer stamps a page every millisecond up to the snapshot, so its ctime in
     # the snapshot is a few ms before the read starts: the live-read rule
     # ("changed within a tick of the read: read again") used to read it twice
     # although nothing can change a read-only snapshot.
     pst = mailbox(size=16 * MIB, pause=-1)
     repo = make_repo(tmp_path / "repo")
     provider = BtrfsProvider(tmp_path / "state")
-    recent = 0
-    for _ in range(4):
+    recent = tries = 0
+    while recent < 2 and tries < 8:  # the race is a few ms wide: try until it was hit twice
+        tries += 1
         with point_in_time([str(pst.parent)], "required", providers=[provider]) as pit:
             frozen = Path(pit.translate(str(pst)))
             started = time.time_ns()
@@ -206,7 +207,7 @@ def test_file_changed_just_before_the_snapshot_is_read_once_inside_it(mailbox, t
         assert result.stats.bytes_read == size, "one read of the frozen file"
         assert CHANGED_DURING_READ not in node.get("flags", [])
         assert len(data) == size
-    print(f"\n{recent} of 4 snapshots held a mailbox changed < 20 ms before the read")
+    print(f"\n{recent} of {tries} snapshots held a mailbox changed < 20 ms before the read")
     assert recent >= 1, "the writer did not write close enough to the snapshot"
 
 
@@ -321,4 +322,4 @@ def test_writer_keeps_its_pace_while_snapshot_backups_run(mailbox, tmp_path):
           f" writer pass {normal * 1000:.0f} ms (median) before, longest during backups"
           f" {max(during) * 1000:.0f} ms; about {lost:.2f} s lost per backup")  # fmt: skip
     assert max(held) < 5, "a snapshot is released as soon as the read is done"
-    assert during and max(during) < 1.0, "the writer never stalled"
+    assert during and max(during) < 2.0, "the writer never stalled (a freeze would hang it)"
