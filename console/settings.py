@@ -206,13 +206,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
-# Beat: periodic control-plane work (console/gateway/tasks.py, console/jobs/tasks.py).
+# Beat: periodic work (each app's tasks.py: gateway, jobs, fleet, policies, storage).
 CELERY_BEAT_SCHEDULE = {
     "mark-offline": {"task": "gateway.mark_offline", "schedule": 60.0},
     "expire-commands": {"task": "jobs.expire_commands", "schedule": 300.0},
     "redeliver-pending": {"task": "jobs.redeliver_pending", "schedule": 120.0},
-    "recompute-protection": {"task": "gateway.recompute_protection", "schedule": 600.0},
-    "converge-policies": {"task": "gateway.converge_policies", "schedule": 3600.0},
+    "recompute-protection": {"task": "fleet.recompute_protection", "schedule": 600.0},
+    "converge-policies": {"task": "policies.converge_policies", "schedule": 3600.0},
     "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

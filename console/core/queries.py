@@ -15,3 +15,9 @@ def choice(value: str | None, choices) -> str | None:
     """``value`` if it is one of ``choices`` (a TextChoices), else None: an
     unknown value (a stale link, a typo) filters nothing."""
     return value if value in choices.values else None
+
+
+def chunks(items: list, size: int = 2000):
+    """Slices of a list, so IN (...) lists stay within every database's limits."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -37,13 +37,13 @@ from console.core import keys, pki
 from console.gateway import conf
 from console.gateway.registry import AsyncRegistry
 from console.gateway.services import (
-    commands,
     connections,
     enrollment,
     identity,
     policy,
     reports,
 )
+from console.jobs import commands
 from console.storage import grants
 
 log = logging.getLogger("cairn.gateway")
@@ -314,7 +314,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                         sent.append(cmd.pk)
                     policy_queued |= cmd.kind == "apply_policy"
                 if sent:
-                    await self.db(commands.mark_sent_many, sent)
+                    await self.db(commands.mark_sent, sent)
             if not policy_queued and device.effective_hash != hello.policy_revision:
                 await self._push_policy(session, force=True, digest=device.effective_hash)
             reader = asyncio.create_task(self._read(session, context))
@@ -471,7 +471,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             if cmd.state in ("pending", "sent") and await self._deliver(session, cmd, mark=False):
                 sent.append(cmd.pk)
         if sent:
-            await self.db(commands.mark_sent_many, sent)
+            await self.db(commands.mark_sent, sent)
 
     async def _push_policy(self, session: Session, force: bool = False, digest: str = "") -> None:
         """Send the effective policy unless the agent runs it or was sent it
@@ -605,7 +605,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             if session is not None and await self._deliver(session, cmd, mark=False):
                 sent.append(cmd.pk)
         if sent:
-            await self.db(commands.mark_sent_many, sent)
+            await self.db(commands.mark_sent, sent)
         for device_id, digest in await self.db(policy.drifted, held):
             session = self.sessions.get(device_id)
             if session is not None:

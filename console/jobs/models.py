@@ -1,8 +1,9 @@
 """Commands to devices, the job runs they report, and their snapshots.
 
 * Command: a durable request to one device (apply policy, back up now,
-  restore, verify, cancel). States: pending → sent → acknowledged →
-  done | failed | expired. Created by service functions only
+  restore, verify, cancel). Its state machine is here, on the model and its
+  queryset: pending → sent → acknowledged → done | failed | expired, never
+  backwards, never out of a final state. Created by service functions only
   (console/jobs/services.py), delivered through console/jobs/dispatch.py.
 * JobRun: one backup / restore / verify / prune on a device, scheduled by the
   agent or asked for by a Command, with progress, statistics, warnings,
@@ -19,6 +20,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 
@@ -41,6 +43,50 @@ class CommandState(models.TextChoices):
 
 OPEN_COMMAND_STATES = (CommandState.PENDING, CommandState.SENT, CommandState.ACKNOWLEDGED)
 FINAL_COMMAND_STATES = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED)
+#: what a (re)connecting device's stream is sent
+DELIVERABLE_COMMAND_STATES = (CommandState.PENDING, CommandState.SENT)
+#: the transitions' order: a command only moves to a higher rank
+_RANK = {
+    CommandState.PENDING: 0,
+    CommandState.SENT: 1,
+    CommandState.ACKNOWLEDGED: 2,
+    CommandState.DONE: 3,
+    CommandState.FAILED: 3,
+    CommandState.EXPIRED: 3,
+}
+
+
+class CommandQuerySet(models.QuerySet):
+    """The state machine's transitions, as conditional UPDATEs: each moves only
+    the rows in an earlier state, so concurrent reports (two gateways, a
+    replayed acknowledgement, a result before its acknowledgement) never move
+    a command backwards. Each returns how many rows moved."""
+
+    def advance(self, state: str, **fields) -> int:
+        earlier = [s for s, rank in _RANK.items() if rank < _RANK[state]]
+        return self.filter(state__in=earlier).update(state=state, **fields)
+
+    def mark_sent(self) -> int:
+        return self.advance(CommandState.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1)
+
+    def acknowledge(self, at=None) -> int:
+        return self.advance(CommandState.ACKNOWLEDGED, acknowledged_at=at or timezone.now())
+
+    def finish(self, ok: bool, error: str = "", at=None) -> int:
+        state = CommandState.DONE if ok else CommandState.FAILED
+        return self.advance(state, finished_at=at or timezone.now(), error=error or "")
+
+    def expire(self, error: str, at=None) -> int:
+        return self.advance(CommandState.EXPIRED, finished_at=at or timezone.now(), error=error)
+
+    def open(self):
+        return self.filter(state__in=OPEN_COMMAND_STATES)
+
+    def deliverable(self, now=None):
+        """Pending or sent and not expired: what a device's stream is (re)sent."""
+        return self.filter(
+            state__in=DELIVERABLE_COMMAND_STATES, expires_at__gt=now or timezone.now()
+        )
 
 
 class Command(models.Model):
@@ -62,6 +108,8 @@ class Command(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="Delivery attempts")
     error = models.TextField(blank=True)
 
+    objects = CommandQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -76,6 +124,25 @@ class Command(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_COMMAND_STATES
+
+    # One command's transitions (the queryset's, on this row); True when it
+    # moved. The row in memory is refreshed only then.
+    def mark_sent(self) -> bool:
+        return self._moved(Command.objects.filter(pk=self.pk).mark_sent())
+
+    def acknowledge(self) -> bool:
+        return self._moved(Command.objects.filter(pk=self.pk).acknowledge())
+
+    def finish(self, ok: bool, error: str = "") -> bool:
+        return self._moved(Command.objects.filter(pk=self.pk).finish(ok, error))
+
+    def expire(self, error: str) -> bool:
+        return self._moved(Command.objects.filter(pk=self.pk).expire(error))
+
+    def _moved(self, count: int) -> bool:
+        if count:
+            self.refresh_from_db()
+        return bool(count)
 
 
 class JobKind(models.TextChoices):

@@ -10,7 +10,8 @@ Two halves:
   ``record_heartbeat``, ``record_policy_applied``, ``record_job_started``,
   ``record_job_progress``, ``record_job_result``, ``record_snapshot``, and the
   command transitions ``mark_command_sent`` / ``mark_command_acknowledged`` /
-  ``mark_command_finished``. They are idempotent: a replayed report (same
+  ``mark_command_finished`` (the Command model's, by id; the gateway's batched
+  ones are console/jobs/commands.py). They are idempotent: a replayed report (same
   idempotency key, same command id) changes nothing the second time. They
   keep Device's denormalised columns and DailyJobStats in step.
 """
@@ -27,11 +28,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from console.audit.services import SYSTEM, Actor, record
+from console.core.queries import chunks
 from console.fleet.models import AT_RISK_FACTOR, Device
 from console.jobs import dispatch
 from console.jobs.models import (
     FINAL_COMMAND_STATES,
-    OPEN_COMMAND_STATES,
     Command,
     CommandKind,
     CommandState,
@@ -45,10 +46,6 @@ from console.jobs.models import (
 )
 
 MAX_WARNINGS_KEPT = 200
-
-
-class DeliveryRetry(Exception):
-    """Raised by deliver_command when delivery should be retried later."""
 
 
 def _ttl() -> timedelta:
@@ -152,15 +149,9 @@ def queue_apply_policy(changed: list[tuple[Any, Any]], *, actor: Actor = SYSTEM)
     apply-policy commands of those devices are superseded (expired)."""
     now = timezone.now()
     device_ids = [dev_id for dev_id, _ in changed]
-    from console.policies.services import chunks
-
     for chunk in chunks(device_ids):
-        Command.objects.filter(
-            device_id__in=chunk,
-            kind=CommandKind.APPLY_POLICY,
-            state__in=OPEN_COMMAND_STATES,
-        ).update(
-            state=CommandState.EXPIRED, finished_at=now, error="superseded by a newer revision"
+        Command.objects.filter(device_id__in=chunk, kind=CommandKind.APPLY_POLICY).expire(
+            "superseded by a newer revision", at=now
         )
     commands = [
         Command(
@@ -187,25 +178,9 @@ def queue_apply_policy(changed: list[tuple[Any, Any]], *, actor: Actor = SYSTEM)
 def expire_commands(now: datetime | None = None) -> int:
     """Beat: open commands past their expiry become expired."""
     now = now or timezone.now()
-    return Command.objects.filter(state__in=OPEN_COMMAND_STATES, expires_at__lt=now).update(
-        state=CommandState.EXPIRED, finished_at=now, error="not delivered before it expired"
+    return Command.objects.filter(expires_at__lt=now).expire(
+        "not delivered before it expired", at=now
     )
-
-
-def deliver_command(command_id: str) -> str:
-    """Deliver one command to its device.
-
-    Contract: look the device up in the gateway registry; if its stream is
-    open, push the command (the gateway calls ``mark_command_sent``); if the
-    device is offline, leave it pending (the gateway sends
-    ``pending_commands_for`` on reconnect) and return "offline"; raise
-    DeliveryRetry on a transient failure. Idempotent: a command not pending
-    any more is skipped. Implemented by the control plane in
-    console/gateway/services/commands.py (``deliver``).
-    """
-    from console.gateway.services.commands import deliver
-
-    return deliver(command_id)
 
 
 def redeliver_pending(limit: int = 5000) -> int:
@@ -222,47 +197,22 @@ def redeliver_pending(limit: int = 5000) -> int:
 
 def pending_commands_for(device_id) -> list[Command]:
     """Open commands of a device, oldest first (sent on reconnect)."""
-    return list(
-        Command.objects.filter(
-            device_id=device_id,
-            state__in=(CommandState.PENDING, CommandState.SENT),
-            expires_at__gt=timezone.now(),
-        ).order_by("created_at")
-    )
+    return list(Command.objects.filter(device_id=device_id).deliverable().order_by("created_at"))
 
 
-# --- command transitions ------------------------------------------------------------
-
-_ORDER = {
-    CommandState.PENDING: 0,
-    CommandState.SENT: 1,
-    CommandState.ACKNOWLEDGED: 2,
-    CommandState.DONE: 3,
-    CommandState.FAILED: 3,
-    CommandState.EXPIRED: 3,
-}
-
-
-def _advance(command_id, state: str, **fields) -> bool:
-    """Move a command forward (never backward, never out of a final state)."""
-    earlier = [s for s, rank in _ORDER.items() if rank < _ORDER[state]]
-    updated = Command.objects.filter(pk=command_id, state__in=earlier).update(state=state, **fields)
-    return bool(updated)
+# --- command transitions by id (the Command model's, never backwards) ---------------
 
 
 def mark_command_sent(command_id) -> bool:
-    return _advance(
-        command_id, CommandState.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1
-    )
+    return bool(Command.objects.filter(pk=command_id).mark_sent())
 
 
 def mark_command_acknowledged(command_id) -> bool:
-    return _advance(command_id, CommandState.ACKNOWLEDGED, acknowledged_at=timezone.now())
+    return bool(Command.objects.filter(pk=command_id).acknowledge())
 
 
 def mark_command_finished(command_id, ok: bool, error: str = "") -> bool:
-    state = CommandState.DONE if ok else CommandState.FAILED
-    return _advance(command_id, state, finished_at=timezone.now(), error=error or "")
+    return bool(Command.objects.filter(pk=command_id).finish(ok, error))
 
 
 # --- reports from agents ---------------------------------------------------------------
@@ -311,11 +261,8 @@ def record_policy_applied(device_id, applied_hash: str, *, at: datetime | None =
     )
     if updated:
         Command.objects.filter(
-            device_id=device_id,
-            kind=CommandKind.APPLY_POLICY,
-            state__in=OPEN_COMMAND_STATES,
-            payload__hash=applied_hash,
-        ).update(state=CommandState.DONE, finished_at=at)
+            device_id=device_id, kind=CommandKind.APPLY_POLICY, payload__hash=applied_hash
+        ).finish(ok=True, at=at)
     return bool(updated)
 
 

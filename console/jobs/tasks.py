@@ -1,34 +1,16 @@
-"""Celery tasks of the jobs app: thin wrappers around service functions."""
+"""Celery tasks of the jobs app: thin wrappers around service functions.
+Command delivery (``jobs.deliver_command``, ``jobs.deliver_commands``) is
+defined in console/jobs/dispatch.py, which queues it; it is imported here so
+that the worker's discovery of this module registers it too."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from console.jobs import services
+from console.jobs.dispatch import deliver_command, deliver_commands
 
-
-@shared_task(
-    name="jobs.deliver_command",
-    autoretry_for=(services.DeliveryRetry,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=8,
-)
-def deliver_command(command_id: str) -> str:
-    return services.deliver_command(command_id)
-
-
-@shared_task(name="jobs.deliver_commands")
-def deliver_commands(command_ids: list[str]) -> dict:
-    results: dict[str, int] = {}
-    for command_id in command_ids:
-        try:
-            outcome = services.deliver_command(command_id)
-        except services.DeliveryRetry:
-            deliver_command.apply_async((command_id,), countdown=5)
-            outcome = "retry"
-        results[outcome] = results.get(outcome, 0) + 1
-    return results
+__all__ = ["deliver_command", "deliver_commands", "expire_commands", "redeliver_pending"]
 
 
 @shared_task(name="jobs.expire_commands")

@@ -22,7 +22,10 @@ from django.db.models import Count, F, Q
 from agent import policy as contract
 from agent.policy.merge import merge
 from console.audit.services import SYSTEM, Actor, record
+from console.core.queries import chunks
 from console.fleet.models import AT_RISK_FACTOR, DEFAULT_RPO, Device, DeviceGroup
+from console.jobs.models import JobRun
+from console.jobs.services import queue_apply_policy
 from console.policies import spec as specs
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
 
@@ -143,8 +146,6 @@ def update_policy(
 @transaction.atomic
 def delete_policy(actor: Actor, policy: Policy) -> None:
     """Delete a policy that no group uses and no job history refers to."""
-    from console.jobs.models import JobRun
-
     if policy.assignments.exists():
         raise ValidationError("Unassign the policy from every group before deleting it.")
     if JobRun.objects.filter(policy_revision__policy=policy).exists():
@@ -253,13 +254,6 @@ def effective_policy_for_device(device: Device) -> Effective:
 
 
 @transaction.atomic
-def chunks(items: list, size: int = 2000):
-    """Slices of a list, so IN (...) lists stay within every database's limits."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@transaction.atomic
 def rollout_devices(device_ids, *, actor: Actor = SYSTEM, send_commands: bool = True) -> int:
     """Recompute the effective policy of these devices; for each whose hash
     changed, store it and (if send_commands) queue an apply-policy command.
@@ -307,10 +301,15 @@ def rollout_devices(device_ids, *, actor: Actor = SYSTEM, send_commands: bool = 
         if eff.hash:
             changed.extend((i, eff) for i in stale)
     if send_commands and changed:
-        from console.jobs.services import queue_apply_policy
-
         queue_apply_policy(changed, actor=actor)
     return len(changed)
+
+
+def converge_policies(batch: int = 2000) -> int:
+    """Every enrolled device's effective policy recomputed and rolled out
+    where it changed (beat: catches changes made outside the services)."""
+    ids = list(Device.objects.filter(revoked=False).values_list("pk", flat=True))
+    return sum(rollout_devices(chunk) for chunk in chunks(ids, batch))
 
 
 def rollout_policy(policy: Policy, *, actor: Actor = SYSTEM) -> int:

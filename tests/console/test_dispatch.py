@@ -1,6 +1,7 @@
 """The dispatch seam with a real Celery worker and Redis: a command created
 by a service function is delivered by the worker through
-console.jobs.services.deliver_command after the transaction commits."""
+the transport the gateway registered (console/jobs/dispatch.py) after the
+transaction commits."""
 
 import pytest
 

@@ -9,12 +9,15 @@ import pytest
 from django.utils import timezone
 
 from console.audit.services import SYSTEM
+from console.fleet import protection
 from console.fleet.models import Device
 from console.gateway.models import DeviceConnection
 from console.gateway.registry import Registry
-from console.gateway.services import commands, connections, maintenance
+from console.gateway.services import connections, delivery
+from console.jobs import commands
+from console.jobs.dispatch import DeliveryRetry
 from console.jobs.models import Command, CommandKind, CommandState
-from console.jobs.services import DeliveryRetry, request_backup
+from console.jobs.services import request_backup
 
 pytestmark = pytest.mark.django_db
 
@@ -42,24 +45,24 @@ class FakeRegistry:
 def test_delivery_outcomes():
     dev = _device()
     cmd = request_backup(SYSTEM, dev)
-    assert commands.deliver(str(cmd.pk), FakeRegistry(instance=None)) == "offline"
+    assert delivery.deliver(str(cmd.pk), FakeRegistry(instance=None)) == "offline"
     reg = FakeRegistry(instance="gw-1")
-    assert commands.deliver(str(cmd.pk), reg) == "published"
+    assert delivery.deliver(str(cmd.pk), reg) == "published"
     assert reg.published == [
         ("gw-1", {"type": "command", "device": str(dev.pk), "command": str(cmd.pk)})
     ]
     with pytest.raises(DeliveryRetry):
-        commands.deliver(str(cmd.pk), FakeRegistry(fail=True))
+        delivery.deliver(str(cmd.pk), FakeRegistry(fail=True))
     with pytest.raises(DeliveryRetry):  # registered instance not listening (restarting)
-        commands.deliver(str(cmd.pk), FakeRegistry(instance="gw-1", receivers=0))
-    commands.mark_sent_many([cmd.pk])
-    assert commands.deliver(str(cmd.pk), reg) == "skipped"  # idempotent
+        delivery.deliver(str(cmd.pk), FakeRegistry(instance="gw-1", receivers=0))
+    commands.mark_sent([cmd.pk])
+    assert delivery.deliver(str(cmd.pk), reg) == "skipped"  # idempotent
     Command.objects.filter(pk=cmd.pk).update(
         state=CommandState.PENDING, expires_at=timezone.now() - dt.timedelta(minutes=1)
     )
-    assert commands.deliver(str(cmd.pk), reg) == "expired"
+    assert delivery.deliver(str(cmd.pk), reg) == "expired"
     assert Command.objects.get(pk=cmd.pk).state == CommandState.EXPIRED
-    assert commands.deliver("00000000-0000-0000-0000-000000000000", reg) == "missing"
+    assert delivery.deliver("00000000-0000-0000-0000-000000000000", reg) == "missing"
 
 
 def test_registry_without_redis_is_inert():
@@ -71,7 +74,7 @@ def test_batched_acknowledgements_only_move_the_callers_commands():
     mine, other = _device(hostname="mine"), _device(hostname="other")
     a = request_backup(SYSTEM, mine)
     b = request_backup(SYSTEM, other)
-    commands.mark_sent_many([a.pk, b.pk])
+    commands.mark_sent([a.pk, b.pk])
     apply = Command.objects.create(
         device=mine,
         kind=CommandKind.APPLY_POLICY,
@@ -114,11 +117,11 @@ def test_batched_flush_and_mark_offline(settings):
 def test_recompute_protection_fixes_stale_deadlines():
     at = timezone.now() - dt.timedelta(hours=1)
     dev = _device(last_success_at=at, rpo=dt.timedelta(hours=24))
-    assert maintenance.recompute_protection() == 1
+    assert protection.recompute_protection() == 1
     dev.refresh_from_db()
     assert dev.protected_until == at + dt.timedelta(hours=24)
     assert dev.status == "protected"
-    assert maintenance.recompute_protection() == 0
+    assert protection.recompute_protection() == 0
 
 
 def test_wire_form_of_commands():
@@ -131,7 +134,7 @@ def test_wire_form_of_commands():
     msg = command_message(backup)
     assert msg.command_id == str(backup.pk) and msg.run_job.kind == "backup"
     assert msg.expires_at.seconds > 0
-    commands.mark_sent_many([backup.pk])  # a sent command is cancelled by a new command
+    commands.mark_sent([backup.pk])  # a sent command is cancelled by a new command
     cancel = cancel_command(SYSTEM, backup)
     assert cancel.kind == "cancel"
     assert command_message(cancel).cancel.job_command_id == str(backup.pk)

@@ -1,4 +1,4 @@
-"""Periodic consistency work for beat (console/gateway/tasks.py)."""
+"""Devices' protection deadlines kept consistent (beat: console/fleet/tasks.py)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,3 @@ def recompute_protection() -> int:
         protected_until=F("last_success_at") + F("rpo"),
         at_risk_until=F("last_success_at") + F("rpo") * AT_RISK_FACTOR,
     )
-
-
-def converge_policies(batch: int = 2000) -> int:
-    from console.policies.services import rollout_devices
-
-    ids = list(Device.objects.filter(revoked=False).values_list("pk", flat=True))
-    changed = 0
-    for i in range(0, len(ids), batch):
-        changed += rollout_devices(ids[i : i + batch])
-    return changed
