@@ -2,6 +2,8 @@
 
 from django.core.cache import cache
 
+from console.fleet.models import DeviceGroup
+
 
 def demo(request) -> dict:
     """``demo_data``: the database holds seed_demo's data (banner on every page)."""
@@ -9,8 +11,6 @@ def demo(request) -> dict:
         return {}
     flag = cache.get("cairn:demo-data")
     if flag is None:
-        from console.fleet.models import DeviceGroup
-
         flag = DeviceGroup.objects.filter(is_demo=True).exists()
         cache.set("cairn:demo-data", flag, 60)
     return {"demo_data": flag}

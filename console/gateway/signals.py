@@ -10,14 +10,13 @@ import logging
 from django.dispatch import receiver
 
 from console.fleet.signals import device_revoked
+from console.gateway.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
 @receiver(device_revoked, dispatch_uid="gateway-revoke-push")
 def push_revocation(sender, device_id, **kwargs):
-    from console.gateway.registry import Registry
-
     try:
         Registry().broadcast({"type": "revoke", "device": str(device_id)})
     except Exception as exc:

@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from console.audit.services import Actor, record
+from console.fleet.models import Device
 from console.storage.models import OrgKeyConfig, StorageTarget
 
 PUBLIC_FIELDS = ("name", "endpoint", "bucket", "region", "prefix", "use_tls", "is_default")
@@ -117,6 +118,4 @@ def record_org_key(actor: Actor) -> OrgKeyConfig:
 
 
 def storage_used() -> int:
-    from console.fleet.models import Device
-
     return Device.objects.filter(revoked=False).aggregate(total=Sum("storage_bytes"))["total"] or 0

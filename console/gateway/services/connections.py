@@ -11,6 +11,7 @@ from console.fleet.models import Device
 from console.gateway import conf
 from console.gateway.models import DeviceConnection
 from console.jobs.models import Command
+from console.jobs.services import record_policy_applied
 
 
 def stream_opened(device: Device, host: dict, revision: str) -> bool:
@@ -31,8 +32,6 @@ def stream_opened(device: Device, host: dict, revision: str) -> bool:
     if changes:
         Device.objects.filter(pk=device.pk).update(**changes)
     if revision and revision != device.applied_hash:
-        from console.jobs.services import record_policy_applied
-
         record_policy_applied(device.pk, revision)
     now = timezone.now()
     return Command.objects.filter(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from console.core import pki
 from console.fleet.models import Device
+from console.gateway.models import DeviceConnection
 
 
 class Refused(Exception):
@@ -62,10 +65,6 @@ def authenticate(caller: Caller) -> Device:
 def _promote_renewed(device: Device, fingerprint: str) -> bool:
     """First use of a renewed certificate: it becomes the pinned one (the
     previous certificate is refused from now on)."""
-    from django.db import transaction
-
-    from console.gateway.models import DeviceConnection
-
     with transaction.atomic():
         if not DeviceConnection.objects.filter(
             device_id=device.pk, next_cert_fingerprint=fingerprint
@@ -79,8 +78,6 @@ def _promote_renewed(device: Device, fingerprint: str) -> bool:
 def renew(device_id: str, csr_pem: bytes, ca) -> bytes:
     """Sign a renewal CSR for an authenticated device. The new certificate is
     accepted alongside the current one until its first use."""
-    from console.gateway.models import DeviceConnection
-
     cert = pki.sign_device_csr(ca, csr_pem, device_id)
     DeviceConnection.objects.update_or_create(
         device_id=device_id, defaults={"next_cert_fingerprint": cert.fingerprint}

@@ -21,7 +21,9 @@ from django.db import transaction
 from console.core.safejson import UntrustedJSONError, clean_text
 from console.core.safejson import loads as untrusted_json
 from console.jobs import services as jobs
+from console.jobs.dispatch import send_task
 from console.jobs.models import Command, JobRun
+from console.storage.tasks import promote_spool
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,4 @@ def _queue_promotion(device_id: str) -> None:
     """Promote the objects the backup spooled offline, once the result is
     committed; a broker outage never fails the ingest (maintenance promotes
     them at the latest)."""
-    from console.jobs.dispatch import send_task
-    from console.storage.tasks import promote_spool
-
     transaction.on_commit(lambda: send_task(promote_spool, str(device_id)))

@@ -28,6 +28,7 @@ from django.test.utils import CaptureQueriesContext
 
 from console.accounts.roles import set_role
 from console.fleet.models import Device, DeviceGroup
+from console.fleet.queries import status_q
 from console.jobs.models import JobRun
 from console.policies.models import Policy
 
@@ -61,8 +62,6 @@ class Command(BaseCommand):
             Device.objects.filter(failing=True).values_list("pk", flat=True).first() or busiest
         )
         last_page = (devices + 49) // 50
-        from console.fleet.queries import status_q
-
         last_protected = max(1, (Device.objects.filter(status_q("protected")).count() + 49) // 50)
         pages = [
             ("Overview", "/"),

@@ -3,6 +3,8 @@ import logging
 
 from django.core.management.base import BaseCommand
 
+from console.gateway.server import serve
+
 
 class Command(BaseCommand):
     help = "Run the gRPC gateway agents connect to (mutual TLS) and enroll through."
@@ -14,7 +16,5 @@ class Command(BaseCommand):
         parser.add_argument("--instance-id", help="this gateway's id in the Redis registry")
 
     def handle(self, *args, bind=None, enroll_bind=None, instance_id=None, **options):
-        from console.gateway.server import serve
-
         logging.getLogger("cairn").setLevel(logging.INFO)
         asyncio.run(serve(bind=bind, enroll_bind=enroll_bind, instance_id=instance_id))
