@@ -33,6 +33,7 @@ import time
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agent import policy as contract
 from agent import power
 from agent.daemon import channel, jobs, schedule
 from agent.daemon import repo as repo_glue
@@ -62,6 +63,18 @@ def _ts(epoch: float | None) -> Timestamp:
     if epoch:
         t.FromSeconds(int(epoch))
     return t
+
+
+def current_policy(state: State) -> contract.Policy | None:
+    """The applied policy, typed (None before the first one arrives)."""
+    stored = state.policy
+    if not stored:
+        return None
+    try:
+        return contract.load(stored)
+    except contract.PolicyError as exc:  # written by an older agent, now unreadable
+        log.warning("the stored policy cannot be used: %s", exc)
+        return None
 
 
 def backoff_delay(attempt: int, base: float = BACKOFF_MIN, cap: float = BACKOFF_MAX) -> float:
@@ -397,13 +410,16 @@ class Daemon:
 
     def _apply_policy(self, command_id: str, ap: pb.ApplyPolicy) -> None:
         try:
-            policy = json.loads(ap.policy_json)
+            policy = contract.load(json.loads(ap.policy_json))
+        except contract.PolicyError as exc:
+            self._ack(command_id, False, f"policy refused: {exc}"[:500])
+            return
         except ValueError:
             self._ack(command_id, False, "policy is not valid JSON")
             return
         changed = ap.revision != self.state.policy_revision
         if changed:
-            self.state.apply_policy(ap.revision, policy)
+            self.state.apply_policy(ap.revision, policy.to_dict())
             log.info("applied policy revision %s", ap.revision[:12])
             self._wake.set()  # reschedule now
         self._ack(command_id, True)
@@ -411,11 +427,11 @@ class Daemon:
 
     # -- scheduler ------------------------------------------------------------------------------
     def _compute_next(self) -> tuple[float, str] | None:
-        policy = self.state.policy
-        if not policy:
+        policy = current_policy(self.state)
+        if policy is None:
             return None
         last = self.state.get("last_scheduled_start")
-        return schedule.next_run(policy.get("schedule"), last, time.time())
+        return schedule.next_run(policy.schedule, last, time.time())
 
     async def _scheduler_loop(self) -> None:
         while True:
@@ -438,12 +454,15 @@ class Daemon:
 
     def _pause_check(self) -> str:
         """Why a scheduled backup must wait now ('' = go), from agent/power.py."""
-        limits = (self.state.policy or {}).get("limits") or {}
+        policy = current_policy(self.state)
+        if policy is None:
+            return ""
+        limits = policy.limits
         try:
             return (
                 power.pause_reason(
-                    pause_on_battery=bool(limits.get("pause_on_battery", False)),
-                    pause_on_metered=bool(limits.get("pause_on_metered", False)),
+                    pause_on_battery=limits.pause_on_battery,
+                    pause_on_metered=limits.pause_on_metered,
                 )
                 or ""
             )
@@ -512,21 +531,21 @@ class Daemon:
 
     def _open_repo(self, ctx: jobs.JobContext | None = None):
         store = repo_glue.open_device_store(self.identity, self.stub(), self.offline)
-        limits = (self.state.policy or {}).get("limits") or {}
-        kbps = int(limits.get("upload_kbps") or 0)
-        pause = bool(limits.get("pause_on_battery") or limits.get("pause_on_metered"))
-        if (kbps or pause) and (ctx is None or ctx.kind == "backup"):
+        policy = current_policy(self.state)
+        limits = policy.limits if policy is not None else None
+        backup = ctx is None or ctx.kind == "backup"
+        if limits is not None and (limits.upload_kbps or limits.pauses) and backup:
             # Uploads go through the policy's bandwidth limit, and stop while
             # on battery / a metered network (agent/power.py), resuming alone.
             gate = None
-            if pause:
+            if limits.pauses:
                 gate = power.PauseGate(
-                    pause_on_battery=bool(limits.get("pause_on_battery")),
-                    pause_on_metered=bool(limits.get("pause_on_metered")),
+                    pause_on_battery=limits.pause_on_battery,
+                    pause_on_metered=limits.pause_on_metered,
                 )
             store = ThrottledStore(
                 store,
-                TokenBucket(kbps * 1000 / 8 if kbps else None),
+                TokenBucket(limits.upload_bytes_per_second),
                 gate=gate,
                 cancel=ctx.cancel if ctx is not None else None,
             )
@@ -573,9 +592,8 @@ class Daemon:
         log.info("offline upload lease: %d slots", len(lease.slots))
 
     def _run_job(self, ctx: jobs.JobContext) -> jobs.JobOutcome:
-        policy = self.state.policy or {}
-        limits = policy.get("limits") or {}
-        if limits.get("background_priority", True):
+        policy = current_policy(self.state) or jobs.NO_POLICY
+        if policy.limits.background_priority:
             # Never raises: what could not be lowered is in the report.
             log.debug("background priority: %s", background().describe())
         repo = self._open_repo(ctx)

@@ -14,17 +14,20 @@ import contextlib
 import dataclasses
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from agent import policy as contract
 from agent.engine import backup as engine_backup
 from agent.engine import check as engine_check
 from agent.engine import restore as engine_restore
 from agent.engine.errors import BackupCancelled
+from agent.policy import Policy
+from agent.policy.knownfolders import os_name, resolve_entry
+from agent.policy.sources import Sources, split_token
 from agent.snapshots import chooser
 from agent.throttle import CpuCeiling
 
@@ -77,88 +80,26 @@ class JobContext:
 
 # --- policy → backup inputs -------------------------------------------------------------
 
-
-def os_name() -> str:
-    return {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
-
-
-def _xdg_dir(name: str, fallback: str) -> str:
-    home = Path.home()
-    cfg = Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "user-dirs.dirs"
-    try:
-        for line in cfg.read_text().splitlines():
-            if line.startswith(f"XDG_{name}_DIR="):
-                value = line.split("=", 1)[1].strip().strip('"')
-                return value.replace("$HOME", str(home))
-    except OSError:
-        pass
-    return str(home / fallback)
+#: before the first policy arrives: nothing is backed up unless a command
+#: names paths, and nothing is excluded from what it names.
+NO_POLICY = Policy(sources=Sources(windows=(), macos=(), linux=()), excludes=())
 
 
-def resolve_token(token: str) -> list[str]:
-    """Known-folder tokens (console/policies/spec.py) to paths on this PC."""
-    home = Path.home()
+def policy_sources(policy: Policy | Mapping) -> tuple[list[str], list[str]]:
+    """(existing absolute paths, warnings) for this OS from the policy. Known
+    folders are asked of the OS (agent/policy/knownfolders.py); a listed path
+    that does not exist is a warning, a known folder this PC lacks is not."""
     system = os_name()
-    if system == "linux":
-        table = {
-            "{Home}": [str(home)],
-            "{Documents}": [_xdg_dir("DOCUMENTS", "Documents")],
-            "{Desktop}": [_xdg_dir("DESKTOP", "Desktop")],
-            "{Pictures}": [_xdg_dir("PICTURES", "Pictures")],
-            "{Downloads}": [_xdg_dir("DOWNLOAD", "Downloads")],
-            "{Music}": [_xdg_dir("MUSIC", "Music")],
-            "{Videos}": [_xdg_dir("VIDEOS", "Videos")],
-        }
-    elif system == "macos":
-        table = {
-            "{Home}": [str(home)],
-            "{Documents}": [str(home / "Documents")],
-            "{Desktop}": [str(home / "Desktop")],
-            "{Pictures}": [str(home / "Pictures")],
-            "{Downloads}": [str(home / "Downloads")],
-            "{Music}": [str(home / "Music")],
-            "{Movies}": [str(home / "Movies")],
-            "{OutlookData}": [str(home / "Library/Group Containers/UBF8T346G9.Office/Outlook")],
-        }
-    else:
-        profile = Path(os.environ.get("USERPROFILE", home))
-        local = Path(os.environ.get("LOCALAPPDATA", profile / "AppData/Local"))
-        table = {
-            "{UserProfile}": [str(profile)],
-            "{Documents}": [str(profile / "Documents")],
-            "{Desktop}": [str(profile / "Desktop")],
-            "{Pictures}": [str(profile / "Pictures")],
-            "{Downloads}": [str(profile / "Downloads")],
-            "{Music}": [str(profile / "Music")],
-            "{Videos}": [str(profile / "Videos")],
-            "{Favorites}": [str(profile / "Favorites")],
-            "{OneDrive}": [os.environ.get("ONEDRIVE", str(profile / "OneDrive"))],
-            "{AppDataRoaming}": [os.environ.get("APPDATA", str(profile / "AppData/Roaming"))],
-            "{OutlookData}": [
-                str(profile / "Documents/Outlook Files"),
-                str(local / "Microsoft/Outlook"),
-            ],
-        }
-    return table.get(token, [])
-
-
-def policy_sources(policy: dict) -> tuple[list[str], list[str]]:
-    """(existing absolute paths, warnings) for this OS from the policy."""
-    sources = (policy or {}).get("sources") or {}
-    entries = sources.get(os_name(), []) if isinstance(sources, dict) else list(sources)
     paths: list[str] = []
     warnings: list[str] = []
-    for entry in entries:
-        candidates = [entry]
-        if entry.startswith("{") and "}" in entry:
-            token, rest = entry[: entry.index("}") + 1], entry[entry.index("}") + 1 :]
-            candidates = [base + rest for base in resolve_token(token)]
-        for c in candidates:
-            p = os.path.abspath(os.path.expanduser(c))
+    for entry in contract.load(policy).sources.for_os(system):
+        is_token = split_token(entry) is not None
+        for candidate in resolve_entry(entry, system):
+            p = os.path.abspath(os.path.expanduser(candidate))
             if os.path.exists(p):
                 if p not in paths:
                     paths.append(p)
-            elif not entry.startswith("{"):
+            elif not is_token:
                 warnings.append(f"source {p} does not exist on this PC")
     return paths, warnings
 
@@ -203,7 +144,10 @@ def _warnings_list(issues) -> list[str]:
     return [f"{w.kind}: {w.path}: {w.message}".rstrip(": ") for w in issues]
 
 
-def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None) -> JobOutcome:
+def run_backup(
+    ctx: JobContext, repo, policy: Policy | Mapping, state_dir: str | None = None
+) -> JobOutcome:
+    policy = contract.load(policy)
     paths, warnings = policy_sources(policy)
     if ctx.args.get("paths"):
         paths = [os.path.abspath(p) for p in ctx.args["paths"]]
@@ -211,10 +155,10 @@ def run_backup(ctx: JobContext, repo, policy: dict, state_dir: str | None = None
         return JobOutcome(
             "failed", error="no source folder of the policy exists on this PC", warnings=warnings
         )
-    excludes = list((policy or {}).get("excludes") or [])
+    excludes = list(policy.excludes)
     excludes += [p for p in chooser.own_folders_excludes(state_dir) if p not in excludes]
-    mode = (policy or {}).get("open_files", "preferred")
-    cpu_percent = int(((policy or {}).get("limits") or {}).get("cpu_percent") or 0)
+    mode = policy.open_files
+    cpu_percent = policy.limits.cpu_ceiling
     progress = _progress_adapter(ctx)
     if cpu_percent > 0:
         # The engine calls progress from the thread that reads files: pacing

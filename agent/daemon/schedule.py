@@ -1,10 +1,7 @@
 """When the next backup is due, from the policy's schedule and what ran.
 
-The policy's ``schedule`` section (console/policies/spec.py)::
-
-    {"every_hours": 4, "times": [], "window": null, "catch_up": true}
-    {"every_hours": null, "times": ["09:00", "13:00"], "window": {"start": "08:00",
-     "end": "18:00"}, "catch_up": true}
+The policy's :class:`~agent.policy.Schedule` (agent/policy/schedule.py), e.g.
+every 4 hours, or at 09:00 and 13:00 inside a 08:00-18:00 window:
 
 * every N hours: N hours after the last run started (a device that never ran
   is due at once);
@@ -17,6 +14,10 @@ The policy's ``schedule`` section (console/policies/spec.py)::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+
+from agent import policy as contract
+from agent.policy import Schedule, Window
 
 Local = dt.datetime  # aware datetimes in the machine's local zone
 
@@ -30,27 +31,41 @@ def _hm(value: str) -> dt.time:
     return dt.time(int(h), int(m))
 
 
-def in_window(when: dt.datetime, window: dict | None) -> bool:
-    if not window or not window.get("start") or not window.get("end"):
+def as_schedule(schedule: Schedule | Mapping | None) -> Schedule:
+    """A typed schedule; a stored ``schedule`` section is read by the contract."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    return contract.load({"schedule": dict(schedule or {})}).schedule
+
+
+def _as_window(window: Window | Mapping | None) -> Window | None:
+    if window is None or isinstance(window, Window):
+        return window
+    return as_schedule({"every_hours": 1, "window": dict(window)}).window
+
+
+def in_window(when: dt.datetime, window: Window | Mapping | None) -> bool:
+    window = _as_window(window)
+    if window is None:
         return True
-    start, end, t = _hm(window["start"]), _hm(window["end"]), when.time()
+    start, end, t = _hm(window.start), _hm(window.end), when.time()
     if start < end:
         return start <= t < end
     return t >= start or t < end  # wraps midnight
 
 
-def next_window_start(when: dt.datetime, window: dict | None) -> dt.datetime:
+def next_window_start(when: dt.datetime, window: Window | None) -> dt.datetime:
     """``when`` if inside the window, else the window's next opening."""
-    if in_window(when, window):
+    if window is None or in_window(when, window):
         return when
-    start = _hm(window["start"])
+    start = _hm(window.start)
     candidate = when.replace(hour=start.hour, minute=start.minute, second=0, microsecond=0)
     if candidate <= when:
         candidate += dt.timedelta(days=1)
     return candidate
 
 
-def _slots_between(times: list[str], after: dt.datetime, until: dt.datetime):
+def _slots_between(times: tuple[str, ...], after: dt.datetime, until: dt.datetime):
     day = after.date()
     while day <= until.date():
         for t in sorted(times):
@@ -61,17 +76,15 @@ def _slots_between(times: list[str], after: dt.datetime, until: dt.datetime):
         day += dt.timedelta(days=1)
 
 
-def next_run(schedule: dict | None, last_run: float | None, now: float) -> tuple[float, str]:
+def next_run(
+    schedule: Schedule | Mapping | None, last_run: float | None, now: float
+) -> tuple[float, str]:
     """(epoch seconds when the next backup should start, trigger), where the
     trigger is ``schedule`` or ``catch_up`` (a slot was missed)."""
-    schedule = schedule or {}
-    window = schedule.get("window")
-    catch_up = schedule.get("catch_up", True)
+    schedule = as_schedule(schedule)
+    window, catch_up, times = schedule.window, schedule.catch_up, schedule.times
     now_dt = _local(now)
-    every = schedule.get("every_hours")
-    times = schedule.get("times") or []
-    if not every and not times:
-        every = 24
+    every = schedule.every_hours
     if every:
         period = dt.timedelta(hours=float(every))
         if last_run is None:

@@ -34,8 +34,12 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent.engine.snapshot import Snapshot, parse_time
+
+if TYPE_CHECKING:
+    from agent.policy.retention import Retention
 
 #: the period rules, in restic's order
 PERIODS: tuple[tuple[str, Callable[[dt.datetime], tuple]], ...] = (
@@ -92,25 +96,20 @@ class RetentionPolicy:
         )
 
     @classmethod
-    def from_spec(cls, spec: dict) -> RetentionPolicy:
-        """From a console policy's ``retention`` section (``keep_last``,
-        ``hourly`` … ``yearly``, ``keep_within_days``) or the engine's own
-        names (``keep_daily``, ``keep_within`` as "30d", ``keep_tags``)."""
-        kw: dict = {}
-        for name in ("last", *(p for p, _ in PERIODS)):
-            value = spec.get(f"keep_{name}", spec.get(name))
-            if value:
-                kw[f"keep_{name}"] = int(value)
-        within = spec.get("keep_within")
-        if within:
-            kw["keep_within"] = (
-                within if isinstance(within, dt.timedelta) else parse_duration(str(within))
-            )
-        elif spec.get("keep_within_days"):
-            kw["keep_within"] = dt.timedelta(days=int(spec["keep_within_days"]))
-        if spec.get("keep_tags"):
-            kw["keep_tags"] = frozenset(spec["keep_tags"])
-        return cls(**kw)
+    def from_policy(cls, retention: Retention) -> RetentionPolicy:
+        """From a policy's typed retention (agent/policy/retention.py): its
+        ``hourly`` … ``yearly`` are the ``keep_*`` period rules here."""
+        return cls(
+            keep_last=retention.keep_last,
+            keep_hourly=retention.hourly,
+            keep_daily=retention.daily,
+            keep_weekly=retention.weekly,
+            keep_monthly=retention.monthly,
+            keep_yearly=retention.yearly,
+            keep_within=dt.timedelta(days=retention.keep_within_days)
+            if retention.keep_within_days
+            else None,
+        )
 
     def to_dict(self) -> dict:
         doc: dict = {

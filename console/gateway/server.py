@@ -31,6 +31,7 @@ import grpc
 from django import db as django_db
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agent.policy import Policy
 from agent.rpc import agent_pb2 as pb
 from agent.rpc import agent_pb2_grpc as pb_grpc
 from console.core import keys, pki
@@ -89,10 +90,10 @@ def command_message(cmd) -> pb.ConsoleMessage:
     return msg
 
 
-def policy_message(digest: str, spec: dict, command_id: str = "") -> pb.ConsoleMessage:
+def policy_message(digest: str, policy: Policy, command_id: str = "") -> pb.ConsoleMessage:
     return pb.ConsoleMessage(
         command_id=command_id or f"{POLICY_PREFIX}{digest}",
-        apply_policy=pb.ApplyPolicy(revision=digest, policy_json=json.dumps(spec)),
+        apply_policy=pb.ApplyPolicy(revision=digest, policy_json=policy.canonical_json()),
     )
 
 
@@ -134,7 +135,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
         self.to_deliver: list[tuple[str, str]] = []  # (device, command) from pub/sub
         self.acks: list[tuple[str, str, bool, str]] = []  # (device, command, ok, reason)
         self.policy_acks: dict[str, set[str]] = {}  # revision -> devices now running it
-        self.spec_cache: dict[str, dict] = {}
+        self.spec_cache: dict[str, Policy] = {}
         self.progress: dict[tuple[str, str], object] = {}  # latest progress per job
         self.stopping = False
         self.closed_at_stop: list[str] = []
@@ -415,7 +416,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
             pass  # only the first message may be Hello; ignore repeats
 
     async def _effective(self, device_id: str, digest: str = ""):
-        """(hash, spec) of a device's effective policy. A spec is fully
+        """(hash, Policy) of a device's effective policy. A policy is fully
         determined by its hash, so specs are cached by hash: a rollout to
         10,000 devices computes the merge once, not 10,000 times."""
         if digest and digest in self.spec_cache:

@@ -120,8 +120,9 @@ def maintain_device(
     if run is None:
         log.info("maintenance of %s skipped: another run is in progress", device_id)
         return None
-    retention = (eff.spec or {}).get("retention") or {}
-    policy = RetentionPolicy.from_spec(retention)
+    # No effective policy: no rule, so nothing is forgotten (prune still runs).
+    settings = eff.settings
+    policy = RetentionPolicy.from_policy(settings.retention) if settings else RetentionPolicy()
     stats: dict = {"dry_run": dry_run, "retention": policy.to_dict()}
     store = None
     try:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent import policy
 from agent.engine.retention import (
     RetentionPolicy,
     apply_retention,
@@ -100,12 +101,12 @@ def test_keep_tags_and_groups():
     assert r.reasons[tagged.id] == ["tagged legal"]
 
 
-def test_from_console_spec():
-    p = RetentionPolicy.from_spec(
-        {"keep_last": 10, "hourly": 24, "daily": 14, "weekly": 0, "keep_within_days": 3}
-    )
+def test_from_the_policy_contract():
+    retention = policy.Retention(keep_last=10, hourly=24, daily=14, weekly=0, keep_within_days=3)
+    p = RetentionPolicy.from_policy(retention)
     assert (p.keep_last, p.keep_hourly, p.keep_daily, p.keep_weekly) == (10, 24, 14, 0)
     assert p.keep_within == dt.timedelta(days=3)
+    assert RetentionPolicy.from_policy(policy.Retention(keep_within_days=0)).keep_within is None
 
 
 @pytest.mark.parametrize(

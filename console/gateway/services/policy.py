@@ -3,18 +3,19 @@ agent acknowledges (console/policies/services.py computes; we transport)."""
 
 from __future__ import annotations
 
+from agent.policy import Policy
 from console.fleet.models import Device
 from console.jobs import services as jobs
 from console.policies.services import effective_policy_for_device
 
 
-def effective(device_id: str) -> tuple[str, dict] | None:
-    """(hash, spec) of the device's effective policy, or None without one."""
+def effective(device_id: str) -> tuple[str, Policy] | None:
+    """(hash, typed policy) of the device's effective policy, or None without one."""
     device = Device.objects.get(pk=device_id)
     eff = effective_policy_for_device(device)
     if not eff.hash:
         return None
-    return eff.hash, eff.spec
+    return eff.hash, eff.settings
 
 
 def acknowledge(device_id: str, revision: str) -> bool:

@@ -193,5 +193,6 @@ def test_pause_check_passes_the_policys_flags_to_power(monkeypatch):
     assert check({"pause_on_battery": True, "pause_on_metered": False}) == (
         "paused: on battery (40 %)"
     )
-    assert check({"pause_on_metered": True}) == ""
+    # An unset flag takes the policy contract's default (pause on battery: on).
+    assert check({"pause_on_battery": False, "pause_on_metered": True}) == ""
     assert calls == [(True, False), (False, True)]
