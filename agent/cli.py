@@ -316,7 +316,7 @@ def cmd_snapshots(args) -> int:
     return EXIT_OK
 
 
-def _mode_string(node: dict) -> str:
+def _mode_string(node) -> str:
     kinds = {
         "dir": "d",
         "symlink": "l",
@@ -325,12 +325,12 @@ def _mode_string(node: dict) -> str:
         "chardev": "c",
         "blockdev": "b",
     }
-    return kinds.get(node.get("type"), "-") + statmod.filemode(node.get("mode", 0))[1:]
+    return kinds.get(node.type, "-") + statmod.filemode(node.mode or 0)[1:]
 
 
 def cmd_ls(args) -> int:
     from agent.engine import paths as pathmap
-    from agent.engine.tree import decode_name, display_path
+    from agent.engine.tree import SYMLINK, display_path
 
     repo = open_repository(args)
     snap = repo.find_snapshot(args.snapshot)
@@ -349,29 +349,30 @@ def cmd_ls(args) -> int:
         found = True
         text = pathmap.native_display(path, flavour)
         if args.json:
-            item = {k: v for k, v in node.items() if k not in ("content",)}
+            item = {k: v for k, v in node.to_dict().items() if k not in ("content",)}
             item["path"] = text
             try:
                 path.decode("utf-8")
             except UnicodeDecodeError:  # the exact bytes, for names that are not UTF-8
                 item["path_b64"] = base64.b64encode(path).decode()
             item.pop("name_b64", None)
-            if node.get("type") == "symlink":
-                item["target"] = display_path(decode_name(node, "target"))
+            if node.type == SYMLINK and node.target is not None:
+                item["target"] = display_path(node.target)
                 item.pop("target_b64", None)
-            item["chunks"] = len(node.get("content", ()))
+            item["chunks"] = len(node.chunk_ids)
             nodes_out.append(item)
         elif args.long:
-            mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(node.get("mtime_ns", 0) / 1e9))
+            mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime((node.mtime_ns or 0) / 1e9))
+            user = node.user or ("" if node.uid is None else node.uid)
+            group = node.group or ("" if node.gid is None else node.gid)
             line = (
-                f"{_mode_string(node)} {node.get('user') or node.get('uid', '')!s:>8} "
-                f"{node.get('group') or node.get('gid', '')!s:>8} {node.get('size', 0):>12} "
+                f"{_mode_string(node)} {user!s:>8} {group!s:>8} {node.file_size:>12} "
                 f"{mtime} {printable(text)}"
             )
-            if node.get("type") == "symlink":
-                line += " -> " + printable(display_path(decode_name(node, "target")))
-            if node.get("flags"):
-                line += f"  [{', '.join(node['flags'])}]"
+            if node.type == SYMLINK and node.target is not None:
+                line += " -> " + printable(display_path(node.target))
+            if node.flags:
+                line += f"  [{', '.join(node.flags)}]"
             print(line)
         else:
             print(printable(text))

@@ -33,7 +33,7 @@ from agent.engine.errors import CheckCancelled, CorruptObject, UnsafeName, Unsup
 from agent.engine.pack import read_pack_header
 from agent.engine.repository import Repository
 from agent.engine.store import StoreError
-from agent.engine.tree import DIR, FILE, decode_name, display_path
+from agent.engine.tree import DIR, FILE, display_path
 
 #: listed per file at most; a shared damaged chunk can hit thousands of files
 MAX_PROBLEMS = 10000
@@ -281,7 +281,7 @@ class _Check:
         # Problems found under a tree, memoised by tree id with paths relative
         # to it: shared subtrees are checked once, reported per snapshot.
         # Names are judged by the snapshot's path flavour: one memo per flavour.
-        memos: dict[str, dict[str, list[tuple[bytes, str, str]]]] = {}
+        memos: dict[str, dict[bytes, list[tuple[bytes, str, str]]]] = {}
         damaged_files: set[tuple[str, bytes]] = set()
         for snap in snaps:
             if self.cancel.is_set():
@@ -295,18 +295,23 @@ class _Check:
         self.report.damaged_files = len(damaged_files)
 
     def _tree_problems(self, tree_id: str, memo, flavour) -> list[tuple[bytes, str, str]]:
+        try:
+            root = bytes.fromhex(tree_id)  # memo keys are raw ids, as subtrees are
+        except ValueError as exc:
+            return [(b"", "damaged-tree", f"directory listing unreadable: {exc}")]
         # Iterative post-order so deep trees do not hit the recursion limit.
-        stack = [(tree_id, False)]
+        stack = [(root, False)]
         while stack:
             tid, expanded = stack.pop()
             if tid in memo:
                 continue
+            bad_nodes: list[str] = []
             try:
-                nodes = self.repo.load_tree(tid)
+                nodes = self.repo.load_nodes(tid, errors=bad_nodes)
             except (CorruptObject, UnsupportedVersion, StoreError, ValueError) as exc:
                 memo[tid] = [(b"", "damaged-tree", f"directory listing unreadable: {exc}")]
                 continue
-            subtrees = [n["subtree"] for n in nodes if n.get("type") == DIR and n.get("subtree")]
+            subtrees = [n.subtree for n in nodes if n.type == DIR and n.subtree]
             if not expanded:
                 pending = [s for s in subtrees if s not in memo]
                 if pending:
@@ -314,12 +319,13 @@ class _Check:
                     stack.extend((s, False) for s in pending)
                     continue
             self.report.trees_checked += 1
-            problems: list[tuple[bytes, str, str]] = []
+            # An entry that does not decode is reported on its own; the rest is checked.
+            problems = [(b"", "damaged-tree", message) for message in bad_nodes]
             index = self.repo.index
             seen: set[bytes] = set()
             for node in nodes:
+                raw = node.name
                 try:
-                    raw = decode_name(node)
                     pathmap.safe_name(raw, flavour, flavour)
                     if raw in seen:
                         raise UnsafeName("a second entry with this name in its directory", name=raw)
@@ -328,17 +334,12 @@ class _Check:
                     shown = b"/" + pathmap.printable_name(exc.name).encode()
                     problems.append((shown, "unsafe-name", str(exc)))
                     continue
-                except CorruptObject as exc:
-                    problems.append((b"", "damaged-tree", str(exc)))
-                    continue
                 seen.add(raw)
                 name = b"/" + raw
-                kind = node.get("type")
-                if kind == FILE:
+                if node.type == FILE:
                     missing = damaged = 0
                     reason = ""
-                    for c in node.get("content", ()):
-                        cid = bytes.fromhex(c)
+                    for cid in node.chunk_ids:
                         if cid in self.bad_blobs:
                             damaged += 1
                             reason = reason or self.bad_blobs[cid]
@@ -352,15 +353,15 @@ class _Check:
                         problems.append(
                             (name, "missing-data", f"{missing} chunk(s) missing from the index")
                         )
-                elif kind == DIR and node.get("subtree"):
-                    sub = node["subtree"]
-                    if bytes.fromhex(sub) not in index:
+                elif node.type == DIR and node.subtree:
+                    sub = node.subtree
+                    if sub not in index:
                         problems.append((name, "damaged-tree", "directory listing is missing"))
                         continue
                     for rel, k, msg in memo.get(sub, []):
                         problems.append((name + rel, k, msg))
             memo[tid] = problems[:MAX_PROBLEMS]
-        return memo[tree_id]
+        return memo[root]
 
     def _report(self) -> None:
         if self.progress_cb is None:

@@ -456,17 +456,17 @@ def _referenced_blobs(repo: Repository, snaps: list[Snapshot]) -> set[bytes]:
             seen_trees.add(tid)
             referenced.add(tid)
             try:
-                nodes = repo.load_tree(tid)
+                nodes = repo.load_nodes(tid)
             except (CorruptObject, UnsupportedVersion, StoreError) as exc:
                 raise PruneError(
                     f"snapshot {snap.short_id}: tree {tid.hex()[:16]} cannot be read ({exc}); "
                     "run check (and check --rebuild-index); nothing was deleted"
                 ) from None
             for node in nodes:
-                if node.get("type") == FILE:
-                    referenced.update(bytes.fromhex(c) for c in node.get("content", ()))
-                elif node.get("type") == DIR and node.get("subtree"):
-                    stack.append(bytes.fromhex(node["subtree"]))
+                if node.type == FILE:
+                    referenced.update(node.chunk_ids)
+                elif node.type == DIR and node.subtree:
+                    stack.append(node.subtree)
     return referenced
 
 

@@ -41,7 +41,7 @@ from agent.engine.index import INDEX_AAD, MasterIndex, decode_index, encode_inde
 from agent.engine.pack import DATA_PACK_SIZE, TREE, BlobEntry, blob_aad, pack_key
 from agent.engine.snapshot import SNAPSHOT_AAD, Snapshot, utcnow_iso
 from agent.engine.store import ObjectExists, ObjectNotFound, ObjectStore, StoreError
-from agent.engine.tree import decode_tree
+from agent.engine.tree import DIR, Node, decode_nodes, decode_tree
 
 FORMAT_NAME = "cairn-repository"
 FORMAT_VERSION = 1
@@ -338,7 +338,16 @@ class Repository:
                 self._tree_pack_bytes -= len(old)
         return data
 
+    def load_nodes(self, tree_id: str | bytes, *, errors: list[str] | None = None) -> list[Node]:
+        """The typed entries of a tree (see ``tree.decode_nodes`` for ``errors``)."""
+        blob_id = bytes.fromhex(tree_id) if isinstance(tree_id, str) else tree_id
+        what = f"tree {blob_id.hex()[:16]}"
+        return decode_nodes(self.read_blob(blob_id), what=what, errors=errors)
+
     def load_tree(self, tree_id: str | bytes) -> list[dict]:
+        """The entries of a tree as the JSON dicts they are stored as. Only
+        the backup reads this form (its parent snapshot's nodes) until it is
+        split into units (issue 15); everything else reads ``load_nodes``."""
         blob_id = bytes.fromhex(tree_id) if isinstance(tree_id, str) else tree_id
         return decode_tree(self.read_blob(blob_id), what=f"tree {blob_id.hex()[:16]}")
 
@@ -411,19 +420,17 @@ class Repository:
         return self.load_snapshot(matches[0])
 
     # --- walking ------------------------------------------------------------------
-    def walk(self, tree_id: str, prefix: bytes = b"") -> Iterator[tuple[bytes, dict]]:
+    def walk(self, tree_id: str | bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, Node]]:
         """(path, node) for every node under a tree, depth first, parents first."""
-        from agent.engine.tree import DIR, decode_name
-
-        stack = [(prefix, tree_id)]
+        stack: list[tuple[bytes, str | bytes]] = [(prefix, tree_id)]
         while stack:
             base, tid = stack.pop()
             children = []
-            for node in self.load_tree(tid):
-                path = base + b"/" + decode_name(node)
+            for node in self.load_nodes(tid):
+                path = base + b"/" + node.name
                 yield path, node
-                if node["type"] == DIR and node.get("subtree"):
-                    children.append((path, node["subtree"]))
+                if node.type == DIR and node.subtree:
+                    children.append((path, node.subtree))
             stack.extend(reversed(children))
 
     def __repr__(self) -> str:

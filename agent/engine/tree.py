@@ -35,23 +35,163 @@ A node (fields absent when not applicable):
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 
 from agent.engine.errors import CorruptObject, UnsupportedVersion
 
 TREE_VERSION = 1
 
-FILE = "file"
-DIR = "dir"
-SYMLINK = "symlink"
-FIFO = "fifo"
-SOCKET = "socket"
-CHARDEV = "chardev"
-BLOCKDEV = "blockdev"
-NODE_TYPES = {FILE, DIR, SYMLINK, FIFO, SOCKET, CHARDEV, BLOCKDEV}
+
+class NodeType(StrEnum):
+    """What a tree entry is. A ``str`` subclass, so the JSON encoding is the
+    plain word (``"file"``) and comparing with the word still works."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    FIFO = "fifo"
+    SOCKET = "socket"
+    CHARDEV = "chardev"
+    BLOCKDEV = "blockdev"
+
+
+# The backup still builds nodes as dicts with these words (until its split,
+# issue 15); they are the enum members, so both spellings compare equal.
+FILE = NodeType.FILE
+DIR = NodeType.DIR
+SYMLINK = NodeType.SYMLINK
+FIFO = NodeType.FIFO
+SOCKET = NodeType.SOCKET
+CHARDEV = NodeType.CHARDEV
+BLOCKDEV = NodeType.BLOCKDEV
+NODE_TYPES = frozenset(NodeType)
+SPECIAL_TYPES = frozenset({FIFO, SOCKET, CHARDEV, BLOCKDEV})
 
 CHANGED_DURING_READ = "changed-during-read"
 UNREADABLE = "unreadable"
+
+#: integer fields, in the order of the module docstring
+_INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "ino", "size", "rdev")
+_TEXT_FIELDS = ("user", "group")
+
+
+@dataclass(slots=True, eq=True)
+class Node:
+    """One tree entry, typed. ``None`` means "absent from the encoding" (a
+    field that does not apply), so ``Node.from_dict(d).to_dict() == d`` for
+    every node the backup writes and a tree re-encodes to the same bytes.
+
+    Ids are raw bytes (``content``: chunk ids in order, ``subtree``: the tree
+    blob id); names and link targets are raw bytes as the file system gave
+    them; ``xattrs`` values are decoded bytes.
+    """
+
+    name: bytes
+    type: NodeType
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    user: str | None = None
+    group: str | None = None
+    mtime_ns: int | None = None
+    ctime_ns: int | None = None
+    ino: int | None = None
+    size: int | None = None
+    content: list[bytes] | None = None
+    subtree: bytes | None = None
+    target: bytes | None = None
+    rdev: int | None = None
+    xattrs: dict[str, bytes] | None = None
+    link_to: bytes | None = None
+    flags: list[str] | None = None
+
+    # -- reading ------------------------------------------------------------------
+    @property
+    def display_name(self) -> str:
+        """For messages: the name with undecodable bytes escaped."""
+        return self.name.decode("utf-8", "backslashreplace")
+
+    @property
+    def chunk_ids(self) -> list[bytes]:
+        return self.content or []
+
+    @property
+    def file_size(self) -> int:
+        return self.size or 0
+
+    @property
+    def changed_during_read(self) -> bool:
+        return bool(self.flags) and CHANGED_DURING_READ in self.flags
+
+    # -- encoding -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The node's JSON form (docs/format.md), absent fields left out."""
+        out: dict = {"type": str(self.type)}
+        encode_name(self.name, out)
+        for name in _INT_FIELDS + _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.content is not None:
+            out["content"] = [c.hex() for c in self.content]
+        if self.subtree is not None:
+            out["subtree"] = self.subtree.hex()
+        if self.target is not None:
+            encode_name(self.target, out, "target")
+        if self.xattrs is not None:
+            out["xattrs"] = {k: base64.b64encode(v).decode("ascii") for k, v in self.xattrs.items()}
+        if self.link_to is not None:
+            encode_name(self.link_to, out, "link_to")
+        if self.flags is not None:
+            out["flags"] = list(self.flags)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: object) -> Node:
+        """A node from its JSON form. Trees are data a compromised PC may have
+        written: anything malformed raises CorruptObject, never a TypeError
+        deep inside a restore."""
+        if not isinstance(doc, dict):
+            raise CorruptObject("tree node is not an object")
+        try:
+            kind = NodeType(doc.get("type"))
+        except ValueError:
+            raise CorruptObject(f"tree node of unknown type {doc.get('type')!r}") from None
+        node = cls(decode_name(doc), kind)
+        try:
+            for name in _INT_FIELDS:
+                value = doc.get(name)
+                if value is not None:
+                    if type(value) is not int:
+                        raise CorruptObject(f"tree node field {name} is not an integer")
+                    setattr(node, name, value)
+            for name in _TEXT_FIELDS:
+                value = doc.get(name)
+                if value is not None:
+                    if not isinstance(value, str):
+                        raise CorruptObject(f"tree node field {name} is not text")
+                    setattr(node, name, value)
+            if (content := doc.get("content")) is not None:
+                node.content = [bytes.fromhex(c) for c in content]
+            if (subtree := doc.get("subtree")) is not None:
+                node.subtree = bytes.fromhex(subtree)
+            if "target" in doc or "target_b64" in doc:
+                node.target = decode_name(doc, "target")
+            if (xattrs := doc.get("xattrs")) is not None:
+                node.xattrs = {
+                    str(k): base64.b64decode(v, validate=True) for k, v in xattrs.items()
+                }
+            if "link_to" in doc or "link_to_b64" in doc:
+                node.link_to = decode_name(doc, "link_to")
+            if (flags := doc.get("flags")) is not None:
+                node.flags = [str(f) for f in flags]
+        except (TypeError, ValueError, AttributeError, binascii.Error) as exc:
+            raise CorruptObject(f"tree node {node.display_name!r} is malformed: {exc}") from None
+        return node
 
 
 def encode_name(raw: bytes, node: dict, field: str = "name") -> None:
@@ -65,15 +205,22 @@ def encode_name(raw: bytes, node: dict, field: str = "name") -> None:
 def decode_name(node: dict, field: str = "name") -> bytes:
     text = node.get(field)
     if text is not None:
+        if not isinstance(text, str):
+            raise CorruptObject(f"tree node {field} is not text")
         return text.encode("utf-8")
     b = node.get(field + "_b64")
     if b is None:
         raise CorruptObject(f"tree node without {field}")
-    return base64.b64decode(b)
+    try:
+        return base64.b64decode(b, validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        raise CorruptObject(f"tree node {field}_b64 is not base64") from None
 
 
-def encode_tree(nodes: list[dict]) -> bytes:
-    nodes = sorted(nodes, key=decode_name)
+def encode_tree(nodes: Iterable[Node | dict]) -> bytes:
+    """The canonical bytes of a tree: nodes as dicts (the backup's form) or
+    :class:`Node` (encoded with ``to_dict``), sorted by name bytes."""
+    nodes = sorted((n.to_dict() if isinstance(n, Node) else n for n in nodes), key=decode_name)
     return json.dumps(
         {"v": TREE_VERSION, "nodes": nodes}, sort_keys=True, separators=(",", ":")
     ).encode("utf-8")
@@ -89,6 +236,21 @@ def decode_tree(data: bytes, *, what: str = "tree") -> list[dict]:
     if doc.get("v") != TREE_VERSION:
         raise UnsupportedVersion(f"{what} has unknown tree version {doc.get('v')!r}")
     return doc["nodes"]
+
+
+def decode_nodes(data: bytes, *, what: str = "tree", errors: list[str] | None = None) -> list[Node]:
+    """The typed nodes of a tree blob. A malformed node raises CorruptObject,
+    or, with ``errors``, is left out and its message appended (check reports
+    each bad entry and carries on with the rest)."""
+    nodes = []
+    for doc in decode_tree(data, what=what):
+        try:
+            nodes.append(Node.from_dict(doc))
+        except CorruptObject as exc:
+            if errors is None:
+                raise CorruptObject(f"{what}: {exc}") from None
+            errors.append(str(exc))
+    return nodes
 
 
 def node_display_name(node: dict) -> str:

@@ -108,7 +108,7 @@ def test_incremental_unchanged_tree_reads_nothing(repo, reopen, tmp_path):
     assert s.tree_blobs_added <= len(src.parts)
 
     def source_tree(snapshot):
-        return next(n["subtree"] for p, n in repo2.walk(snapshot.tree) if p == bytes(src))
+        return next(n.subtree for p, n in repo2.walk(snapshot.tree) if p == bytes(src))
 
     assert source_tree(second.snapshot) == source_tree(first.snapshot)
     assert second.parent == first.snapshot_id
@@ -210,7 +210,7 @@ def test_special_files_recorded_never_read(repo, tmp_path):
     (src / "f").write_bytes(b"x")
     result = run_backup(repo, [str(src)])
     sock.close()
-    types = {p.rsplit(b"/", 1)[-1]: n["type"] for p, n in repo.walk(result.snapshot.tree)}
+    types = {p.rsplit(b"/", 1)[-1]: n.type for p, n in repo.walk(result.snapshot.tree)}
     assert types[b"fifo"] == "fifo" and types[b"sock"] == "socket"
     if have_dev:
         assert types[b"null"] == "chardev"
@@ -369,14 +369,14 @@ def test_file_changing_during_read(repo, tmp_path, monkeypatch, changes, flagged
     result = run_backup(repo, [str(src)])
     node = next(n for p, n in repo.walk(result.snapshot.tree) if p.endswith(b"busy.log"))
     if flagged:
-        assert node.get("flags") == [CHANGED_DURING_READ]
+        assert node.flags == [CHANGED_DURING_READ]
         assert [w.kind for w in result.warnings] == ["changed-during-read"]
         assert result.snapshot.warnings_total == 1
         # never trusted by the next incremental run
         monkeypatch.setattr(backup_mod, "open_source_file", real_open)
         assert run_backup(repo, [str(src)]).stats.files_read == 1
     else:
-        assert "flags" not in node and result.warnings == []
+        assert node.flags is None and result.warnings == []
         assert result.stats.retries >= 1
         out = tmp_path / "out"
         run_restore(repo, "latest", out)
@@ -578,7 +578,7 @@ def test_huge_directory_tree_blob(repo, tmp_path):
         (src / name).write_bytes(b"")
     result = run_backup(repo, [str(src)])
     node = next(n for p, n in repo.walk(result.snapshot.tree) if p == os.fsencode(src))
-    tree_size = repo.index.get(bytes.fromhex(node["subtree"])).length
+    tree_size = repo.index.get(node.subtree).length
     assert tree_size > repo.chunker_params.max_size  # larger than a pack buffer's blob room
     out = tmp_path / "out"
     assert run_restore(repo, "latest", out).ok
@@ -620,7 +620,7 @@ def test_hard_links_are_restored_as_links(repo, tmp_path):
     os.link(src / "a" / "one", src / "two")
     result = run_backup(repo, [str(src)])
     nodes = {p: n for p, n in repo.walk(result.snapshot.tree)}
-    assert nodes[os.fsencode(src / "two")]["link_to"] == str(src / "a" / "one")
+    assert nodes[os.fsencode(src / "two")].link_to == os.fsencode(src / "a" / "one")
     out = tmp_path / "out"
     assert run_restore(repo, "latest", out).ok
     one, two = restored(out, src / "a" / "one"), restored(out, src / "two")

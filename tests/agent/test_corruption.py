@@ -41,7 +41,7 @@ def flip(repo, key: str, offset: int) -> None:
 def test_flipped_byte_in_data_pack(backed_up, reopen, tmp_path):
     repo, src, result = backed_up
     victim = node_of(repo, result.snapshot, src / "victim.bin")
-    entry = repo.index.get(bytes.fromhex(victim["content"][1]))
+    entry = repo.index.get(victim.content[1])
     flip(repo, pack_key(entry.pack_id), entry.offset + 40)
     repo = reopen()
     assert run_check(repo).ok  # structure is intact
@@ -65,7 +65,7 @@ def test_flipped_byte_in_data_pack(backed_up, reopen, tmp_path):
 def test_reading_a_damaged_blob_is_a_clear_error(backed_up, reopen):
     repo, src, result = backed_up
     victim = node_of(repo, result.snapshot, src / "victim.bin")
-    blob = bytes.fromhex(victim["content"][0])
+    blob = victim.content[0]
     entry = repo.index.get(blob)
     flip(repo, pack_key(entry.pack_id), entry.offset + entry.length - 1)  # the tag
     with pytest.raises(CorruptObject, match="failed authentication"):
@@ -96,7 +96,7 @@ def test_flipped_byte_in_index(backed_up, reopen):
 def test_flipped_byte_in_tree_pack(backed_up, reopen):
     repo, src, result = backed_up
     sub = node_of(repo, result.snapshot, src / "sub")
-    entry = repo.index.get(bytes.fromhex(sub["subtree"]))
+    entry = repo.index.get(sub.subtree)
     flip(repo, pack_key(entry.pack_id), entry.offset + 20)
     report = run_check(reopen())
     damaged = [(e.kind, e.snapshot, e.path) for e in report.errors]
@@ -106,7 +106,7 @@ def test_flipped_byte_in_tree_pack(backed_up, reopen):
 def test_missing_and_truncated_packs(backed_up, reopen):
     repo, src, result = backed_up
     other = node_of(repo, result.snapshot, src / "other.bin")
-    entry = repo.index.get(bytes.fromhex(other["content"][0]))
+    entry = repo.index.get(other.content[0])
     path = repo.store.root / pack_key(entry.pack_id)
     data = path.read_bytes()
     path.write_bytes(data[: entry.offset + 10])

@@ -196,7 +196,7 @@ def test_excludes_are_case_insensitive_and_native_on_windows():
 
 
 def test_default_excludes_on_windows_paths():
-    from agent.excludes import DEFAULT_PATTERNS
+    from agent.policy.sources import DEFAULT_PATTERNS
 
     m = ExcludeMatcher(DEFAULT_PATTERNS, WINDOWS)
     assert m.excluded(b"/C/Users/ana/AppData/Local/Temp", b"Temp")
@@ -280,9 +280,9 @@ def test_windows_backup_of_a_unc_share(repo, drive_c):
     result = run_backup(repo, ["\\\\SRV\\share\\dept", "C:\\Users\\Ana"], translate=drive_c)
     assert result.snapshot.paths == ["\\\\srv\\share\\dept", "C:\\Users\\Ana"]
     tree = _tree(repo, result.snapshot)
-    assert tree[b"/UNC"]["type"] == "dir" and "mtime_ns" not in tree[b"/UNC"]
-    assert tree[b"/UNC/srv"]["type"] == "dir"
-    assert tree[b"/UNC/srv/share/dept/q3.xlsx"]["size"] == 7
+    assert tree[b"/UNC"].type == "dir" and tree[b"/UNC"].mtime_ns is None
+    assert tree[b"/UNC/srv"].type == "dir"
+    assert tree[b"/UNC/srv/share/dept/q3.xlsx"].size == 7
     assert b"/C/Users/Ana/Documents/Sub/b.txt" in tree
     assert not result.warnings
 
@@ -398,7 +398,7 @@ def test_ls_shows_and_takes_native_paths_of_a_windows_snapshot(
 def test_restore_without_pwrite_or_descriptor_metadata_as_on_windows(repo, tmp_path, monkeypatch):
     """Windows has no os.pwrite and no chmod/utime on a descriptor: the
     restore writes with lseek + write and sets metadata by path."""
-    from agent.engine import restore as restore_mod
+    from agent.engine import restore_write as restore_mod
 
     monkeypatch.setattr(restore_mod, "_PWRITE", None)
     monkeypatch.setattr(restore_mod, "_META_BY_FD", False)
@@ -458,5 +458,5 @@ def test_windows_junctions_are_recorded_like_symlinks_and_not_followed(repo, dri
     assert all((p.files_total or 0) <= 4 for p in seen)  # a.txt, b.txt, scratch.TMP, Cache/c
     tree = _tree(repo, result.snapshot)
     node = tree[b"/C/Users/Ana/Documents/My Music"]
-    assert node["type"] == "symlink" and node["target"] == "C:\\Users\\Ana\\Music"
+    assert node.type == "symlink" and node.target == b"C:\\Users\\Ana\\Music"
     assert b"/C/Users/Ana/Documents/My Music/inside.txt" not in tree

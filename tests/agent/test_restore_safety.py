@@ -90,9 +90,9 @@ def contents(repo, tmp_path) -> dict[str, dict]:
     (src / "good.txt").write_bytes(GOOD)
     run_backup(repo, [str(src)])
     return {
-        os.path.basename(p).decode(): n
+        os.path.basename(p).decode(): n.to_dict()
         for p, n in repo.walk(repo.find_snapshot("latest").tree)
-        if n["type"] == "file"
+        if n.type == "file"
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.excludes import DEFAULT_PATTERNS
+from agent.policy.sources import DEFAULT_PATTERNS
 from agent.snapshots import OpenFileMode, point_in_time
 from agent.snapshots.base import SnapshotError
 from agent.snapshots.ledger import Ledger
@@ -120,7 +120,7 @@ def test_nested_subvolume_is_snapshotted_and_backed_up_through_the_parent(data, 
                             excludes=DEFAULT_PATTERNS)  # fmt: skip
     nodes = dict(repo.walk(result.snapshot.tree))
     node = nodes[os.fsencode(str(pst))]
-    assert b"".join(repo.read_blob(bytes.fromhex(c)) for c in node["content"]) == b"pst" * 1000
+    assert b"".join(repo.read_blob(c) for c in node.content) == b"pst" * 1000
     assert sorted(subvolumes(data.parent)) == ["home", "home/docs/mail"]
     assert Ledger(tmp_path / "state").entries() == []
     assert str(data) not in Path("/proc/self/mounts").read_text()
@@ -178,7 +178,6 @@ while True:
 
 def test_engine_backup_through_the_snapshot_is_frozen_and_records_original_paths(data, tmp_path):
     from agent.engine.backup import run_backup
-    from agent.engine.tree import CHANGED_DURING_READ
 
     repo = make_repo(tmp_path)
     log = data / "docs" / "mail.log"
@@ -201,9 +200,9 @@ def test_engine_backup_through_the_snapshot_is_frozen_and_records_original_paths
     nodes = dict(repo.walk(result.snapshot.tree))
     [(path, node)] = [(p, n) for p, n in nodes.items() if p.endswith(b"/mail.log")]
     assert path == os.fsencode(str(log)), "the original path is recorded, not the snapshot's"
-    assert CHANGED_DURING_READ not in node.get("flags", []), "a frozen file never changes"
-    content = b"".join(repo.read_blob(bytes.fromhex(c)) for c in node["content"])
-    assert len(content) == node["size"] > 0
+    assert not node.changed_during_read, "a frozen file never changes"
+    content = b"".join(repo.read_blob(c) for c in node.content)
+    assert len(content) == node.size > 0
     # Records 1, 2, 3... in order: a consistent prefix of the log. Only the tail
     # may be cut or still zero (a snapshot is crash-consistent: a write in
     # flight at the instant of the snapshot may be partly there).

@@ -18,7 +18,6 @@ from agent.daemon import jobs
 from agent.engine.backup import run_backup
 from agent.engine.repository import Repository
 from agent.engine.store import LocalStore
-from agent.engine.tree import CHANGED_DURING_READ
 from agent.snapshots import OpenFileMode, SnapshotRequiredError, point_in_time
 from agent.snapshots.linux_btrfs import SNAPSHOT_DIR, BtrfsProvider
 from agent.snapshots.runner import run
@@ -84,7 +83,7 @@ def passes(data: bytes) -> set[int]:
 
 def stored(repo: Repository, tree: str, path: Path) -> tuple[dict, bytes]:
     node = dict(repo.walk(tree))[os.fsencode(str(path))]
-    return node, b"".join(repo.read_blob(bytes.fromhex(c)) for c in node.get("content", []))
+    return node, b"".join(repo.read_blob(c) for c in node.chunk_ids)
 
 
 @pytest.fixture
@@ -135,7 +134,7 @@ def test_busy_mailbox_read_live_uploads_one_copy_not_one_per_attempt(mailbox, tm
         result = run_backup(repo, [str(pst.parent)], parent=None)
         added = disk_bytes(tmp_path / "repo") - before
         node, data = stored(repo, result.snapshot.tree, pst)
-        flagged = CHANGED_DURING_READ in node.get("flags", [])
+        flagged = node.changed_during_read
         print(f"\noff, busy {MAILBOX // MIB} MiB mailbox: read {result.stats.bytes_read / MIB:.1f}"
               f" MiB in {1 + result.stats.retries} attempts, stored {added / MIB:.1f} MiB,"
               f" dropped {result.stats.bytes_discarded / MIB:.1f} MiB, flagged={flagged}")  # fmt: skip
@@ -148,7 +147,7 @@ def test_busy_mailbox_read_live_uploads_one_copy_not_one_per_attempt(mailbox, tm
         if not flagged:
             assert len(passes(data)) == 1
         # Every blob stored is referenced by the snapshot: nothing for prune.
-        referenced = {bytes.fromhex(c) for c in node["content"]}
+        referenced = set(node.content)
         assert result.stats.data_blobs_added <= len(referenced | _other_blobs(repo, result))
         if result.stats.retries:
             retried += 1
@@ -160,10 +159,10 @@ def test_busy_mailbox_read_live_uploads_one_copy_not_one_per_attempt(mailbox, tm
 
 def _other_blobs(repo: Repository, result) -> set[bytes]:
     return {
-        bytes.fromhex(c)
+        c
         for path, node in repo.walk(result.snapshot.tree)
         if not path.endswith(b".pst")
-        for c in node.get("content", [])
+        for c in node.chunk_ids
     }
 
 
@@ -205,7 +204,7 @@ def test_file_changed_just_before_the_snapshot_is_read_once_inside_it(mailbox, t
         node, data = stored(repo, result.snapshot.tree, pst)
         assert result.stats.retries == 0
         assert result.stats.bytes_read == size, "one read of the frozen file"
-        assert CHANGED_DURING_READ not in node.get("flags", [])
+        assert not node.changed_during_read
         assert len(data) == size
     print(f"\n{recent} of {tries} snapshots held a mailbox changed < 20 ms before the read")
     assert recent >= 1, "the writer did not write close enough to the snapshot"

@@ -88,7 +88,7 @@ def writer(tmp_path):
 def stored(repo: Repository, snapshot_tree: str, doc) -> tuple[dict, bytes]:
     for path, node in repo.walk(snapshot_tree):
         if path.endswith(os.fsencode(doc.name)):
-            data = b"".join(repo.read_blob(bytes.fromhex(c)) for c in node.get("content", []))
+            data = b"".join(repo.read_blob(c) for c in node.chunk_ids)
             return node, data
     raise AssertionError(f"{doc} not in the snapshot")
 
@@ -109,7 +109,7 @@ def test_busy_writer_never_yields_a_torn_copy_stored_as_good(repo, writer):
     for _ in range(5):
         result = run_backup(repo, [str(src)], parent=None)
         node, data = stored(repo, result.snapshot.tree, doc)
-        flagged = CHANGED_DURING_READ in node.get("flags", [])
+        flagged = node.changed_during_read
         if flagged:
             outcomes["flagged"] += 1
             warning = [w for w in result.warnings if w.path == str(doc)]
@@ -130,7 +130,7 @@ def test_occasional_writer_is_retried_into_a_consistent_copy(repo, writer):
         result = run_backup(repo, [str(src)], parent=None)
         node, data = stored(repo, result.snapshot.tree, doc)
         retries += result.stats.retries
-        if CHANGED_DURING_READ not in node.get("flags", []):
+        if not node.changed_during_read:
             assert len(generations(data)) == 1, "a torn copy was stored as good"
             consistent += 1
         else:
@@ -149,8 +149,8 @@ def test_changed_during_read_warning_reaches_the_daemon_job_outcome(repo, writer
         outcome = jobs.run_backup(ctx, repo, policy)
         assert outcome.snapshot_id
         node, _ = stored(repo, repo.load_snapshot(outcome.snapshot_id).tree, doc)
-        if node.get("flags"):
+        if node.flags:
             break
-    assert node["flags"] == [CHANGED_DURING_READ]
+    assert node.flags == [CHANGED_DURING_READ]
     [line] = [w for w in outcome.warnings if str(doc) in w]
     assert line.startswith(f"changed-during-read: {doc}: kept changing while read")
