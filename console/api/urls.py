@@ -1,4 +1,5 @@
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from console.api import views
@@ -17,9 +18,17 @@ router.register("storage-targets", views.StorageTargetViewSet, basename="storage
 router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
 router.register("users", views.UserViewSet, basename="user")
 
+
+def not_found(request, rest=""):
+    """Any other /api/v1/ URL (e.g. an id that is not a number): the API's
+    JSON 404, not the dashboard's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
 urlpatterns = [
     path("me/", views.me, name="api-me"),
     path("policy-spec/", views.spec_defaults, name="api-spec-defaults"),
     path("auth/token/", views.TokenLogin.as_view(), name="api-token"),
     path("", include(router.urls)),
+    re_path(r"^(?P<rest>.*)$", not_found),
 ]

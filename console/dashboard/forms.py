@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django import forms
 
+from console.accounts.roles import ROLES
 from console.fleet.models import DeviceGroup
+from console.fleet.services import TOKEN_HOURS_DEFAULT, TOKEN_HOURS_MAX
 from console.policies import spec as specs
 
 ERROR_FIELD = {
@@ -210,10 +212,27 @@ class TokenForm(forms.Form):
         empty_label="No group",
         help_text="Devices enrolled with this token join this group",
     )
-    expires_days = forms.IntegerField(
-        label="Valid for (days)", initial=7, min_value=1, max_value=365
+    # Hours, the one unit of a token's lifetime (console/fleet/services.py).
+    expires_in_hours = forms.IntegerField(
+        label="Valid for (hours)",
+        initial=TOKEN_HOURS_DEFAULT,
+        min_value=1,
+        max_value=TOKEN_HOURS_MAX,
+        help_text="168 is a week, 720 thirty days",
+        required=False,
     )
     max_uses = forms.IntegerField(label="Uses", initial=25, min_value=1, max_value=100000)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("expires_in_hours") is None and "expires_in_hours" not in self.errors:
+            # A page rendered before the unit became hours posts days.
+            days = self.data.get("expires_days", "")
+            if str(days).isdigit() and 1 <= int(days) <= TOKEN_HOURS_MAX // 24:
+                data["expires_in_hours"] = int(days) * 24
+            else:
+                self.add_error("expires_in_hours", "This field is required.")
+        return data
 
 
 class RestoreForm(forms.Form):
@@ -263,7 +282,5 @@ class UserForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        from console.accounts.roles import ROLES
-
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [(r, r) for r in ROLES] + [("", "No access")]

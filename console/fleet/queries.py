@@ -1,17 +1,17 @@
 """Read side of the fleet, shared by the dashboard and the API: device
-filtering and sorting, and the overview figures. Every function runs a
-bounded number of queries over indexed, denormalised columns."""
+statuses and sort orders (applied by console/fleet/filters.py), and the
+overview figures. Every function runs a bounded number of queries over
+indexed, denormalised columns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from console.fleet.models import OS, Device, Protection
+from console.fleet.models import Device, Protection
 from console.jobs.models import DailyJobStats, JobRun, JobState
 from console.policies.services import rollout_progress
 
@@ -70,69 +70,6 @@ def status_q(status: str, now=None) -> Q:
     if status == "all":
         return Q()
     return active
-
-
-@dataclass
-class DeviceFilter:
-    q: str = ""
-    status: str = ""
-    group: int | None = None
-    os: str = ""
-    policy: int | None = None
-    sort: str = "hostname"
-
-    @classmethod
-    def from_params(cls, params) -> DeviceFilter:
-        def as_int(value):
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-
-        status = params.get("status", "") or ""
-        if status not in {s for s, _ in STATUS_CHOICES} | {"all"}:
-            status = ""
-        os_name = params.get("os", "") or ""
-        if os_name not in OS.values:
-            os_name = ""
-        sort = params.get("sort", "hostname") or "hostname"
-        if sort not in SORTS:
-            sort = "hostname"
-        return cls(
-            q=(params.get("q", "") or "").strip()[:100],
-            status=status,
-            group=as_int(params.get("group")),
-            os=os_name,
-            policy=as_int(params.get("policy")),
-            sort=sort,
-        )
-
-    def apply(self, qs: QuerySet | None = None) -> QuerySet:
-        qs = Device.objects.all() if qs is None else qs
-        qs = qs.filter(status_q(self.status))
-        if self.q:
-            qs = qs.filter(Q(hostname__icontains=self.q) | Q(owner__icontains=self.q))
-        if self.group:
-            qs = qs.filter(groups__id=self.group)
-        if self.os:
-            qs = qs.filter(os=self.os)
-        if self.policy:
-            qs = qs.filter(effective_policy_id=self.policy)
-        return qs.order_by(*SORTS[self.sort])
-
-    def querystring(self, **overrides) -> str:
-        from urllib.parse import urlencode
-
-        values = {
-            "q": self.q,
-            "status": self.status,
-            "group": self.group or "",
-            "os": self.os,
-            "policy": self.policy or "",
-            "sort": self.sort if self.sort != "hostname" else "",
-        }
-        values.update(overrides)
-        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
 def overview(now=None) -> dict:

@@ -100,12 +100,18 @@ def hash_token(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
+# An enrollment token's lifetime is given in hours, its one unit (the page's
+# form, the API and this service); the token row stores only its expiry time.
+TOKEN_HOURS_DEFAULT = 24 * 7
+TOKEN_HOURS_MAX = 24 * 365
+
+
 @transaction.atomic
 def create_enrollment_token(
     actor: Actor,
     name: str,
     group: DeviceGroup | None = None,
-    expires_in: timedelta = timedelta(days=7),
+    expires_in_hours: int = TOKEN_HOURS_DEFAULT,
     max_uses: int = 1,
 ) -> tuple[EnrollmentToken, str]:
     """Create a token; returns it and the plaintext secret, shown once and never stored."""
@@ -114,8 +120,8 @@ def create_enrollment_token(
         errors["name"] = ["This field is required."]
     if max_uses < 1 or max_uses > 100000:
         errors["max_uses"] = ["Must be between 1 and 100000."]
-    if expires_in <= timedelta(0) or expires_in > timedelta(days=365):
-        errors["expires_in"] = ["Must be between one hour and 365 days."]
+    if not 1 <= expires_in_hours <= TOKEN_HOURS_MAX:
+        errors["expires_in_hours"] = [f"Must be between 1 and {TOKEN_HOURS_MAX} hours (365 days)."]
     if errors:
         raise ValidationError(errors)
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -124,7 +130,7 @@ def create_enrollment_token(
         token_hash=hash_token(plaintext),
         prefix=plaintext[:10],
         group=group,
-        expires_at=timezone.now() + expires_in,
+        expires_at=timezone.now() + timedelta(hours=expires_in_hours),
         max_uses=max_uses,
         uses_remaining=max_uses,
         created_by=actor.user,

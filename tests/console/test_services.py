@@ -10,8 +10,9 @@ from django.utils import timezone
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM, Actor
 from console.fleet import services as fleet
+from console.fleet.filters import devices as device_filter
 from console.fleet.models import Device
-from console.fleet.queries import DeviceFilter, overview
+from console.fleet.queries import overview
 from console.jobs import dispatch
 from console.jobs import services as jobs
 from console.jobs.models import Command, CommandKind, CommandState, DailyJobStats, JobRun, Snapshot
@@ -295,7 +296,7 @@ def test_device_filter_by_status_group_os_policy_and_search(small_fleet):
     jobs.record_job_result(macs[0].pk, "m", ok=True, snapshot_id="s")
 
     def hosts(**params):
-        return [d.hostname for d in DeviceFilter.from_params(params).apply()]
+        return [d.hostname for d in device_filter(params).qs]
 
     assert hosts(os="macos") == ["mac-000", "mac-001"]
     assert hosts(status="protected") == ["mac-000"]
@@ -305,7 +306,9 @@ def test_device_filter_by_status_group_os_policy_and_search(small_fleet):
     assert hosts(group=small_fleet.other_group.pk) == []
     assert len(hosts(policy=small_fleet.policy.pk)) == 5
     assert hosts(sort="-hostname")[0] == "pc-002"
-    assert hosts(status="bogus", sort="bogus")[0] == "mac-000"  # ignored, not an error
+    refused = device_filter({"status": "bogus", "sort": "bogus", "os": "macos"})
+    assert set(refused.errors) == {"status", "sort"}  # said, by field ...
+    assert [d.hostname for d in refused.qs] == ["mac-000", "mac-001"]  # ... the rest applies
     fleet.revoke_device(SYSTEM, macs[1])
     assert "mac-001" not in hosts() and hosts(status="revoked") == ["mac-001"]
 
