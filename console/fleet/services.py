@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from console.audit.services import SYSTEM, Actor, record
 from console.fleet.models import OS, Device, DeviceGroup, EnrollmentToken
+from console.fleet.signals import device_revoked
+from console.policies.services import rollout_devices
 
 TOKEN_PREFIX = "cet_"
 
@@ -56,8 +58,6 @@ def update_group(actor: Actor, group: DeviceGroup, name: str, description: str =
 
 @transaction.atomic
 def delete_group(actor: Actor, group: DeviceGroup) -> None:
-    from console.policies.services import rollout_devices
-
     device_ids = list(group.devices.values_list("pk", flat=True))
     before = {**_group_state(group), "devices": len(device_ids)}
     record(actor, "group.delete", group, before=before)
@@ -67,8 +67,6 @@ def delete_group(actor: Actor, group: DeviceGroup) -> None:
 
 @transaction.atomic
 def set_device_groups(actor: Actor, device: Device, groups) -> Device:
-    from console.policies.services import rollout_devices
-
     before = sorted(device.groups.values_list("name", flat=True))
     device.groups.set(groups)
     after = sorted(g.name for g in groups)
@@ -79,8 +77,6 @@ def set_device_groups(actor: Actor, device: Device, groups) -> Device:
 
 @transaction.atomic
 def add_devices_to_group(actor: Actor, group: DeviceGroup, devices) -> int:
-    from console.policies.services import rollout_devices
-
     devices = list(devices)
     group.devices.add(*devices)
     record(
@@ -188,8 +184,6 @@ def enroll_device(
 ) -> Device:
     """Seam for the gateway's Enroll call: consume the token, create the device
     in the token's group, compute its effective policy. Raises EnrollmentError."""
-    from console.policies.services import rollout_devices
-
     if os not in OS.values:
         raise EnrollmentError(f"unsupported OS {os!r}")
     token = consume_enrollment_token(token_plaintext)
@@ -225,16 +219,12 @@ def enroll_device(
 def revoke_device(actor: Actor, device: Device, reason: str = "") -> Device:
     """Revoke a device: the gateway refuses it at its next call (control plane)
     and its open commands expire."""
-    from console.jobs.models import OPEN_COMMAND_STATES, CommandState
-
     if device.revoked:
         return device
     device.revoked = True
     device.revoked_at = timezone.now()
     device.save(update_fields=["revoked", "revoked_at"])
-    device.commands.filter(state__in=OPEN_COMMAND_STATES).update(
-        state=CommandState.EXPIRED, finished_at=device.revoked_at, error="device revoked"
-    )
+    device.commands.expire("device revoked", at=device.revoked_at)
     record(
         actor,
         "device.revoke",
@@ -248,7 +238,5 @@ def revoke_device(actor: Actor, device: Device, reason: str = "") -> Device:
 
 def _notify_revoked(device: Device) -> None:
     """Tell the control plane (console.fleet.signals.device_revoked) after commit."""
-    from console.fleet.signals import device_revoked
-
     device_id = device.pk
     transaction.on_commit(lambda: device_revoked.send(sender=Device, device_id=device_id))

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from console.audit.services import SYSTEM
 from console.fleet.models import Device
+from console.fleet.services import revoke_device
 from console.gateway.services import delivery
 from console.jobs import commands, dispatch
 from console.jobs.models import Command, CommandKind, CommandState
@@ -96,3 +97,14 @@ def test_the_gateway_registered_its_transport_and_none_means_offline(monkeypatch
     assert dispatch.deliver("c1") == "published" and seen == ["c1"]
     monkeypatch.setattr(dispatch, "_transport", None)
     assert dispatch.deliver("c1") == "offline"
+
+
+def test_revoking_a_device_expires_its_open_commands_only():
+    pending = _command()
+    done = request_backup(SYSTEM, pending.device)
+    done.finish(ok=True)
+    revoke_device(SYSTEM, pending.device, reason="stolen")
+    pending.refresh_from_db()
+    done.refresh_from_db()
+    assert pending.state == CommandState.EXPIRED and pending.error == "device revoked"
+    assert done.state == CommandState.DONE
