@@ -1,41 +1,47 @@
-"""Forms of the dashboard. The policy form is a flat view of the policy spec;
-validation is console/policies/spec.py's, mapped back onto form fields."""
+"""Forms of the dashboard. The policy form is a flat view of the policy
+contract (agent/policy): each field edits one contract field path, and the
+contract's errors are mapped back onto the fields by those paths."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from django import forms
 
+from agent import policy as contract
+from agent.policy.limits import Limits
+from agent.policy.openfiles import OPEN_FILE_MODES
+from agent.policy.retention import Retention
+from agent.policy.verification import Verification
 from console.accounts.roles import ROLES
 from console.fleet.models import DeviceGroup
 from console.fleet.services import TOKEN_HOURS_DEFAULT, TOKEN_HOURS_MAX
-from console.policies import spec as specs
 
+# Each form field edits one field of the policy contract (agent/policy), named
+# by its path; the contract's errors come back by path and are shown on the
+# field that edits it (tests/console/test_policy_form_limits.py checks every
+# field of the contract has one).
+FIELD_PATHS: dict[str, str] = {
+    "sources_windows": "sources.windows",
+    "sources_macos": "sources.macos",
+    "sources_linux": "sources.linux",
+    "excludes": "excludes",
+    "every_hours": "schedule.every_hours",
+    "times": "schedule.times",
+    "window_start": "schedule.window",
+    "catch_up": "schedule.catch_up",
+    "rpo_hours": "rpo_hours",
+    "open_files": "open_files",
+    **{f.name: f"retention.{f.name}" for f in fields(Retention)},
+    **{f.name: f"limits.{f.name}" for f in fields(Limits)},
+    **{f"verify_{f.name}": f"verification.{f.name}" for f in fields(Verification)},
+}
+# An error by path -> the form field showing it (a whole-section error on its first).
 ERROR_FIELD = {
     "name": "name",
     "sources": "sources_windows",
-    "sources.windows": "sources_windows",
-    "sources.macos": "sources_macos",
-    "sources.linux": "sources_linux",
-    "excludes": "excludes",
-    "schedule.every_hours": "every_hours",
-    "schedule.times": "times",
-    "schedule.window": "window_start",
-    "schedule.catch_up": "catch_up",
-    "rpo_hours": "rpo_hours",
-    "open_files": "open_files",
-    "verification.every_days": "verify_every_days",
-    "verification.sample_percent": "verify_sample_percent",
+    **{path: field for field, path in FIELD_PATHS.items()},
 }
-for _key in (*specs.RETENTION_KEYS, "keep_within_days"):
-    ERROR_FIELD[f"retention.{_key}"] = _key
-for _key in (
-    "upload_kbps",
-    "cpu_percent",
-    "background_priority",
-    "pause_on_battery",
-    "pause_on_metered",
-):
-    ERROR_FIELD[f"limits.{_key}"] = _key
 
 
 def _lines(value: str) -> list[str]:
@@ -117,35 +123,38 @@ class PolicyForm(forms.Form):
     pause_on_battery = forms.BooleanField(label="Pause on battery", required=False)
     pause_on_metered = forms.BooleanField(label="Pause on metered networks", required=False)
     open_files = forms.ChoiceField(
-        label="Open files", choices=list(specs.OPEN_FILE_MODES.items()), widget=forms.RadioSelect
+        label="Open files", choices=list(OPEN_FILE_MODES.items()), widget=forms.RadioSelect
     )
     verify_every_days = _n("Verify every (days)", "0 = never")
     verify_sample_percent = _n("Sample of data read back (%)")
 
     @classmethod
-    def initial_from(cls, name: str, description: str, spec: dict) -> dict:
-        sched = spec["schedule"]
-        window = sched.get("window") or {}
-        return {
+    def initial_from(cls, name: str, description: str, spec: dict | contract.Policy) -> dict:
+        policy = contract.load(spec)
+        sched = policy.schedule
+        initial = {
             "name": name,
             "description": description,
-            "sources_windows": "\n".join(spec["sources"].get("windows", [])),
-            "sources_macos": "\n".join(spec["sources"].get("macos", [])),
-            "sources_linux": "\n".join(spec["sources"].get("linux", [])),
-            "excludes": "\n".join(spec["excludes"]),
-            "schedule_mode": "times" if sched.get("times") else "interval",
-            "every_hours": sched.get("every_hours") or "",
-            "times": ", ".join(sched.get("times") or []),
-            "window_start": window.get("start") or "",
-            "window_end": window.get("end") or "",
-            "catch_up": sched.get("catch_up"),
-            "rpo_hours": spec["rpo_hours"],
-            **{k: spec["retention"][k] for k in (*specs.RETENTION_KEYS, "keep_within_days")},
-            **spec["limits"],
-            "open_files": spec["open_files"],
-            "verify_every_days": spec["verification"]["every_days"],
-            "verify_sample_percent": spec["verification"]["sample_percent"],
+            "sources_windows": "\n".join(policy.sources.windows),
+            "sources_macos": "\n".join(policy.sources.macos),
+            "sources_linux": "\n".join(policy.sources.linux),
+            "excludes": "\n".join(policy.excludes),
+            "schedule_mode": "times" if sched.times else "interval",
+            "every_hours": sched.every_hours or "",
+            "times": ", ".join(sched.times),
+            "window_start": sched.window.start if sched.window else "",
+            "window_end": sched.window.end if sched.window else "",
+            "catch_up": sched.catch_up,
+            "rpo_hours": policy.rpo_hours,
+            "open_files": policy.open_files,
         }
+        for part, prefix in (
+            (policy.retention, ""),
+            (policy.limits, ""),
+            (policy.verification, "verify_"),
+        ):
+            initial.update({prefix + f.name: getattr(part, f.name) for f in fields(part)})
+        return initial
 
     def to_spec(self) -> dict:
         d = self.cleaned_data
@@ -167,7 +176,7 @@ class PolicyForm(forms.Form):
                 "catch_up": bool(d.get("catch_up")),
             },
             "rpo_hours": _num(d.get("rpo_hours")),
-            "retention": {k: _num(d.get(k)) for k in (*specs.RETENTION_KEYS, "keep_within_days")},
+            "retention": {f.name: _num(d.get(f.name)) for f in fields(Retention)},
             "limits": {
                 "upload_kbps": _num(d.get("upload_kbps"), 0),
                 "cpu_percent": _num(d.get("cpu_percent"), 0),
