@@ -93,6 +93,10 @@ BUSY_NS = 10_000_000_000
 #: a held attempt's compressed chunks stay in memory up to this, then spill to
 #: an unlinked temporary file (deleted by the OS even if the agent dies)
 HOLD_IN_MEMORY = 16 * 1024 * 1024
+#: beyond this (or when the temporary file's disk is full) the rest of the
+#: attempt is stored as it is read, as before: a huge busy file may then cost
+#: part of a copy more, but never fails the backup for want of local room
+HOLD_LIMIT = 4 * 1024 * 1024 * 1024
 #: directories whose files are still in the pipeline before the walk waits
 MAX_PENDING_DIRS = 4096
 PROGRESS_INTERVAL = 0.25
@@ -1087,7 +1091,8 @@ class _Backup:
 
 class _HeldAttempt:
     """One read attempt's new chunks, compressed by the workers but kept aside
-    (memory, then an unlinked temporary file) until the attempt is accepted.
+    (the first HOLD_IN_MEMORY bytes in memory, the rest in an unlinked
+    temporary file) until the attempt is accepted.
 
     Without it every rejected attempt of a busy file was uploaded and stayed
     unreferenced until the next prune: a 64 MiB mailbox rewritten 8 times a
@@ -1096,10 +1101,12 @@ class _HeldAttempt:
 
     def __init__(self, backup: _Backup):
         self.backup = backup
-        # Closed by commit or discard, which _read_file always calls.
-        self.spool = tempfile.SpooledTemporaryFile(HOLD_IN_MEMORY, prefix="cairn-attempt-")  # noqa: SIM115
+        self.spool = None  # the temporary file, opened past HOLD_IN_MEMORY
         self.lock = threading.Lock()
-        self.entries: dict[bytes, tuple] = {}  # blob id -> (method, raw length, offset, size)
+        #: blob id -> (method, raw length, payload in memory or None, file offset, size)
+        self.entries: dict[bytes, tuple] = {}
+        self.size = 0  # bytes held
+        self.overflow = False  # no more room to hold: the rest is stored as read
 
     def submit(self, data: bytes) -> Future:
         return self.backup._submit_call(self._hold, data)
@@ -1116,11 +1123,58 @@ class _HeldAttempt:
                 return blob_id
         method, payload = compress.thread_compressor(b.level).compress(data)
         with self.lock:
-            if blob_id not in self.entries:
-                offset = self.spool.seek(0, os.SEEK_END)
-                self.spool.write(payload)
-                self.entries[blob_id] = (method, len(data), offset, len(payload))
+            if blob_id in self.entries:
+                return blob_id
+            if not self.overflow:
+                try:
+                    self.entries[blob_id] = (method, len(data), *self._keep(payload))
+                except OSError:
+                    self.overflow = True
+                else:
+                    self.size += len(payload)
+                    return blob_id
+        self._store(blob_id, method, len(data), payload)
         return blob_id
+
+    def _keep(self, payload) -> tuple:
+        """(payload or None, offset, size); OSError when there is no room.
+        Caller holds self.lock."""
+        if self.size + len(payload) <= HOLD_IN_MEMORY:
+            return payload, 0, len(payload)
+        if self.size + len(payload) > HOLD_LIMIT:
+            raise OSError(errno.EFBIG, "held attempt too large")
+        if self.spool is None:
+            # Unbuffered: a full disk shows at the write that did not fit,
+            # never later at a flush, after the entry was recorded.
+            self.spool = tempfile.TemporaryFile(prefix="cairn-attempt-", buffering=0)  # noqa: SIM115
+        offset = self.spool.seek(0, os.SEEK_END)
+        if self.spool.write(payload) != len(payload):  # a short write: the disk is full
+            self.spool.truncate(offset)
+            raise OSError(errno.ENOSPC, "no room to hold the attempt")
+        return None, offset, len(payload)
+
+    def _read(self, entry: tuple) -> bytes:
+        _, _, payload, offset, size = entry
+        if payload is not None:
+            return payload
+        self.spool.seek(offset)
+        data = self.spool.read(size)
+        if len(data) != size:
+            raise EngineError("a held chunk could not be read back from the temporary file")
+        return data
+
+    def _close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+        self.entries = {}
+
+    def _store(self, blob_id: bytes, method, raw_len: int, payload) -> None:
+        b = self.backup
+        with b._lock:
+            if blob_id in b._claimed or b.repo.index.reusable(blob_id):
+                return
+            b._claimed.add(blob_id)
+        b._pack_blob(blob_id, DATA, method, raw_len, payload)
 
     def _settle(self, futures: list[Future]) -> None:
         for fut in futures:
@@ -1128,26 +1182,20 @@ class _HeldAttempt:
 
     def commit(self, futures: list[Future]) -> None:
         """The attempt is the copy kept: store its chunks (walk thread)."""
-        b = self.backup
         try:
             for fut in futures:
                 fut.result()  # a worker's error fails the backup as for any chunk
-            for blob_id, (method, raw_len, offset, size) in self.entries.items():
-                with b._lock:
-                    if blob_id in b._claimed or b.repo.index.reusable(blob_id):
-                        continue
-                    b._claimed.add(blob_id)
-                self.spool.seek(offset)
-                b._pack_blob(blob_id, DATA, method, raw_len, self.spool.read(size))
+            for blob_id, entry in self.entries.items():
+                self._store(blob_id, entry[0], entry[1], self._read(entry))
         finally:
-            self.spool.close()
+            self._close()
 
     def discard(self, futures: list[Future]) -> None:
         """The attempt is replaced: drop its chunks, nothing was uploaded."""
         self._settle(futures)
         with self.backup._lock:
-            self.backup.stats.bytes_discarded += sum(e[3] for e in self.entries.values())
-        self.spool.close()
+            self.backup.stats.bytes_discarded += self.size
+        self._close()
 
 
 _SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
