@@ -66,6 +66,9 @@ INSTALLED_APPS = [
     "console.api",
     "console.gateway",
 ]
+if not PRODUCTION:
+    # `make demo`, seed_demo: never installed in production (console/demo/apps.py).
+    INSTALLED_APPS.append("console.demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

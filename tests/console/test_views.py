@@ -7,8 +7,8 @@ from django.test.utils import CaptureQueriesContext
 
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
+from console.demo.seed import seed_demo
 from console.fleet import services as fleet
-from console.fleet.demo import seed_demo
 from console.fleet.models import Device
 from console.jobs import services as jobs
 from console.jobs.models import Command

@@ -108,3 +108,16 @@ def test_env_helpers_parse_and_reject(monkeypatch):
     monkeypatch.setenv("X_INT", "forty")
     with pytest.raises(ImproperlyConfigured, match="X_INT"):
         env_int("X_INT", 0)
+
+
+def test_demo_app_is_not_installed_in_production(tmp_path):
+    """`make demo` and seed_demo live in console/demo, which production settings
+    leave out: its commands do not exist there, and they do elsewhere."""
+    production = run_manage(PRODUCTION_ENV, "help", "--commands")
+    assert production.returncode == 0, production.stderr
+    commands = production.stdout.split()
+    assert "seed_demo" not in commands and "demo" not in commands
+    assert "run_gateway" in commands and "init_keys" in commands
+    embedded = run_manage({"CAIRN_VAR_DIR": str(tmp_path)}, "help", "--commands")
+    assert embedded.returncode == 0, embedded.stderr
+    assert {"seed_demo", "demo"} <= set(embedded.stdout.split())

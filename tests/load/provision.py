@@ -1,4 +1,4 @@
-"""Provision N simulated devices for the load simulator (agent/sim.py).
+"""Provision N simulated devices for the load simulator (tests/load/sim.py).
 
 Creates a group with a policy assigned, N devices in it (bulk inserts), a
 key pair and CA-signed certificate per device, and marks every device as

@@ -7,7 +7,7 @@ Steps (all on 127.0.0.1, every process stopped at the end):
 1. a fresh PostgreSQL database (dropped afterwards) and Redis key prefix;
 2. provision N devices with certificates (tests/load/provision.py);
 3. start one gateway and one Celery worker;
-4. start the simulator (agent/sim.py; split in processes of at most 5,000
+4. start the simulator (tests/load/sim.py; split in processes of at most 5,000
    agents) and wait until the gateway holds N streams;
 5. hold for ``--hold`` seconds and measure the heartbeats the gateway
    ingested per second (its own counters, logged every 2 s);
@@ -127,7 +127,7 @@ def run(agents: int, heartbeat: float, hold: float, base_db: str, redis_url: str
                     [
                         PY,
                         "-m",
-                        "agent.sim",
+                        "tests.load.sim",
                         "--bundle",
                         str(bundle),
                         "--address",

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from console.core.demo import run_demo
+from console.demo.supervisor import run_demo
 
 
 class Command(BaseCommand):

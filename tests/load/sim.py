@@ -6,7 +6,7 @@ Each simulated agent holds its own mutual-TLS channel and ``Connect`` stream
 interval with jitter, and acknowledges every ApplyPolicy it receives,
 exactly like the real daemon does. It never runs backups.
 
-    python -m agent.sim --bundle var/load/bundle.jsonl --address 127.0.0.1:7443 \\
+    python -m tests.load.sim --bundle var/load/bundle.jsonl --address 127.0.0.1:7443 \\
         --agents 1000 --heartbeat 5 --duration 120 [--report FILE]
 
 Bounded by design: only the addresses you give (use 127.0.0.1), at most
@@ -224,7 +224,9 @@ async def main_async(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agent.sim", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m tests.load.sim", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--bundle", required=True, help="device bundle (tests/load/provision.py)")
     p.add_argument("--address", default="127.0.0.1:7443", help="gateway mTLS address")
     p.add_argument("--agents", type=int, default=100)

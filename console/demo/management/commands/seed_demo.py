@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from console.fleet.demo import reset_demo, seed_demo
+from console.demo.seed import reset_demo, seed_demo
 
 
 class Command(BaseCommand):

@@ -29,6 +29,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from agent.daemon.jobs import os_name
+from console.audit.services import SYSTEM
+from console.fleet.models import DeviceGroup
+from console.fleet.services import create_enrollment_token
+from console.gateway import conf as gateway_conf
+from console.policies.models import Policy
+from console.policies.services import assign_policy, create_policy
 
 ADMIN_USERNAME = "admin"
 
@@ -108,12 +114,6 @@ SAMPLE_FILES = {
 def prepare_demo_agent(python: str, enroll_address: str) -> tuple[Path, Path] | None:
     """Sample data, a group, a policy and an enrolled agent home (first start
     only). Returns (agent home, sample folder), or None if enrollment failed."""
-    from console.audit.services import SYSTEM
-    from console.fleet.models import DeviceGroup
-    from console.fleet.services import create_enrollment_token
-    from console.policies.models import Policy
-    from console.policies.services import assign_policy, create_policy
-
     home = settings.VAR_DIR / "demo-agent"
     sample = settings.VAR_DIR / "demo-data"
     for rel, text in SAMPLE_FILES.items():
@@ -172,8 +172,6 @@ def _port_free(host: str, port: int) -> bool:
 def gateway_addresses() -> tuple[str, str]:
     """The configured gateway listeners, or free loopback ports when the
     defaults are taken (another demo running) and none were configured."""
-    from console.gateway import conf as gateway_conf
-
     bind, enroll = gateway_conf.bind(), gateway_conf.enroll_bind()
     configured = "CAIRN_GATEWAY_BIND" in os.environ
     host, _, port = bind.rpartition(":")
