@@ -27,7 +27,7 @@ ADDED_LATER = "added_later"
 
 
 def number(lo: int, hi: int, default: int | None, *, nullable: bool = False, later: bool = False):
-    meta = {"min": lo, "max": hi, "nullable": nullable or later, ADDED_LATER: later}
+    meta = {"min": lo, "max": hi, "nullable": nullable, ADDED_LATER: later}
     return dataclasses.field(default=default, metadata=meta)
 
 

@@ -1,6 +1,6 @@
 """When backups run: every N hours or at times of day, optionally inside a
 daily window, catching up missed slots or not. The agent's scheduler
-(agent/daemon/schedule.py) turns a :class:`Schedule` into the next start."""
+(agent/daemon/schedule.py) turns a Schedule into the next start."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from console.gateway.models import DeviceConnection
 from console.jobs import openfiles
 from console.jobs.models import Command, JobRun, Snapshot
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
+from console.policies.schema import PolicySpecField
 from console.storage.models import StorageTarget
 
 
@@ -153,6 +154,7 @@ class AddDevicesInput(serializers.Serializer):
 
 class RevisionSerializer(serializers.ModelSerializer):
     created_by = serializers.StringRelatedField()
+    spec = PolicySpecField(read_only=True)
 
     class Meta:
         model = PolicyRevision
@@ -172,9 +174,10 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 class PolicySerializer(serializers.ModelSerializer):
     """Read: the policy with its current revision. Write: name, description,
-    spec (validated by console/policies/spec.py), comment."""
+    spec (validated by the policy contract, agent/policy; its schema is generated
+    from the contract: console/policies/schema.py), comment."""
 
-    spec = serializers.JSONField(write_only=True)
+    spec = PolicySpecField(write_only=True)
     comment = serializers.CharField(write_only=True, required=False, allow_blank=True, default="")
     current_revision = RevisionSerializer(read_only=True)
     assignments = AssignmentSerializer(many=True, read_only=True)
