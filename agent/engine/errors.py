@@ -15,6 +15,7 @@ __all__ = [
     "NotARepository",
     "ObjectExists",
     "ObjectNotFound",
+    "PruneError",
     "RepositoryExists",
     "RestoreCancelled",
     "SnapshotNotFound",
@@ -93,3 +94,7 @@ class RestoreCancelled(Cancelled):
 
 class CheckCancelled(Cancelled):
     pass
+
+
+class PruneError(EngineError):
+    """Prune refused to run (it never deletes on incomplete information)."""

@@ -29,6 +29,12 @@ without locks (docs/format.md, "Concurrency and crash safety").
 Every step is create-only or deletes only what a written object already
 supersedes, so a crash (SIGKILL) at any moment leaves a usable repository,
 and the next prune finishes the work.
+
+Like restic's ``PlanPrune``/``Execute``, deciding and acting are apart:
+:func:`plan_prune` reads the repository and returns a :class:`PrunePlan`
+(what to sweep, repack and mark, with the figures; nothing written, so
+``--dry-run`` prints it and tests inspect it), and ``plan.execute()`` does
+it. :func:`prune` is both in one call.
 """
 
 from __future__ import annotations
@@ -37,27 +43,36 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from agent.engine import compress
-from agent.engine.errors import CorruptObject, EngineError, UnsupportedVersion
-from agent.engine.index import INDEX_AAD, MasterIndex, decode_index
-from agent.engine.pack import (
-    DATA,
-    TREE,
-    TREE_PACK_SIZE,
-    BlobEntry,
-    FinishedPack,
-    PackWriter,
-    blob_aad,
-    pack_key,
+from agent.engine.errors import PruneError
+from agent.engine.pack import BlobEntry, pack_key
+from agent.engine.prune_state import (
+    Loaded,
+    all_snapshots,
+    delete_all,
+    header_entries,
+    home_packs,
+    load,
+    sizes,
 )
+from agent.engine.repack import repack as repack_packs
 from agent.engine.repository import PRUNE_AAD, Repository
 from agent.engine.retention import RetentionPolicy, RetentionResult, apply_retention
-from agent.engine.snapshot import Snapshot, parse_time
-from agent.engine.store import ObjectExists, ObjectNotFound, StoreError
-from agent.engine.tree import DIR, FILE
+from agent.engine.snapshot import parse_time
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "ForgetReport",
+    "PruneError",
+    "PrunePlan",
+    "PruneReport",
+    "all_snapshots",
+    "delete_snapshots",
+    "forget",
+    "plan_prune",
+    "prune",
+]
 
 #: default grace period: longer than any backup run may take. A backup that
 #: was already running when a prune marked packs must finish (write its
@@ -65,10 +80,6 @@ from agent.engine.tree import DIR, FILE
 DEFAULT_GRACE = dt.timedelta(days=2)
 #: merge the index objects into one when there are more than this many
 COMPACT_INDEX_OBJECTS = 16
-
-
-class PruneError(EngineError):
-    """Prune refused to run (it never deletes on incomplete information)."""
 
 
 @dataclass
@@ -145,73 +156,163 @@ def delete_snapshots(repo: Repository, ids: list[str], *, keep: list[str]) -> No
         repo.cache.keep_only("snapshots", set(keep))
 
 
-# --- prune --------------------------------------------------------------------------------
-def prune(
+# --- prune: plan ---------------------------------------------------------------------------
+@dataclass
+class PrunePlan:
+    """What a prune will do, decided from one reading of the repository.
+
+    ``report`` holds the figures as planned (a dry run's answer); executing
+    fills in what only doing tells (index objects and packs written, the
+    marker, repacks that failed). Steps run in this order, each create-only
+    or deleting only what a written object already supersedes."""
+
+    repo: Repository
+    report: PruneReport
+    now: dt.datetime
+    started: float  # time.monotonic() when planning began (the marker's time)
+    # sweep
+    compact: bool = False
+    index_written: dict[str, list[BlobEntry]] = field(default_factory=dict)
+    index_replaced: list[str] = field(default_factory=list)
+    packs_deleted: list[str] = field(default_factory=list)
+    markers_swept: list[str] = field(default_factory=list)
+    # repack, then mark
+    repack: list[str] = field(default_factory=list)
+    mark: list[str] = field(default_factory=list)  # without the repacked ones
+    # what repack needs to know (the state after the sweep)
+    _loaded: Loaded | None = None
+    _excluded: set[str] = field(default_factory=set)
+    #: planned with assume_forgotten: snapshots that still exist were left out
+    printing_only: bool = False
+
+    def describe(self) -> list[str]:
+        """One line per step, for ``--dry-run`` and logs."""
+        r = self.report
+        lines = [f"{r.snapshots} snapshot(s) reference the data that stays"]
+        if self.compact:
+            lines.append(
+                f"sweep {len(self.markers_swept)} marker(s): delete {len(self.packs_deleted)} "
+                f"pack(s) ({r.bytes_deleted} bytes), spare {r.packs_spared}, "
+                f"merge {len(self.index_replaced)} index object(s) into one"
+            )
+        if self.repack:
+            lines.append(f"repack {len(self.repack)} pack(s): copy {r.bytes_to_repack} bytes")
+        if self.mark or self.repack:
+            lines.append(f"mark {r.packs_marked} pack(s) ({r.bytes_marked} bytes)")
+        if r.markers_pending:
+            lines.append(f"{r.markers_pending} marker(s) wait for the grace period")
+        return lines
+
+    def execute(self, log: Callable[[str], None] | None = None) -> PruneReport:
+        """Do the plan; the report of what was done."""
+        if self.printing_only:
+            raise ValueError("a plan made with assume_forgotten is for dry runs only")
+        say = log or (lambda _m: None)
+        report = self.report
+        report.dry_run = False
+        store = self.repo.store
+        if self.compact:
+            say(
+                f"sweep: {len(self.markers_swept)} marker(s), delete {len(self.packs_deleted)} pack(s)"
+            )
+            # (a) the merged index first, (b) then the objects it supersedes,
+            # (c) then the packs, (d) then the markers.
+            if self.index_written:
+                self.repo.save_index(self.index_written)
+                report.index_objects_written = 1
+            delete_all(store, self.index_replaced)
+            delete_all(store, [pack_key(p) for p in self.packs_deleted])
+            for key in self.markers_swept:
+                store.delete(key)
+        mark = list(self.mark)
+        if self.repack:
+            say(f"repack: {len(self.repack)} pack(s)")
+            loaded = self._loaded
+            done, report.packs_written = repack_packs(
+                self.repo,
+                self.repack,
+                loaded.pack_entries,
+                loaded.locations,
+                loaded.referenced,
+                self._excluded,
+                report.warnings,
+            )
+            report.repacked = bool(done)
+            if len(done) != len(self.repack):
+                report.packs_marked = len(mark) + len(done)
+                report.bytes_marked = sizes(self.repo, set(mark) | set(done))
+            mark += done
+        if mark:
+            say(f"mark: {len(mark)} pack(s), {report.bytes_marked} bytes")
+            # stamped when written: a backup starting before this saw no marker
+            when = self.now + dt.timedelta(seconds=time.monotonic() - self.started)
+            when = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
+            doc = {"v": 1, "time": when.replace("+00:00", "Z"), "packs": mark}
+            plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            report.marker = "prune/" + self.repo.put_sealed("prune", plain, PRUNE_AAD)
+        return report
+
+
+def plan_prune(
     repo: Repository,
     *,
     grace: dt.timedelta = DEFAULT_GRACE,
-    dry_run: bool = False,
     now: dt.datetime | None = None,
     running_since: dt.datetime | None = None,
     assume_forgotten: frozenset[str] | set[str] = frozenset(),
     repack_above: float | None = None,
-    log: Callable[[str], None] | None = None,
-) -> PruneReport:
-    """Sweep markers older than ``grace``, then mark what is unreferenced now.
+) -> PrunePlan:
+    """Decide what a prune does now; reads the repository, writes nothing.
 
+    Sweep markers older than ``grace``, then mark what is unreferenced.
     ``running_since``: the start of the oldest backup known to be running
     (the console knows from the agents' reports); markers written after it
     are not swept yet, however old, since that backup may use their packs.
     ``repack_above``: also repack packs whose unreferenced share of bytes
     is above this fraction (0.0–1.0; None: never): their referenced blobs
     are copied (verified) into new packs, and the old packs are marked like
-    unreferenced ones.
-    ``assume_forgotten``: snapshot ids to treat as deleted (only with
-    ``dry_run``: what a ``forget --dry-run`` would forget).
-    ``now`` is for tests. Raises PruneError (nothing deleted) when a snapshot
-    or a tree cannot be read."""
-    clock = time.monotonic()
-    now = now or dt.datetime.now(dt.UTC)
-    say = log or (lambda _m: None)
-    report = PruneReport(dry_run=dry_run)
-    store = repo.store
+    unreferenced ones. ``assume_forgotten``: snapshot ids to treat as
+    deleted (what a ``forget --dry-run`` would forget; such a plan is for
+    printing only). ``now`` is for tests. Raises PruneError (nothing
+    deleted) when a snapshot or a tree cannot be read."""
+    plan = PrunePlan(
+        repo, PruneReport(dry_run=True), now or dt.datetime.now(dt.UTC), time.monotonic()
+    )
+    loaded = load(repo, plan.report.warnings, assume_forgotten)
+    plan.report.snapshots = len(loaded.snaps)
+    plan._loaded = loaded
+    plan.printing_only = bool(assume_forgotten)
+    due, pending = _due_markers(loaded.markers, plan.now, grace, running_since, plan.report)
+    plan.report.markers_pending = len(pending)
+    _plan_sweep(plan, loaded, due)
+    _plan_mark(plan, loaded, pending, repack_above)
+    return plan
 
-    # 1. What exists, in this order: snapshots first (every index object a
-    # snapshot needs was stored before it, so the index listed next covers
-    # them), then markers, index objects (each, for the rewrite), packs.
+
+def prune(
+    repo: Repository,
+    *,
+    dry_run: bool = False,
+    log: Callable[[str], None] | None = None,
+    assume_forgotten: frozenset[str] | set[str] = frozenset(),
+    **options,
+) -> PruneReport:
+    """:func:`plan_prune` (``options`` are its keywords), then execute the
+    plan unless ``dry_run``."""
     if assume_forgotten and not dry_run:
         raise ValueError("assume_forgotten is for dry runs only")
-    snaps = [s for s in all_snapshots(repo) if s.id not in assume_forgotten]
-    report.snapshots = len(snaps)
-    marker_errors: list = []
-    markers = repo.prune_markers(errors=marker_errors)
-    for key, message in marker_errors:
-        report.warnings.append(f"{key}: {message} (ignored: nothing it names is deleted)")
-    index_keys = sorted(store.list("index/"))
-    by_object, damaged = _load_index_objects(repo, index_keys)
-    for key, message in damaged:
-        report.warnings.append(f"{key}: {message} (kept)")
-    stored_packs = {k.rsplit("/", 1)[-1] for k in store.list("data/")}
-    fresh = MasterIndex()
-    for packs in by_object.values():
-        fresh.merge(packs)
-    repo.index = fresh
+    plan = plan_prune(repo, assume_forgotten=assume_forgotten, **options)
+    say = log or (lambda _m: None)
+    say(f"{plan.report.snapshots} snapshot(s) reference {len(plan._loaded.referenced)} blob(s)")
+    if dry_run:
+        for line in plan.describe():
+            say(line)
+        return plan.report
+    return plan.execute(log)
 
-    # locations: blob id -> packs holding it (every copy, not only the first)
-    pack_entries: dict[str, list[BlobEntry]] = {}
-    for packs in by_object.values():
-        for pid, entries in packs.items():
-            pack_entries.setdefault(pid, entries)
-    locations: dict[bytes, set[str]] = {}
-    for pid, entries in pack_entries.items():
-        for e in entries:
-            locations.setdefault(e.id, set()).add(pid)
 
-    # 2. What those snapshots reference (all or nothing).
-    referenced = _referenced_blobs(repo, snaps)
-    say(f"{report.snapshots} snapshot(s) reference {len(referenced)} blob(s)")
-
-    # 3. Sweep markers older than the grace period.
+def _due_markers(markers, now, grace, running_since, report):
+    """(markers old enough to sweep, markers that wait), as (key, doc)."""
     due, pending = [], []
     for key, doc in markers:
         try:
@@ -221,278 +322,116 @@ def prune(
             continue
         held = running_since is not None and marked_at >= running_since
         (due if now - marked_at >= grace and not held else pending).append((key, doc))
+    return due, pending
+
+
+def _plan_sweep(plan: PrunePlan, loaded: Loaded, due) -> None:
+    """Which condemned packs go, which index objects merge; then the state
+    as it will be after the sweep (``loaded`` updated), for the mark."""
+    report = plan.report
     condemned = {p for _k, doc in due for p in doc.get("packs", ())}
-    delete = {p for p in condemned if p in stored_packs}
+    delete = {p for p in condemned if p in loaded.stored_packs}
+    recovered = _spare(plan.repo, loaded, delete, report)
+    compact = bool(due) or len(loaded.index_keys) - len(loaded.damaged) > COMPACT_INDEX_OBJECTS
+    if compact:
+        plan.compact = True
+        plan.packs_deleted = sorted(delete)
+        plan.markers_swept = [k for k, _ in due]
+        report.packs_deleted = len(delete)
+        report.bytes_deleted = sizes(plan.repo, delete)
+        report.markers_swept = len(due)
+        report.deleted += [pack_key(p) for p in plan.packs_deleted] + plan.markers_swept
+        damaged = dict(loaded.damaged)
+        plan.index_replaced = [k for k in loaded.index_keys if k not in damaged]
+        report.index_objects_replaced = len(plan.index_replaced)
+        merged: dict[str, list[BlobEntry]] = {}
+        for key in plan.index_replaced:
+            for pid, entries in loaded.by_object[key].items():
+                if pid not in delete and pid not in merged:
+                    merged[pid] = entries
+        merged.update(recovered)
+        plan.index_written = merged
+        for pid in delete:
+            for e in loaded.pack_entries.pop(pid, None) or ():
+                loaded.locations[e.id].discard(pid)
+        loaded.stored_packs -= delete
+        # re-indexed by the sweep: judged by the mark like any indexed pack
+        for pid, entries in recovered.items():
+            loaded.pack_entries[pid] = entries
+            for e in entries:
+                loaded.locations.setdefault(e.id, set()).add(pid)
+
+
+def _spare(repo, loaded: Loaded, delete: set[str], report: PruneReport):
+    """Take out of ``delete`` the condemned packs that hold the only copy of
+    a referenced blob (a backup running at mark time may have used them), or
+    that cannot be read; the unindexed ones among them, to index again."""
     recovered: dict[str, list[BlobEntry]] = {}
-    # Spare condemned packs that hold the only copy of a referenced blob.
     for pid in sorted(delete):
-        entries = pack_entries.get(pid)
+        entries = loaded.pack_entries.get(pid)
         if entries is None:  # not indexed: its header says what it holds
-            entries = _header(repo, pid, report)
+            entries = header_entries(repo, pid, report.warnings)
             if entries is None:  # unreadable: keep it, never guess
                 delete.discard(pid)
                 report.packs_spared += 1
                 continue
-        if any(e.id in referenced for e in entries):
-            needed = [
-                e
-                for e in entries
-                if e.id in referenced and not (locations.get(e.id, set()) - delete)
-            ]
-            if needed:
-                delete.discard(pid)
-                report.packs_spared += 1
-                if pid not in pack_entries:  # referenced but unindexed: index it
-                    recovered[pid] = entries
+        needed = [
+            e
+            for e in entries
+            if e.id in loaded.referenced and not (loaded.locations.get(e.id, set()) - delete)
+        ]
+        if needed:
+            delete.discard(pid)
+            report.packs_spared += 1
+            if pid not in loaded.pack_entries:  # referenced but unindexed: index it
+                recovered[pid] = entries
     # Spared packs may in turn be the other copy for blobs of packs still in
     # ``delete``; the rule above only removes from ``delete``, so one pass is
     # conservative (it may spare more than needed, never less).
-    compact = bool(due) or len(index_keys) - len(damaged) > COMPACT_INDEX_OBJECTS
-    if compact:
-        bytes_deleted = _sizes(repo, delete)
-        report.packs_deleted = len(delete)
-        report.bytes_deleted = bytes_deleted
-        report.markers_swept = len(due)
-        report.deleted += [pack_key(p) for p in sorted(delete)]
-        say(f"sweep: {len(due)} marker(s), delete {len(delete)} pack(s)")
-        report.deleted += [k for k, _ in due]
-        rewrite = [k for k in index_keys if k not in dict(damaged)]
-        report.index_objects_replaced = len(rewrite)
-        if not dry_run:
-            # (a) the merged index first, (b) then the objects it supersedes,
-            # (c) then the packs, (d) then the markers.
-            merged: dict[str, list[BlobEntry]] = {}
-            for key in rewrite:
-                for pid, entries in by_object[key].items():
-                    if pid not in delete and pid not in merged:
-                        merged[pid] = entries
-            merged.update(recovered)
-            if merged:
-                repo.save_index(merged)
-                report.index_objects_written = 1
-            _delete_all(store, rewrite)
-            _delete_all(store, [pack_key(p) for p in sorted(delete)])
-            for key, _doc in due:
-                store.delete(key)
-        for pid in delete:
-            for e in pack_entries.pop(pid, None) or ():
-                locations[e.id].discard(pid)
-        stored_packs -= delete
-        if not dry_run:  # now indexed: judged below like any indexed pack
-            for pid, entries in recovered.items():
-                pack_entries[pid] = entries
-                for e in entries:
-                    locations.setdefault(e.id, set()).add(pid)
-    report.markers_pending = len(pending)
+    return recovered
 
-    # 4. Mark: unreferenced packs not already condemned by a pending marker.
+
+def _plan_mark(plan: PrunePlan, loaded: Loaded, pending, repack_above) -> None:
+    """Unreferenced packs not already condemned by a pending marker; partly
+    used ones above ``repack_above`` to repack first.
+
+    A blob is used by location, not by id: stored in several packs (two
+    backups of the same data that ran at the same time), it is used only in
+    the pack the index resolves it to, as an agent's index does (a copy
+    outside condemned packs first, then the first index object's). The other
+    copies are waste; a pack holding only such copies is marked like an
+    unreferenced one, and the sweep deletes it only while another copy of
+    each referenced blob survives (the spare rule above)."""
+    report = plan.report
     already = {p for _k, doc in pending for p in doc.get("packs", ())}
-    if dry_run:
-        already |= condemned - delete  # spared ones are not marked again either
-    # A blob is used by location, not by id: stored in several packs (two
-    # backups of the same data that ran at the same time), it is used only in
-    # the pack the index resolves it to, as an agent's index does (a copy
-    # outside condemned packs first, then the first index object's). The other
-    # copies are waste; a pack holding only such copies is marked like an
-    # unreferenced one, and the sweep deletes it only while another copy of
-    # each referenced blob survives (the spare rule above).
-    home = _home_packs(by_object, pack_entries, already)
+    home = home_packs(loaded.by_object, loaded.pack_entries, already)
     to_mark = []
     sparse: list[tuple[str, int, int]] = []  # (pack, total, used) of partly used packs
-    for pid in sorted(stored_packs):
+    for pid in sorted(loaded.stored_packs):
         if pid in already:
             continue
-        entries = pack_entries.get(pid)
+        entries = loaded.pack_entries.get(pid)
         if entries is None:
             to_mark.append(pid)  # no index object names it (crash, or a running backup)
             continue
-        used = sum(e.length for e in entries if e.id in referenced and home.get(e.id) == pid)
+        used = sum(e.length for e in entries if e.id in loaded.referenced and home.get(e.id) == pid)
         if not used:
             to_mark.append(pid)
         else:
-            total = sum(e.length for e in entries)
-            sparse.append((pid, total, used))
+            sparse.append((pid, sum(e.length for e in entries), used))
     repack = []
     if repack_above is not None:
         repack = [pid for pid, total, used in sparse if (total - used) > repack_above * total]
     if repack:
         report.packs_to_repack = len(repack)
         report.bytes_to_repack = sum(used for pid, _t, used in sparse if pid in set(repack))
-        say(f"repack: {len(repack)} pack(s)")
-        if not dry_run:
-            # a copy in a pack about to be marked does not count either
-            out = already | set(to_mark)
-            repack = _repack(repo, repack, pack_entries, locations, referenced, out, report)
-            report.repacked = bool(repack)
-        to_mark += repack
     for pid, total, used in sparse:
         if pid not in repack:
             report.packs_kept += 1
             report.bytes_kept += total
             report.waste_bytes += total - used
-    if to_mark:
-        report.packs_marked = len(to_mark)
-        report.bytes_marked = _sizes(repo, set(to_mark))
-        say(f"mark: {len(to_mark)} pack(s), {report.bytes_marked} bytes")
-        if not dry_run:
-            # stamped when written: a backup starting before this saw no marker
-            when = now + dt.timedelta(seconds=time.monotonic() - clock)
-            when = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
-            doc = {"v": 1, "time": when.replace("+00:00", "Z"), "packs": to_mark}
-            plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-            report.marker = "prune/" + repo.put_sealed("prune", plain, PRUNE_AAD)
-    return report
-
-
-def _repack(repo, packs, pack_entries, locations, referenced, condemned, report) -> list[str]:
-    """Copy the referenced blobs of ``packs`` into new packs (each blob
-    decrypted and verified on the way), store them and their index object;
-    the packs whose blobs are now all elsewhere (to be marked)."""
-    written: dict[str, list[BlobEntry]] = {}
-
-    def upload(fp: FinishedPack) -> None:
-        try:
-            repo.store.put(pack_key(fp.id), bytes(fp.data))
-        except ObjectExists:
-            pass
-        finally:
-            fp.release()
-        written[fp.id] = fp.entries
-
-    max_blob = repo.chunker_params.max_size
-    writers = {
-        DATA: PackWriter(repo.cipher, repo.pack_size, max_blob, upload, buffers=1),
-        TREE: PackWriter(repo.cipher, TREE_PACK_SIZE, max_blob, upload, buffers=1),
-    }
-    chosen = set(packs) | condemned  # a copy in these does not count
-    copied: set[bytes] = set()
-    done = []
-    for pid in packs:
-        try:
-            data = repo.store.get(pack_key(pid))
-            payloads = []
-            for e in pack_entries[pid]:
-                if e.id not in referenced or e.id in copied or locations[e.id] - chosen:
-                    continue  # unreferenced, already copied, or a copy exists elsewhere
-                sealed = data[e.offset : e.offset + e.length]
-                what = f"blob {e.id.hex()[:16]} in pack {pid[:16]}"
-                if len(sealed) != e.length:
-                    raise CorruptObject(f"{what} is truncated")
-                payload = repo.cipher.open(sealed, blob_aad(e.type, e.compression, e.id), what=what)
-                plain = compress.decompress(e.compression, payload, e.raw_length)
-                if repo.blob_id(plain) != e.id:
-                    raise CorruptObject(f"{what} does not match its id")
-                payloads.append((e, payload))
-        except (CorruptObject, UnsupportedVersion, StoreError) as exc:
-            report.warnings.append(f"{pack_key(pid)}: {exc} (not repacked)")
-            continue
-        for e, payload in payloads:
-            writers[e.type].add(e.id, e.type, e.compression, e.raw_length, payload)
-            copied.add(e.id)
-        done.append(pid)
-    for writer in writers.values():
-        writer.flush()
-    if written:
-        # the copies are indexed before the old packs are marked
-        repo.save_index(written)
-    report.packs_written = len(written)
-    return done
-
-
-def _home_packs(by_object, pack_entries, condemned) -> dict[bytes, str]:
-    """blob id -> the pack the index resolves it to (MasterIndex's rule over
-    the index objects in key order), among the packs still indexed."""
-    index = MasterIndex()
-    index.condemn(condemned)
-    for key in sorted(by_object):
-        index.merge({p: e for p, e in by_object[key].items() if p in pack_entries})
-    known = {p for packs in by_object.values() for p in packs}
-    index.merge({p: e for p, e in pack_entries.items() if p not in known})  # recovered
-    return {blob_id: e.pack_id for blob_id, e in index.items()}
-
-
-def _load_index_objects(repo: Repository, keys: list[str]):
-    def load(key):
-        try:
-            plain = repo.get_sealed(key, INDEX_AAD, what=f"index object {key}", cache="index")
-            return key, decode_index(plain, what=f"index object {key}"), None
-        except (CorruptObject, UnsupportedVersion) as exc:
-            return key, None, str(exc)
-        except ObjectNotFound:
-            return key, {}, None  # deleted meanwhile (another prune): nothing to keep
-
-    by_object: dict[str, dict[str, list[BlobEntry]]] = {}
-    damaged: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for key, packs, error in pool.map(load, keys):
-            if error:
-                damaged.append((key, error))
-            else:
-                by_object[key] = packs
-    return by_object, damaged
-
-
-def all_snapshots(repo: Repository) -> list[Snapshot]:
-    errors: list = []
-    snaps = repo.snapshots(errors=errors)
-    if errors:
-        sid, message = errors[0]
-        raise PruneError(
-            f"snapshot {sid[:8]} cannot be read ({message}): prune needs every snapshot; "
-            "nothing was deleted"
-        )
-    return snaps
-
-
-def _referenced_blobs(repo: Repository, snaps: list[Snapshot]) -> set[bytes]:
-    referenced: set[bytes] = set()
-    seen_trees: set[bytes] = set()
-    for snap in snaps:
-        stack = [bytes.fromhex(snap.tree)]
-        while stack:
-            tid = stack.pop()
-            if tid in seen_trees:
-                continue
-            seen_trees.add(tid)
-            referenced.add(tid)
-            try:
-                nodes = repo.load_nodes(tid)
-            except (CorruptObject, UnsupportedVersion, StoreError) as exc:
-                raise PruneError(
-                    f"snapshot {snap.short_id}: tree {tid.hex()[:16]} cannot be read ({exc}); "
-                    "run check (and check --rebuild-index); nothing was deleted"
-                ) from None
-            for node in nodes:
-                if node.type == FILE:
-                    referenced.update(node.chunk_ids)
-                elif node.type == DIR and node.subtree:
-                    stack.append(node.subtree)
-    return referenced
-
-
-def _header(repo: Repository, pid: str, report: PruneReport) -> list[BlobEntry] | None:
-    from agent.engine.repair import read_header_of
-
-    try:
-        return read_header_of(repo, pack_key(pid))
-    except ObjectNotFound:
-        return []
-    except (CorruptObject, UnsupportedVersion, StoreError) as exc:
-        report.warnings.append(f"{pack_key(pid)}: {exc} (kept)")
-        return None
-
-
-def _sizes(repo: Repository, packs: set[str]) -> int:
-    def size(pid):
-        try:
-            return repo.store.size(pack_key(pid))
-        except ObjectNotFound:
-            return 0
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return sum(pool.map(size, sorted(packs)))
-
-
-def _delete_all(store, keys: list[str]) -> None:
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(store.delete, keys))
+    plan.repack, plan.mark = repack, to_mark
+    plan._excluded = already | set(to_mark)  # a copy in a pack about to be marked does not count
+    if to_mark or repack:
+        report.packs_marked = len(to_mark) + len(repack)
+        report.bytes_marked = sizes(plan.repo, set(to_mark) | set(repack))

@@ -18,8 +18,9 @@ import pytest
 
 from agent.engine.backup import run_backup
 from agent.engine.check import run_check
-from agent.engine.pack import DATA
-from agent.engine.prune import DEFAULT_GRACE, PruneError, _load_index_objects, forget, prune
+from agent.engine.pack import DATA, pack_key
+from agent.engine.prune import DEFAULT_GRACE, PruneError, forget, plan_prune, prune
+from agent.engine.prune_state import load_index_objects
 from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
 from agent.engine.retention import RetentionPolicy
@@ -548,7 +549,7 @@ def test_a_spared_unindexed_pack_is_indexed_and_not_marked_again(repo_path, tmp_
     src, snaps = history(repo_path, tmp_path, rounds=1)
     repo = open_repo(repo_path)
     keys = sorted(repo.store.list("index/"))
-    by_object, _damaged = _load_index_objects(repo, keys)
+    by_object, _damaged = load_index_objects(repo, keys)
     packs = {p: e for doc in by_object.values() for p, e in doc.items()}
     lost = next(p for p, entries in packs.items() if entries[0].type == DATA)
     repo.save_index({p: e for p, e in packs.items() if p != lost})
@@ -561,3 +562,42 @@ def test_a_spared_unindexed_pack_is_indexed_and_not_marked_again(repo_path, tmp_
     assert swept.packs_spared == 1 and swept.packs_deleted == 0
     assert swept.packs_marked == 0 and not swept.marker
     verify(repo_path, {snaps[0][0]: (src, snaps[0][1])}, tmp_path)
+
+
+def test_the_plan_decides_without_writing_and_execute_does_exactly_it(repo_path, tmp_path):
+    """plan_prune reads only; the plan names what execute then does, and a
+    dry run reports the plan (no ``if not dry_run`` in the decision)."""
+    src, snaps = history(repo_path, tmp_path)
+    forget(open_repo(repo_path), RetentionPolicy(keep_last=1))
+    keys = all_keys(repo_path)
+    plan = plan_prune(open_repo(repo_path), now=NOW)
+    again = plan_prune(open_repo(repo_path), now=NOW)
+    assert all_keys(repo_path) == keys  # planning wrote nothing
+    assert plan.mark and plan.mark == again.mark and not plan.compact and not plan.repack
+    assert plan.report.packs_marked == len(plan.mark) and plan.report.dry_run
+    assert prune(open_repo(repo_path), now=NOW, dry_run=True) == plan.report
+    assert any(line.startswith(f"mark {len(plan.mark)} pack(s)") for line in plan.describe())
+    done = plan.execute()
+    assert not done.dry_run and done.marker and done.packs_marked == len(plan.mark)
+    [marker_key] = all_keys(repo_path) - keys
+    assert marker_key == done.marker
+
+    sweep = plan_prune(open_repo(repo_path), now=LATER)
+    assert sweep.compact and sorted(sweep.packs_deleted) == sorted(plan.mark)
+    assert sweep.markers_swept == [done.marker] and sweep.report.packs_deleted == len(plan.mark)
+    assert all_keys(repo_path) == keys | {marker_key}
+    swept = sweep.execute()
+    assert swept.packs_deleted == len(plan.mark) and swept.index_objects_written == 1
+    gone = (keys | {marker_key}) - all_keys(repo_path)
+    assert {pack_key(p) for p in plan.mark} | {marker_key} <= gone
+    verify(repo_path, {snaps[-1][0]: (src, snaps[-1][1])}, tmp_path)
+
+
+def test_a_plan_for_assumed_forgets_cannot_be_executed(repo_path, tmp_path):
+    _src, snaps = history(repo_path, tmp_path, rounds=2)
+    plan = plan_prune(open_repo(repo_path), now=NOW, assume_forgotten={snaps[0][0]})
+    assert plan.mark  # the first snapshot's packs, as if it were forgotten
+    with pytest.raises(ValueError, match="dry runs only"):
+        plan.execute()
+    with pytest.raises(ValueError, match="dry runs only"):
+        prune(open_repo(repo_path), now=NOW, assume_forgotten={snaps[0][0]})
