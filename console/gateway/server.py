@@ -35,11 +35,11 @@ from agent.policy import Policy
 from agent.rpc import agent_pb2 as pb
 from agent.rpc import agent_pb2_grpc as pb_grpc
 from console.core import keys, pki
+from console.fleet import enrollment
 from console.gateway import conf
 from console.gateway.registry import AsyncRegistry
 from console.gateway.services import (
     connections,
-    enrollment,
     identity,
     policy,
     reports,
@@ -202,7 +202,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 region=result.storage_region,
             ),
             repository_keys=result.repository_key,
-            gateway_address=result.gateway_address,
+            gateway_address=conf.public_address(),
             org=result.org,
             storage_access=result.storage_access,
         )

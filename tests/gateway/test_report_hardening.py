@@ -18,10 +18,11 @@ from django.db import connection, connections, transaction
 
 from agent.rpc import agent_pb2 as pb
 from console.audit.services import SYSTEM
+from console.fleet import enrollment
 from console.fleet.models import Device
 from console.fleet.services import create_enrollment_token
 from console.gateway.services import connections as gw_connections
-from console.gateway.services import enrollment, reports
+from console.gateway.services import reports
 from console.jobs import services as jobs
 from console.jobs.models import JobRun
 

@@ -183,9 +183,9 @@ def test_enrollment_is_all_or_nothing_when_storage_is_down(
     from cryptography.x509.oid import NameOID
 
     from console.core import pki
+    from console.fleet import enrollment
     from console.fleet.models import EnrollmentToken
     from console.fleet.services import create_enrollment_token
-    from console.gateway.services import enrollment
 
     settings.PKI_DIR = tmp_path / "pki"
     settings.ORG_KEY_FILE = tmp_path / "org.key"

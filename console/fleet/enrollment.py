@@ -5,6 +5,8 @@ created in the token's group, the CSR is signed by the console's CA with the
 new device id as subject, and the device's repository is prepared in object
 storage with a fresh per-device key (wrapped in the repository next to the
 organisation key's wrap), which is returned to the agent once over TLS.
+The gateway's Enroll handler only carries the request and this result
+(console/gateway/server.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from console.core import pki
 from console.core.safejson import clean_text
 from console.fleet import services as fleet
 from console.fleet.models import Device
-from console.gateway import conf
 from console.storage import targets
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ class EnrollResult:
     storage_region: str
     storage_access: str
     repository_key: bytes
-    gateway_address: str
     org: str
 
 
@@ -95,6 +95,5 @@ def enroll(
         storage_region=t.region,
         storage_access="grant" if t.kind == "s3" else "direct",
         repository_key=device_key,
-        gateway_address=conf.public_address(),
         org=t.prefix,
     )
