@@ -104,7 +104,8 @@ def _build(data: Any, *, stored: bool) -> tuple[Policy | None, FieldErrors]:
     excludes = parse_excludes(errors, data)
     schedule = parse_schedule(errors, data)
     lo, hi = bounds(Policy, "rpo_hours")
-    rpo = integer(errors, "rpo_hours", data.get("rpo_hours", 24), lo, hi)
+    default_rpo = Policy.__dataclass_fields__["rpo_hours"].default
+    rpo = integer(errors, "rpo_hours", data.get("rpo_hours", default_rpo), lo, hi)
     if rpo is not None and schedule.every_hours and schedule.every_hours > rpo:
         errors.add(
             "rpo_hours",
@@ -115,7 +116,7 @@ def _build(data: Any, *, stored: bool) -> tuple[Policy | None, FieldErrors]:
         sources=sources,
         excludes=excludes,
         schedule=schedule,
-        rpo_hours=rpo or 24,
+        rpo_hours=rpo or default_rpo,
         retention=parse_retention(errors, data),
         limits=parse_limits(errors, data, stored=stored),
         open_files=parse_open_files(errors, data),
