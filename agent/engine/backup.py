@@ -1237,11 +1237,21 @@ class _BoundedReader:
 #: timestamps (FAT, some network filesystems) need seconds.
 TICK_MARGIN_NS = 20_000_000
 COARSE_MARGIN_NS = 2_000_000_000
+#: The kernel stamps ctime when a write(2) *starts*; one big in-place write
+#: (a 64 MiB mailbox saved in one call, slowed by dirty-page throttling) can
+#: still be copying long after. A read is trusted only once the last write
+#: could have copied the whole file at this pace: measured on btrfs, 2 of 12
+#: live reads of a 64 MiB file rewritten in one pwrite per pass were torn yet
+#: passed the 20 ms rule (issue 15).
+SLOW_WRITE_BYTES_PER_S = 100 * 1024 * 1024
 
 
 def _timestamp_margin(st: os.stat_result) -> int:
     whole_seconds = st.st_ctime_ns % 1_000_000_000 == 0 and st.st_mtime_ns % 1_000_000_000 == 0
-    return COARSE_MARGIN_NS if whole_seconds else TICK_MARGIN_NS
+    if whole_seconds:
+        return COARSE_MARGIN_NS
+    write_time = st.st_size * 1_000_000_000 // SLOW_WRITE_BYTES_PER_S
+    return min(COARSE_MARGIN_NS, max(TICK_MARGIN_NS, write_time))
 
 
 def _recently_changed(st: os.stat_result, read_start_ns: int, margin_ns: int) -> bool:

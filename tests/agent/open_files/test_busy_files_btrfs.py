@@ -171,7 +171,7 @@ def test_a_recently_saved_file_read_once_is_held_then_stored_whole(home, tmp_pat
     # read is accepted, the held chunks are what the snapshot references.
     pst = home / "Outlook" / "saved.pst"
     pst.write_bytes(os.urandom(8 * MIB))
-    time.sleep(0.03)  # past the 20 ms "changed within a tick" rule: one read suffices
+    time.sleep(0.1)  # past the "changed while a write could still run" margin (80 ms for 8 MiB)
     repo = make_repo(tmp_path / "repo")
     empty = disk_bytes(tmp_path / "repo")
     result = run_backup(repo, [str(home)], parent=None)
