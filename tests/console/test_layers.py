@@ -7,7 +7,9 @@ imports of console.* resolved to modules, and three rules checked:
 1. no import cycle among console's modules (module-level and function-level
    imports alike: a cycle hidden in a function is still a cycle);
 2. a domain app (core, accounts, audit, fleet, policies, jobs, storage)
-   never imports an adapter (gateway, api, dashboard) nor the demo app;
+   never imports an adapter (gateway, api, dashboard) nor the demo app, and
+   the foundation (core, accounts, audit) never imports the other domain
+   apps;
 3. no function-level import of console.*: such an import only hides a cycle
    or a wrong-way dependency. The one exception is ``AppConfig.ready()``,
    where Django requires it (an app's models and signal handlers cannot be
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
 DOMAIN = ("core", "accounts", "audit", "fleet", "policies", "jobs", "storage")
 ADAPTERS = ("gateway", "api", "dashboard", "demo")
+FOUNDATION = ("core", "accounts", "audit")
 
 
 @dataclass(frozen=True)
@@ -226,3 +229,16 @@ def test_no_function_level_import_of_console():
         }
     )
     assert not hidden, "function-level imports of console.*:\n" + "\n".join(hidden)
+
+
+def test_the_foundation_never_imports_the_other_domain_apps():
+    wrong = sorted(
+        {
+            _where(imp)
+            for imp in import_graph()
+            if _app(imp.importer) in FOUNDATION
+            and _app(imp.target) in DOMAIN
+            and _app(imp.target) not in FOUNDATION
+        }
+    )
+    assert not wrong, "foundation → domain imports:\n" + "\n".join(wrong)
