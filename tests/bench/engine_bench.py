@@ -234,7 +234,7 @@ class Cairn(Tool):
                 ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
             ).stdout.strip()
             dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--", "agent/engine", "agent/cli.py"],
+                ["git", "status", "--porcelain", "--", "agent/engine", "agent/cli"],
                 capture_output=True,
                 text=True,
                 cwd=ROOT,
