@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.conf import settings
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
@@ -97,8 +99,6 @@ def _key_pem(key) -> bytes:
 
 def _pki_dir(pki_dir: Path | None) -> Path:
     if pki_dir is None:
-        from django.conf import settings
-
         pki_dir = Path(settings.PKI_DIR)
     pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return pki_dir
@@ -106,8 +106,6 @@ def _pki_dir(pki_dir: Path | None) -> Path:
 
 def _may_create_on_use() -> bool:
     """Development creates its CA on first use; production never does."""
-    from django.conf import settings
-
     return not settings.PRODUCTION
 
 
@@ -162,8 +160,6 @@ def ensure_ca(pki_dir: Path | None = None, org: str = "Cairn", *, create: bool |
             finally:
                 lock.unlink(missing_ok=True)
         else:
-            import time
-
             deadline = time.monotonic() + 30
             while not cert_path.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)

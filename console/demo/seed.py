@@ -23,71 +23,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from console.audit.services import SYSTEM
+from console.demo.catalog import (
+    AGENT_VERSIONS,
+    DEPARTMENTS,
+    ERRORS,
+    FIRST,
+    LAST,
+    OS_VERSIONS,
+    WARNINGS,
+    policy_specs,
+)
+from console.demo.sink import JOB_COLUMNS, Sink, db_datetime, db_uuid
 from console.fleet.models import AT_RISK_FACTOR, Device, DeviceGroup
 from console.jobs.models import Command, CommandKind, DailyJobStats, JobRun, JobState, Snapshot
 from console.policies import services as policies
-from console.policies import spec as specs
 from console.policies.models import Policy
-
-DEPARTMENTS = [
-    ("Finance", "FIN"),
-    ("Engineering", "ENG"),
-    ("Sales", "SLS"),
-    ("Human Resources", "HR"),
-    ("Support", "SUP"),
-    ("Design", "DSN"),
-    ("Operations", "OPS"),
-    ("Legal", "LGL"),
-]
-FIRST = ["Anna", "Ben", "Carla", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara", "Lukas", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sam", "Tina", "Umar", "Vera", "Wim", "Yara", "Zoe"]  # fmt: skip
-LAST = ["Keller", "Martin", "Novak", "Dubois", "Rossi", "Schmidt", "Jansen", "Silva", "Berg", "Costa", "Meyer", "Lambert", "Fischer", "Moreau", "Weber", "Horvat", "Olsen", "Byrne", "Wagner", "Laurent"]  # fmt: skip
-OS_VERSIONS = {
-    "windows": ["Windows 11 23H2", "Windows 11 24H2", "Windows 10 22H2"],
-    "macos": ["macOS 14.6", "macOS 15.1", "macOS 13.7"],
-    "linux": ["Ubuntu 24.04", "Debian 12", "Fedora 41"],
-}
-AGENT_VERSIONS = ["0.9.4", "1.0.0", "1.0.1", "1.0.2"]
-ERRORS = [
-    "Storage unreachable: connection to s3.corp.example:9000 timed out",
-    "Volume Shadow Copy failed (VSS_E_INSUFFICIENT_STORAGE) and the policy requires a snapshot",
-    "Upload grant expired before the run finished",
-    "Read error on {Documents}/Archive/2019.pst: I/O error (disk)",
-    "Not enough free space for the local index cache",
-    "Agent stopped: the PC went to sleep during the run",
-]
-WARNINGS = [
-    ("{Documents}/Budget 2025.xlsx", "changed while being read; retried, stored a consistent copy"),
-    ("{OutlookData}/archive.pst", "in use by Outlook; read from the volume snapshot"),
-    ("{Desktop}/notes.docx", "changed during every read attempt; skipped this run"),
-    ("{Pictures}/Camera/IMG_2231.HEIC", "permission denied; skipped"),
-]
-
-JOB_COLUMNS = [
-    "device_id",
-    "command_id",
-    "kind",
-    "trigger",
-    "policy_revision_id",
-    "revision_hash",
-    "state",
-    "started_at",
-    "finished_at",
-    "progress",
-    "progress_detail",
-    "stats",
-    "bytes_added",
-    "files_processed",
-    "warnings",
-    "warnings_count",
-    "snapshot_id",
-    "error",
-    "idempotency_key",
-    "updated_at",
-]
 
 
 @dataclass
@@ -106,145 +63,6 @@ class Plan:
 
 def _rng(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
-
-
-def _copy_text(value) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str):
-        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            value = (
-                value.replace("\\", "\\\\")
-                .replace("\t", "\\t")
-                .replace("\n", "\\n")
-                .replace("\r", "\\r")
-            )
-        return value
-    return str(value)
-
-
-class Sink:
-    """Append-only row writer: COPY (text format, written in large chunks) on
-    PostgreSQL, executemany elsewhere."""
-
-    def __init__(self, table: str, columns: list[str], batch: int = 5000):
-        self.table, self.columns, self.batch = table, columns, batch
-        self.rows: list = []
-        self.count = 0
-        self._copy = None
-        self._cm = None
-        self._cursor = connection.cursor()
-        if connection.vendor == "postgresql":
-            self.batch = 20000
-            raw = self._cursor.cursor
-            self._cm = raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN")
-            self._copy = self._cm.__enter__()
-
-    def add(self, row: tuple) -> None:
-        self.count += 1
-        if self._copy is not None:
-            self.rows.append("\t".join(map(_copy_text, row)))
-        else:
-            self.rows.append(row)
-        if len(self.rows) >= self.batch:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        if self._copy is not None:
-            self._copy.write("\n".join(self.rows) + "\n")
-        else:
-            marks = ", ".join(["%s"] * len(self.columns))
-            self._cursor.executemany(
-                f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({marks})", self.rows
-            )
-        self.rows = []
-
-    def close(self) -> None:
-        self.flush()
-        if self._cm is not None:
-            self._cm.__exit__(None, None, None)
-        self._cursor.close()
-
-
-def _dt(value: datetime | None):
-    if value is None:
-        return None
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def _uuid(value: uuid.UUID):
-    return Device._meta.pk.get_db_prep_value(value, connection)
-
-
-def _policy_specs() -> list[tuple[str, str, dict, list[str], int]]:
-    standard = specs.default_spec()
-    execs = specs.default_spec()
-    execs["schedule"]["every_hours"] = 1
-    execs["rpo_hours"] = 4
-    execs["retention"].update({"hourly": 48, "daily": 30, "monthly": 24, "yearly": 7})
-    eng = specs.default_spec()
-    eng["sources"]["linux"] = ["{Home}"]
-    eng["sources"]["macos"] = ["{Documents}", "{Desktop}", "~/src"]
-    eng["excludes"] = ["node_modules", "target", "*.o", ".venv", "build", "dist"]
-    eng["schedule"]["every_hours"] = 2
-    eng["rpo_hours"] = 12
-    field_staff = specs.default_spec()
-    field_staff["schedule"] = {
-        "every_hours": None,
-        "times": ["12:30", "17:30"],
-        "window": {"start": "08:00", "end": "20:00"},
-        "catch_up": True,
-    }
-    field_staff["rpo_hours"] = 36
-    field_staff["limits"]["upload_kbps"] = 4000
-    legal = specs.default_spec()
-    legal["retention"].update({"keep_within_days": 365, "yearly": 10})
-    legal["open_files"] = "required"
-    legal["verification"] = {"every_days": 1, "sample_percent": 20}
-    return [
-        (
-            "Standard workstation",
-            "Every PC: documents, desktop, pictures and Outlook data.",
-            standard,
-            [d for d, _ in DEPARTMENTS],
-            100,
-        ),
-        (
-            "Executives — hourly",
-            "Short RPO and long retention for the leadership team.",
-            execs,
-            ["Executives"],
-            10,
-        ),
-        (
-            "Engineering — source trees",
-            "Home folders with build output excluded.",
-            eng,
-            ["Engineering"],
-            50,
-        ),
-        (
-            "Field staff — metered links",
-            "Twice a day within working hours, throttled upload.",
-            field_staff,
-            ["Sales", "Support"],
-            40,
-        ),
-        (
-            "Legal hold",
-            "Keep everything for a year; snapshot required; daily verification.",
-            legal,
-            ["Legal"],
-            20,
-        ),
-    ]
 
 
 def reset_demo(out=print) -> None:
@@ -272,9 +90,6 @@ def reset_demo(out=print) -> None:
 
 
 def rebuild_daily_stats() -> None:
-    from django.db.models import Count, Q, Sum
-    from django.db.models.functions import TruncDate
-
     rows = (
         JobRun.objects.filter(kind="backup", finished_at__isnull=False)
         .exclude(state=JobState.RUNNING)
@@ -350,7 +165,7 @@ def seed_demo(
             )
             groups[name] = g
         created_policies = []
-        for name, description, spec_data, group_names, precedence in _policy_specs():
+        for name, description, spec_data, group_names, precedence in policy_specs():
             policy = Policy.objects.filter(name=name).first()
             if policy is None:
                 policy = policies.create_policy(SYSTEM, name, spec_data, description, "Demo policy")
@@ -505,7 +320,7 @@ def seed_demo(
         for plan in plans:
             eff = effective_cache[plan.signature]
             rev_id = eff.revision.pk if eff.revision else None
-            dev = _uuid(plan.id)
+            dev = db_uuid(plan.id)
             recent_ok = []
             for started, finished, ok, warnings, error, added, files, snap in _runs(
                 plan, now, days, per_device
@@ -519,8 +334,8 @@ def seed_demo(
                         rev_id,
                         eff.hash,
                         JobState.SUCCEEDED if ok else JobState.FAILED,
-                        _dt(started),
-                        _dt(finished),
+                        db_datetime(started),
+                        db_datetime(finished),
                         1.0 if ok else 0.4,
                         "{}",
                         f'{{"files_processed": {files}, "bytes_added": {added}, '
@@ -532,7 +347,7 @@ def seed_demo(
                         snap,
                         error,
                         None,
-                        _dt(finished),
+                        db_datetime(finished),
                     )
                 )
                 if ok:
@@ -613,8 +428,6 @@ def seed_demo(
         with connection.cursor() as cursor:
             for model in (Device, JobRun, Snapshot, DailyJobStats):
                 cursor.execute(f"ANALYZE {model._meta.db_table}")
-    from django.core.cache import cache
-
     cache.delete("cairn:demo-data")
     total = time.monotonic() - t0
     out(f"demo fleet ready in {total:.1f}s")

@@ -18,9 +18,11 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +93,6 @@ def ensure_admin(credentials_file: Path) -> dict:
 
 
 def wait_for_http(url: str, keep_waiting, timeout: float = 60.0) -> bool:
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and keep_waiting():
         try:
@@ -159,8 +159,6 @@ def prepare_demo_agent(python: str, enroll_address: str) -> tuple[Path, Path] | 
 
 
 def _port_free(host: str, port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind((host, port))
@@ -178,8 +176,6 @@ def gateway_addresses() -> tuple[str, str]:
     ehost, _, eport = enroll.rpartition(":")
     if configured or (_port_free(host, int(port)) and _port_free(ehost, int(eport))):
         return bind, enroll
-    import socket
-
     ports = []
     for _ in range(2):
         with socket.socket() as sock:
