@@ -41,7 +41,6 @@ rules live in one place, ``restore_dest.Destinations``.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
 import stat as statmod
 import threading
@@ -52,7 +51,7 @@ from dataclasses import dataclass, field
 from agent.engine import paths as pathmap
 from agent.engine.errors import CorruptObject, EngineError, RestoreCancelled
 from agent.engine.repository import Repository
-from agent.engine.restore_dest import Destinations
+from agent.engine.restore_dest import Destinations, IncludeMatcher
 from agent.engine.restore_fetch import PackFetcher, Wanted
 from agent.engine.restore_write import FileJob, FilesWriter, MetadataWriter, relink
 from agent.engine.snapshot import Snapshot
@@ -148,38 +147,6 @@ class RestoreResult:
             "warnings": [w.to_dict() for w in self.warnings],
             "errors": [e.to_dict() for e in self.errors],
         }
-
-
-class IncludeMatcher:
-    """Include patterns select nodes by their original absolute path:
-    a pattern without ``/`` matches a name anywhere (``*.docx``); one with
-    ``/`` matches a path (``/home/ana/Documents``, ``/home/*/Mail``).
-    A selected directory selects everything under it. Patterns for a
-    Windows snapshot may be written natively (``C:\\Users\\ana``) and match
-    case-insensitively."""
-
-    def __init__(self, patterns: Iterable[str], flavour: pathmap.Flavour = pathmap.POSIX):
-        self.fold = flavour.case_insensitive
-        self.patterns = [
-            self._key(pathmap.repo_pattern(p, flavour).rstrip("/") or "/") for p in patterns
-        ]
-
-    def _key(self, text: str) -> str:
-        return text.casefold() if self.fold else text
-
-    def __bool__(self) -> bool:
-        return bool(self.patterns)
-
-    def matches(self, path: bytes) -> bool:
-        text = self._key(os.fsdecode(path))
-        name = text.rsplit("/", 1)[-1]
-        for p in self.patterns:
-            if "/" in p:
-                if fnmatch.fnmatchcase(text, p):
-                    return True
-            elif fnmatch.fnmatchcase(name, p):
-                return True
-        return False
 
 
 def run_restore(

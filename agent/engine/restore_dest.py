@@ -1,4 +1,5 @@
-"""Where each restored node goes, and the checks on the way there.
+"""Where each restored node goes, and the checks on the way there; which
+nodes are wanted (:class:`IncludeMatcher`).
 
 All path handling of a restore is here, so the rules that keep a hostile
 tree from writing outside the target are in one place:
@@ -19,10 +20,11 @@ tree from writing outside the target are in one place:
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import secrets
 import stat as statmod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from agent.engine import paths as pathmap
 from agent.engine.errors import UnsafeName
@@ -195,3 +197,35 @@ class Destinations:
         real = _comparable(os.path.realpath(path))
         root = self._real_target
         return real == root or real.startswith(root.rstrip(_OS_SEP) + _OS_SEP)
+
+
+class IncludeMatcher:
+    """Include patterns select nodes by their original absolute path:
+    a pattern without ``/`` matches a name anywhere (``*.docx``); one with
+    ``/`` matches a path (``/home/ana/Documents``, ``/home/*/Mail``).
+    A selected directory selects everything under it. Patterns for a
+    Windows snapshot may be written natively (``C:\\Users\\ana``) and match
+    case-insensitively."""
+
+    def __init__(self, patterns: Iterable[str], flavour: pathmap.Flavour = pathmap.POSIX):
+        self.fold = flavour.case_insensitive
+        self.patterns = [
+            self._key(pathmap.repo_pattern(p, flavour).rstrip("/") or "/") for p in patterns
+        ]
+
+    def _key(self, text: str) -> str:
+        return text.casefold() if self.fold else text
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, path: bytes) -> bool:
+        text = self._key(os.fsdecode(path))
+        name = text.rsplit("/", 1)[-1]
+        for p in self.patterns:
+            if "/" in p:
+                if fnmatch.fnmatchcase(text, p):
+                    return True
+            elif fnmatch.fnmatchcase(name, p):
+                return True
+        return False

@@ -82,40 +82,20 @@ from agent.engine.store.base import (
     StoreError,
     validate_key,
 )
+from agent.engine.store.s3errors import (
+    CREDENTIAL_CODES,
+    NOT_FOUND_CODES,
+    Exists,
+    NotImplementedByServer,
+    Retry,
+    http_status,
+    is_retriable,
+    root_reason,
+)
 
 __all__ = ["S3Store"]
 
 T = TypeVar("T")
-
-#: S3 error codes worth another attempt even when the HTTP status is not 5xx.
-RETRY_CODES = frozenset(
-    {
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "OperationAborted",
-        "ConditionalRequestConflict",  # two conditional writes raced: AWS says retry
-        "XMinioServerNotInitialized",
-    }
-)
-CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "InvalidToken",
-        "ExpiredToken",
-        "TokenRefreshRequired",
-        "AuthorizationHeaderMalformed",
-        "InvalidSecurity",
-    }
-)
-NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
-
-
-class _Retry(Exception):
-    """Internal: a failure that another attempt may cure (carries the cause)."""
 
 
 class S3Store(ObjectStore):
@@ -218,10 +198,10 @@ class S3Store(ObjectStore):
         while True:
             try:
                 return fn()
-            except _NotImplemented:
+            except NotImplementedByServer:
                 raise
             except Exception as exc:
-                if not _retriable(exc) or attempt >= self.max_retries:
+                if not is_retriable(exc) or attempt >= self.max_retries:
                     raise self._error(op, key, exc, attempt + 1) from exc
             time.sleep(self._backoff(attempt))
             attempt += 1
@@ -232,7 +212,7 @@ class S3Store(ObjectStore):
         """One readable line for an SDK / network failure."""
         if isinstance(exc, StoreError):
             return exc
-        if isinstance(exc, _Exists) and key:
+        if isinstance(exc, Exists) and key:
             return ObjectExists(key, f"s3://{self.bucket}/{self.prefix}")
         what = f"{op} {key}" if key else op
         where = f"s3://{self.bucket}/{self.prefix}"
@@ -256,17 +236,17 @@ class S3Store(ObjectStore):
                     f"cannot {what} in {where}: access denied by {endpoint} "
                     "(wrong credentials, or no permission for this bucket/prefix)"
                 )
-            status = _status(exc)
+            status = http_status(exc)
             return StoreError(
                 f"cannot {what} in {where}: S3 error {code or status}"
                 f"{': ' + exc.message if exc.message else ''}{tries}"
             )
         if isinstance(exc, ServerError | InvalidResponseError):
             return StoreError(
-                f"cannot {what} in {where}: {endpoint} answered HTTP {_status(exc)}{tries}"
+                f"cannot {what} in {where}: {endpoint} answered HTTP {http_status(exc)}{tries}"
             )
         if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-            reason = _reason(exc)
+            reason = root_reason(exc)
             return StoreError(f"cannot {what} in {where}: cannot reach {endpoint}{tries}: {reason}")
         if isinstance(exc, MinioException | ValueError):
             return StoreError(f"cannot {what} in {where}: {exc}")
@@ -285,7 +265,7 @@ class S3Store(ObjectStore):
                 for _ in self._client._list_objects(self.bucket, prefix=self._root, max_keys=1):
                     break
             except S3Error as exc:
-                if exc.code == "AccessDenied" or _status(exc) == 403:
+                if exc.code == "AccessDenied" or http_status(exc) == 403:
                     return  # cannot tell: assume the bucket is there
                 raise
 
@@ -304,7 +284,7 @@ class S3Store(ObjectStore):
                 else:
                     self._put_multipart(key, name, data)
                 return
-            except _NotImplemented:
+            except NotImplementedByServer:
                 self.conditional_put = False  # this server cannot: fall back for good
         # Fallback: HEAD then PUT; not atomic (see module docstring).
         if self.exists(key):
@@ -312,10 +292,10 @@ class S3Store(ObjectStore):
         self._call("write", key, lambda: self._put_plain(name, data))
 
     def _conditional_error(self, exc: S3Error) -> None:
-        if exc.code == "PreconditionFailed" or _status(exc) == 412:
-            raise _Exists() from exc
-        if exc.code == "NotImplemented" or _status(exc) == 501:
-            raise _NotImplemented() from exc
+        if exc.code == "PreconditionFailed" or http_status(exc) == 412:
+            raise Exists() from exc
+        if exc.code == "NotImplemented" or http_status(exc) == 501:
+            raise NotImplementedByServer() from exc
 
     def _put_single(self, name: str, data: bytes) -> None:
         headers = {"Content-Type": "application/octet-stream", "If-None-Match": "*"}
@@ -406,7 +386,7 @@ class S3Store(ObjectStore):
             raise
         # S3 may answer 200 with an <Error> body when completion fails late.
         if response.data and ET.fromstring(response.data).tag.rpartition("}")[2] == "Error":
-            raise _Retry(f"CompleteMultipartUpload failed: {response.data[:200]!r}")
+            raise Retry(f"CompleteMultipartUpload failed: {response.data[:200]!r}")
 
     # -- reads ----------------------------------------------------------------------
     def _read(self, name: str, offset: int = 0, length: int = 0) -> bytes:
@@ -434,7 +414,7 @@ class S3Store(ObjectStore):
             try:
                 return self._read(name, offset, length)
             except S3Error as exc:
-                if exc.code == "InvalidRange" or _status(exc) == 416:
+                if exc.code == "InvalidRange" or http_status(exc) == 416:
                     return b""  # entirely past the end: the bytes that exist are none
                 raise
 
@@ -447,7 +427,7 @@ class S3Store(ObjectStore):
             try:
                 return self._client.stat_object(self.bucket, name)
             except S3Error as exc:
-                if exc.code in NOT_FOUND_CODES or _status(exc) == 404:
+                if exc.code in NOT_FOUND_CODES or http_status(exc) == 404:
                     return None
                 raise
 
@@ -499,7 +479,7 @@ class S3Store(ObjectStore):
                     yield obj.object_name[cut:]
                 return
             except Exception as exc:
-                if not _retriable(exc) or attempt >= self.max_retries:
+                if not is_retriable(exc) or attempt >= self.max_retries:
                     raise self._error("list", prefix or "(all)", exc, attempt + 1) from exc
             time.sleep(self._backoff(attempt))
             attempt += 1
@@ -512,52 +492,3 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self._http.clear()
-
-
-class _Exists(Exception):
-    """Internal: the conditional write was refused (translated to ObjectExists)."""
-
-
-class _NotImplemented(Exception):
-    """Internal: the server does not implement conditional writes."""
-
-
-def _status(exc: BaseException) -> int | None:
-    if isinstance(exc, S3Error):
-        return getattr(exc.response, "status", None)
-    if isinstance(exc, ServerError):
-        return exc.status_code
-    if isinstance(exc, InvalidResponseError):
-        return getattr(exc, "_code", None)
-    return None
-
-
-def _retriable(exc: BaseException) -> bool:
-    if isinstance(exc, _Retry):
-        return True
-    if isinstance(exc, _Exists | _NotImplemented | StoreError):
-        return False
-    if isinstance(exc, S3Error):
-        status = _status(exc) or 0
-        return exc.code in RETRY_CODES or status >= 500 or status == 429
-    if isinstance(exc, ServerError | InvalidResponseError):
-        status = _status(exc) or 0
-        return status >= 500 or status in (408, 429)
-    # Refused/reset connections, timeouts, truncated bodies (IncompleteRead).
-    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError | OSError)
-
-
-def _reason(exc: BaseException) -> str:
-    """The root cause of a urllib3 error, without its object reprs."""
-    inner = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
-    seen = 0
-    while inner is not None and seen < 5 and not isinstance(inner, str):
-        exc = inner
-        inner = getattr(inner, "reason", None) or inner.__cause__
-        seen += 1
-    text = str(exc)
-    # "<urllib3.connection.HTTPConnection object at 0x..>: Failed to establish a new
-    # connection: [Errno 111] Connection refused" -> the part after the repr.
-    if text.startswith("<") and ">: " in text:
-        text = text.split(">: ", 1)[1]
-    return text or type(exc).__name__
