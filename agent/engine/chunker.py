@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from pyfastcdc import FastCDC
 
+from agent.engine.errors import UnsupportedVersion
+
 MIN_SIZE = 128 * 1024
 AVG_SIZE = 512 * 1024
 MAX_SIZE = 2 * 1024 * 1024
@@ -55,8 +57,6 @@ class ChunkerParams:
     @classmethod
     def from_dict(cls, doc: dict) -> ChunkerParams:
         if doc.get("algorithm") != "fastcdc2020" or doc.get("normalization", 1) != 1:
-            from agent.engine.errors import UnsupportedVersion
-
             raise UnsupportedVersion(f"unknown chunker {doc!r}")
         return cls(doc["min_size"], doc["avg_size"], doc["max_size"], doc["seed"])
 
