@@ -83,6 +83,14 @@ def devices_due() -> list[str]:
     return [str(pk) for pk in Device.objects.filter(revoked=False).values_list("pk", flat=True)]
 
 
+def _retention(eff) -> RetentionPolicy:
+    """The effective policy's retention rules; with no policy there is no rule,
+    so nothing is forgotten (prune still runs)."""
+    if eff.settings is None:
+        return RetentionPolicy()
+    return RetentionPolicy.from_policy(eff.settings.retention)
+
+
 def _start(device: Device, trigger: str, eff) -> JobRun | None:
     with transaction.atomic():
         Device.objects.select_for_update().filter(pk=device.pk).first()
@@ -120,9 +128,7 @@ def maintain_device(
     if run is None:
         log.info("maintenance of %s skipped: another run is in progress", device_id)
         return None
-    # No effective policy: no rule, so nothing is forgotten (prune still runs).
-    settings = eff.settings
-    policy = RetentionPolicy.from_policy(settings.retention) if settings else RetentionPolicy()
+    policy = _retention(eff)
     stats: dict = {"dry_run": dry_run, "retention": policy.to_dict()}
     store = None
     try:
