@@ -45,6 +45,7 @@ from console.gateway.services import (
     reports,
 )
 from console.jobs import commands
+from console.policies import services as policies
 from console.storage import grants
 
 log = logging.getLogger("cairn.gateway")
@@ -607,7 +608,7 @@ class Gateway(pb_grpc.AgentGatewayServicer):
                 sent.append(cmd.pk)
         if sent:
             await self.db(commands.mark_sent, sent)
-        for device_id, digest in await self.db(policy.drifted, held):
+        for device_id, digest in await self.db(policies.drifted, held):
             session = self.sessions.get(device_id)
             if session is not None:
                 await self._push_policy(session, digest=digest)

@@ -305,6 +305,21 @@ def rollout_devices(device_ids, *, actor: Actor = SYSTEM, send_commands: bool = 
     return len(changed)
 
 
+def drifted(device_ids) -> list[tuple[str, str]]:
+    """(device id, effective hash) of the enrolled devices among these whose
+    acknowledged revision differs from their target (the gateway re-sends)."""
+    out: list[tuple[str, str]] = []
+    for chunk in chunks([str(d) for d in device_ids], 500):
+        out += [
+            (str(pk), digest)
+            for pk, digest in Device.objects.filter(pk__in=chunk, revoked=False)
+            .exclude(effective_hash="")
+            .exclude(applied_hash=F("effective_hash"))
+            .values_list("pk", "effective_hash")
+        ]
+    return out
+
+
 def converge_policies(batch: int = 2000) -> int:
     """Every enrolled device's effective policy recomputed and rolled out
     where it changed (beat: catches changes made outside the services)."""

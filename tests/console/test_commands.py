@@ -108,3 +108,19 @@ def test_revoking_a_device_expires_its_open_commands_only():
     done.refresh_from_db()
     assert pending.state == CommandState.EXPIRED and pending.error == "device revoked"
     assert done.state == CommandState.DONE
+
+
+def test_drifted_devices_are_those_not_running_their_target():
+    from console.policies.services import drifted
+
+    on_target, behind, revoked, none = (
+        Device.objects.create(hostname=h, os="linux", effective_hash=e, applied_hash=a, revoked=r)
+        for h, e, a, r in (
+            ("on", "h1", "h1", False),
+            ("behind", "h2", "h1", False),
+            ("revoked", "h2", "", True),
+            ("none", "", "", False),
+        )
+    )
+    ids = [d.pk for d in (on_target, behind, revoked, none)]
+    assert drifted(ids) == [(str(behind.pk), "h2")]

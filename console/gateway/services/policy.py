@@ -1,11 +1,11 @@
-"""A device's effective policy as the gateway sends it, and the revision the
-agent acknowledges (console/policies/services.py computes; we transport)."""
+"""A device's effective policy as the gateway sends it (console/policies/
+services.py computes it and says which devices drifted; we transport).
+Acknowledgements arrive in batches: console/jobs/commands.py."""
 
 from __future__ import annotations
 
 from agent.policy import Policy
 from console.fleet.models import Device
-from console.jobs import services as jobs
 from console.policies.services import effective_policy_for_device
 
 
@@ -16,28 +16,3 @@ def effective(device_id: str) -> tuple[str, Policy] | None:
     if not eff.hash:
         return None
     return eff.hash, eff.settings
-
-
-def acknowledge(device_id: str, revision: str) -> bool:
-    """The agent runs ``revision``: rollout acknowledgement."""
-    if not revision:
-        return False
-    return jobs.record_policy_applied(device_id, revision)
-
-
-def drifted(device_ids) -> list[tuple[str, str]]:
-    """(device id, effective hash) of devices whose acknowledged revision
-    differs from their target."""
-    from django.db.models import F
-
-    ids = [str(d) for d in device_ids]
-    out: list[tuple[str, str]] = []
-    for i in range(0, len(ids), 500):
-        out += [
-            (str(pk), digest)
-            for pk, digest in Device.objects.filter(pk__in=ids[i : i + 500], revoked=False)
-            .exclude(effective_hash="")
-            .exclude(applied_hash=F("effective_hash"))
-            .values_list("pk", "effective_hash")
-        ]
-    return out
