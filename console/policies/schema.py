@@ -30,6 +30,16 @@ from agent.policy.openfiles import OPEN_FILE_MODES
 
 _SERIALIZERS: dict[type, type[serializers.Serializer]] = {}
 
+# Rules across fields, which OpenAPI cannot declare: stated in the schema's
+# prose, refused by the contract with a message under ``spec.<field path>``.
+CROSS_FIELD_RULES = (
+    "Rules across fields (a 400 names the field): at least one source on some OS; a "
+    "source is a known folder of its OS (optionally followed by a sub-path), ~, or an "
+    "absolute path of its OS, without '..' or control characters; every_hours or times, "
+    "not both, and one of them; a window's start and end differ; rpo_hours is not below "
+    "every_hours; at least one retention rule is above 0."
+)
+
 HELP = {
     "sources": "Folders to back up per OS: known folders such as {Documents}, ~, or absolute paths.",
     "excludes": "Glob patterns: * and ? within a folder; a pattern with / matches a folder anywhere.",
@@ -97,6 +107,8 @@ def serializer_for(cls: type) -> type[serializers.Serializer]:
         attrs = {f.name: _field(f, hints[f.name]) for f in dataclasses.fields(cls)}
         name = "PolicySpec" if cls is contract.Policy else f"Policy{cls.__name__}"
         attrs["__doc__"] = _describe(cls)
+        if cls is contract.Policy:
+            attrs["__doc__"] += " " + CROSS_FIELD_RULES
         _SERIALIZERS[cls] = type(f"{name}Serializer", (serializers.Serializer,), attrs)
     return _SERIALIZERS[cls]
 

@@ -74,6 +74,8 @@ def test_bounds_enums_and_nullability_are_the_contracts(schemas):
     limits = schemas["PolicyLimitsRequest"]["properties"]
     assert "nullable" not in limits["cpu_percent"]  # absent in old revisions, never null
     assert (limits["cpu_percent"]["minimum"], limits["cpu_percent"]["maximum"]) == (0, 100)
+    # what OpenAPI cannot declare is said in the spec's description
+    assert "every_hours or times, not both" in schemas["PolicySpecRequest"]["description"]
 
 
 def test_policy_endpoints_reference_the_spec(schemas):
