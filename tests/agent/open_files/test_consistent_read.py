@@ -144,7 +144,7 @@ def test_changed_during_read_warning_reaches_the_daemon_job_outcome(repo, writer
     # whatever the timestamp granularity, so this test does not hit the defect.
     src, doc = writer(pause=-1)
     ctx = jobs.JobContext.new("backup", "manual")
-    policy = {"sources": [str(src)], "open_files": "off"}
+    policy = {"sources": {jobs.os_name(): [str(src)]}, "open_files": "off"}  # the policy contract
     for _ in range(10):  # the writer may be descheduled for a whole read: try again
         outcome = jobs.run_backup(ctx, repo, policy)
         assert outcome.snapshot_id
