@@ -69,7 +69,7 @@ test: $(VENV)/.dev os-tools s3sig
 
 # The database tests again on the embedded SQLite configuration (CI runs both).
 test-sqlite: $(VENV)/.dev
-	env -u DATABASE_URL $(PY) -m pytest -m "not browser and not e2e" $(wildcard tests/foundation tests/console tests/gateway) $(PYTEST_ARGS)
+	env -u DATABASE_URL $(PY) -m pytest -m "not browser and not e2e" $(wildcard tests/setup tests/console tests/gateway) $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev proto-check
 	$(VENV)/bin/ruff check .

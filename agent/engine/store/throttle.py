@@ -10,7 +10,7 @@ of credit, so a pause cannot be followed by an unbounded burst.
 bytes (and for the pause gate, if one is given) before reaching the inner
 store. The pacing is per object, not per TCP segment: a 4 MiB pack leaves at
 line speed once its turn has come. Over any window longer than a few objects
-the limit holds (tests/agent/engine/test_throttle.py measures it over 30 s
+the limit holds (tests/agent/comfort/test_throttle.py measures it over 30 s
 against S3); finer, socket-level pacing would need a hook in the S3 client.
 """
 

@@ -101,3 +101,14 @@ def test_decode_nodes_raises_or_lists_bad_entries():
         decode_nodes(b'{"v": 2, "nodes": []}')
     with pytest.raises(CorruptObject):
         decode_name({"name_b64": 5})
+
+
+def test_tree_names_roundtrip_bytes():
+    for raw in (b"plain", b"caf\xc3\xa9", b"bad\xff\xfename", b"new\nline", b"\x01"):
+        node = {}
+        encode_name(raw, node)
+        assert decode_name(node) == raw
+    data = encode_tree([{"name": "b", "type": "file"}, {"name": "a", "type": "dir"}])
+    assert [n["name"] for n in decode_tree(data)] == ["a", "b"]
+    with pytest.raises(UnsupportedVersion):
+        decode_tree(b'{"v": 2, "nodes": []}')

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.agent.conftest import run_cli
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SNAPSHOT = "680efb134219bc318e6c8e13020ebc3de01c0e9efda64b2e845f10f26a858002"
 
 

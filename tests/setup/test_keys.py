@@ -11,7 +11,7 @@ import pytest
 from console.audit.models import AuditEvent
 from console.core import keys, pki
 from tests.conftest import _database_url_for_subprocess
-from tests.foundation.test_settings import PRODUCTION_ENV, run_manage
+from tests.setup.test_settings import PRODUCTION_ENV, run_manage
 
 
 def _paths(tmp_path) -> dict:

@@ -43,7 +43,7 @@ def run_manage(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_check_deploy_is_clean_in_production(tmp_path):
-    # the keys exist (manage.py init_keys made them; tests/foundation/test_keys.py)
+    # the keys exist (manage.py init_keys made them; tests/setup/test_keys.py)
     from console.core import pki
 
     (tmp_path / "org.key").write_bytes(os.urandom(32))
