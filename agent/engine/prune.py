@@ -184,6 +184,7 @@ class PrunePlan:
     _excluded: set[str] = field(default_factory=set)
     #: planned with assume_forgotten: snapshots that still exist were left out
     printing_only: bool = False
+    executed: bool = False
 
     def describe(self) -> list[str]:
         """One line per step, for ``--dry-run`` and logs."""
@@ -207,6 +208,9 @@ class PrunePlan:
         """Do the plan; the report of what was done."""
         if self.printing_only:
             raise ValueError("a plan made with assume_forgotten is for dry runs only")
+        if self.executed:  # its decisions are about a repository that has changed since
+            raise ValueError("this prune plan was executed already; plan again")
+        self.executed = True
         say = log or (lambda _m: None)
         report = self.report
         report.dry_run = False

@@ -579,6 +579,8 @@ def test_the_plan_decides_without_writing_and_execute_does_exactly_it(repo_path,
     assert any(line.startswith(f"mark {len(plan.mark)} pack(s)") for line in plan.describe())
     done = plan.execute()
     assert not done.dry_run and done.marker and done.packs_marked == len(plan.mark)
+    with pytest.raises(ValueError, match="executed already"):
+        plan.execute()
     [marker_key] = all_keys(repo_path) - keys
     assert marker_key == done.marker
 
