@@ -90,7 +90,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from agent.daemon.daemon import format_status
+    from agent.daemon.status import format_status
 
     home = AgentHome(args.home)
     if getattr(args, "json", False):

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agent import policy as contract
+from agent.daemon.state import State
 from agent.engine import backup as engine_backup
 from agent.engine import check as engine_check
 from agent.engine import restore as engine_restore
@@ -83,6 +84,18 @@ class JobContext:
 #: before the first policy arrives: nothing is backed up unless a command
 #: names paths, and nothing is excluded from what it names.
 NO_POLICY = Policy(sources=Sources(windows=(), macos=(), linux=()), excludes=())
+
+
+def current_policy(state: State) -> Policy | None:
+    """The applied policy, typed (None before the first one arrives)."""
+    stored = state.policy
+    if not stored:
+        return None
+    try:
+        return contract.load(stored)
+    except contract.PolicyError as exc:  # written by an older agent, now unreadable
+        log.warning("the stored policy cannot be used: %s", exc)
+        return None
 
 
 def policy_sources(policy: Policy | Mapping) -> tuple[list[str], list[str]]:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon import daemon as daemon_mod
-from agent.daemon import jobs
+from agent.daemon import jobs, running
 from agent.daemon.daemon import Daemon
 from agent.daemon.home import AgentHome
 from agent.engine.check import run_check
@@ -164,7 +163,7 @@ def test_offline_backup_without_lease_or_beyond_it_fails_clearly_and_loses_nothi
     daemon._sync_channel = daemon._sync_stub = None
 
     # A lease of two slots is used up by a run that needs more.
-    monkeypatch.setattr(daemon_mod, "OFFLINE_SLOTS", 2)
+    monkeypatch.setattr(running, "OFFLINE_SLOTS", 2)
     daemon.renew_offline_lease()
     assert len(daemon.offline.lease.slots) == 2
     s3_gateway.stop()

@@ -1,7 +1,7 @@
 """Reconnect backoff with jitter, and policy sources resolved on this PC."""
 
 from agent.daemon import jobs
-from agent.daemon.daemon import BACKOFF_MAX, backoff_delay
+from agent.daemon.connection import BACKOFF_MAX, backoff_delay
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():

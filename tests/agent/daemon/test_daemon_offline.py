@@ -16,10 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.daemon import jobs
-from agent.daemon.daemon import Daemon, format_status
+from agent.daemon.daemon import Daemon
 from agent.daemon.home import AgentHome, Identity
 from agent.daemon.repo import init_repository, open_repository
 from agent.daemon.state import State
+from agent.daemon.status import format_status
 from agent.engine.store import LocalStore
 from tests.support import free_port
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from agent import power
 from agent.daemon import daemon as daemon_mod
 from agent.daemon import jobs
 from agent.daemon.repo import init_repository
@@ -184,7 +185,7 @@ def test_pause_check_passes_the_policys_flags_to_power(monkeypatch):
         calls.append((pause_on_battery, pause_on_metered))
         return "paused: on battery (40 %)" if pause_on_battery else None
 
-    monkeypatch.setattr(daemon_mod.power, "pause_reason", pause_reason)
+    monkeypatch.setattr(power, "pause_reason", pause_reason)
 
     def check(limits):
         fake = SimpleNamespace(state=SimpleNamespace(policy={"limits": limits}))

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from agent import policy
 from agent.daemon import daemon as daemon_mod
 from agent.daemon import schedule
+from agent.daemon.jobs import current_policy
 from agent.daemon.state import State
 from agent.rpc import agent_pb2 as pb
 
@@ -42,8 +43,8 @@ def test_a_policy_is_applied_and_read_back_typed(tmp_path):
     apply(fake, sent.canonical_hash(), sent.canonical_json())
     assert acks == [("c1", True, "")]
     assert state.policy_revision == sent.canonical_hash()
-    assert daemon_mod.current_policy(state) == sent
-    assert daemon_mod.current_policy(state).limits.upload_kbps == 4000
+    assert current_policy(state) == sent
+    assert current_policy(state).limits.upload_kbps == 4000
 
 
 def test_an_unusable_policy_is_refused_by_field_and_the_old_one_kept(tmp_path):
@@ -64,17 +65,17 @@ def test_a_revision_stored_before_cpu_percent_drives_the_agent(tmp_path):
     legacy = SHAPES["legacy:before cpu_percent (96c4f38..2afba2f)"]["stored"]
     state = State(tmp_path / "s.db")
     state.apply_policy("old", legacy)
-    loaded = daemon_mod.current_policy(state)
+    loaded = current_policy(state)
     assert loaded.limits.cpu_ceiling == 0 and loaded.canonical_hash() != ""
     due, trigger = schedule.next_run(loaded.schedule, time.time() - 5 * 3600, time.time())
     assert trigger == "catch_up" and due <= time.time() + 1
 
 
 def test_no_policy_yet(tmp_path):
-    assert daemon_mod.current_policy(State(tmp_path / "s.db")) is None
+    assert current_policy(State(tmp_path / "s.db")) is None
 
 
 def test_a_stored_policy_nobody_can_read_is_no_policy(tmp_path):
     state = State(tmp_path / "s.db")
     state.apply_policy("x", {"limits": {"upload_kbps": "fast"}})
-    assert daemon_mod.current_policy(state) is None
+    assert current_policy(state) is None
