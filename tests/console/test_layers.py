@@ -184,7 +184,7 @@ def test_the_parser_sees_what_it_must():
     assert len(_modules()) > 80
     edges = {(i.importer, i.target) for i in imports}
     assert ("console.jobs.services", "console.fleet.models") in edges
-    assert ("console.gateway.server", "console.jobs.commands") in edges
+    assert ("console.gateway.stream", "console.jobs.commands") in edges
     assert any(i.function == "ready" for i in imports)
 
 

@@ -125,7 +125,7 @@ def test_recompute_protection_fixes_stale_deadlines():
 
 
 def test_wire_form_of_commands():
-    from console.gateway.server import command_message
+    from console.gateway.wire import command_message
     from console.jobs.models import Snapshot
     from console.jobs.services import cancel_command, request_restore
 
