@@ -156,46 +156,84 @@ def seed_demo(
     start_index = Device.objects.filter(is_demo=True).count()
     rng = random.Random(seed * 7919 + start_index)
 
-    with transaction.atomic():
-        # groups and policies through the services (audited as "system")
-        groups = {}
-        for name, _ in [*DEPARTMENTS, ("Executives", "EXE")]:
-            g = DeviceGroup.objects.filter(name=name).first() or DeviceGroup.objects.create(
-                name=name, description=f"{name} PCs (demo)", is_demo=True
-            )
-            groups[name] = g
-        created_policies = []
-        for name, description, spec_data, group_names, precedence in policy_specs():
-            policy = Policy.objects.filter(name=name).first()
-            if policy is None:
-                policy = policies.create_policy(SYSTEM, name, spec_data, description, "Demo policy")
-                Policy.objects.filter(pk=policy.pk).update(is_demo=True)
-            for gname in group_names:
-                policies.assign_policy(SYSTEM, policy, groups[gname], precedence)
-            created_policies.append(policy)
-        # a second revision of the standard policy, so history and rollout show something
-        standard = created_policies[0]
-        r1 = standard.current_revision
-        if r1.number == 1:
-            spec2 = json.loads(json.dumps(r1.spec))
-            spec2["schedule"]["every_hours"] = 3
-            spec2["excludes"].append("*.iso")
-            policies.update_policy(
-                SYSTEM,
-                standard,
-                standard.name,
-                spec2,
-                standard.description,
-                "Back up every 3 h; skip disk images",
-            )
-        by_group = policies._assignments_by_group()
+    groups, first_revision, by_group = _groups_and_policies()
+    plans, effective = _plan_devices(
+        rng, range(start_index, start_index + devices), groups, by_group, now, days, seed
+    )
+    daily = _summarise(plans, now, days, per_device)
 
-    # plan devices
+    t1 = time.monotonic()
+    _write_devices(plans, effective, first_revision.hash, now)
+    out(f"{len(plans)} devices in {time.monotonic() - t1:.1f}s")
+
+    t2 = time.monotonic()
+    with transaction.atomic():
+        jobs_written, snaps_written = _write_history(plans, effective, now, days, per_device)
+        _add_daily_stats(daily)
+    out(f"{jobs_written} job runs, {snaps_written} snapshots in {time.monotonic() - t2:.1f}s")
+
+    _write_live_work(rng, plans, effective, now)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for model in (Device, JobRun, Snapshot, DailyJobStats):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
+    cache.delete("cairn:demo-data")
+    total = time.monotonic() - t0
+    out(f"demo fleet ready in {total:.1f}s")
+    return {
+        "devices": len(plans),
+        "job_runs": jobs_written,
+        "snapshots": snaps_written,
+        "seconds": total,
+    }
+
+
+@transaction.atomic
+def _groups_and_policies():
+    """Demo groups and policies, through the services (audited as "system"),
+    with a second revision of the standard policy so history and rollout
+    show something. Returns (groups by name, standard's first revision,
+    assignments by group)."""
+    groups = {}
+    for name, _ in [*DEPARTMENTS, ("Executives", "EXE")]:
+        g = DeviceGroup.objects.filter(name=name).first() or DeviceGroup.objects.create(
+            name=name, description=f"{name} PCs (demo)", is_demo=True
+        )
+        groups[name] = g
+    created_policies = []
+    for name, description, spec_data, group_names, precedence in policy_specs():
+        policy = Policy.objects.filter(name=name).first()
+        if policy is None:
+            policy = policies.create_policy(SYSTEM, name, spec_data, description, "Demo policy")
+            Policy.objects.filter(pk=policy.pk).update(is_demo=True)
+        for gname in group_names:
+            policies.assign_policy(SYSTEM, policy, groups[gname], precedence)
+        created_policies.append(policy)
+    standard = created_policies[0]
+    r1 = standard.current_revision
+    if r1.number == 1:
+        spec2 = json.loads(json.dumps(r1.spec))
+        spec2["schedule"]["every_hours"] = 3
+        spec2["excludes"].append("*.iso")
+        policies.update_policy(
+            SYSTEM,
+            standard,
+            standard.name,
+            spec2,
+            standard.description,
+            "Back up every 3 h; skip disk images",
+        )
+    return groups, r1, policies._assignments_by_group()
+
+
+def _plan_devices(rng, indexes, groups, by_group, now, days, seed):
+    """One Plan per device (department, OS, health profile), and the
+    effective policy of each distinct group membership, merged once."""
     dept_names = [d for d, _ in DEPARTMENTS]
     prefixes = dict(DEPARTMENTS)
     plans: list[Plan] = []
-    effective_cache: dict[frozenset, policies.Effective] = {}
-    for i in range(start_index, start_index + devices):
+    effective: dict[frozenset, policies.Effective] = {}
+    for i in indexes:
         dept = rng.choice(dept_names)
         member = [groups[dept].pk]
         if rng.random() < 0.03:
@@ -222,10 +260,14 @@ def seed_demo(
                 seed,
             )
         )
-        if sig not in effective_cache:
-            effective_cache[sig] = policies._effective_for(sig, by_group)
+        if sig not in effective:
+            effective[sig] = policies._effective_for(sig, by_group)
+    return plans, effective
 
-    # pass 1: summaries and daily stats
+
+def _summarise(plans: list[Plan], now, days: int, per_device: int) -> dict:
+    """Pass 1: each plan's summary (last backup, failures, storage) and the
+    daily statistics, day -> [succeeded, failed, with warnings, bytes added]."""
     daily: dict = defaultdict(lambda: [0, 0, 0, 0])
     for plan in plans:
         last_backup = last_success = None
@@ -254,186 +296,174 @@ def seed_demo(
             "storage": int(storage * 0.45),
             "error": last_error,
         }
+    return daily
 
-    # devices
-    t1 = time.monotonic()
-    revision_one_hash = r1.hash
-    device_rows = []
+
+def _device_row(plan: Plan, eff, revision_one_hash: str, now) -> Device:
+    r = _rng(plan.seed + 1, plan.index)
+    s = plan.summary
+    last_seen = now - timedelta(minutes=r.uniform(1, 300))
+    if plan.profile == "offline":
+        last_seen = (s["last_backup"] or now - timedelta(days=20)) + timedelta(minutes=5)
+    applied = eff.hash if r.random() < 0.88 else revision_one_hash
+    if plan.profile == "new" and r.random() < 0.5:
+        applied = ""
+    last_ok = s["last_success"]
+    return Device(
+        id=plan.id,
+        hostname=plan.hostname,
+        os=plan.os,
+        os_version=r.choice(OS_VERSIONS[plan.os]),
+        agent_version=r.choice(AGENT_VERSIONS),
+        owner=f"{r.choice(FIRST)} {r.choice(LAST)}",
+        enrolled_at=plan.enrolled_at,
+        last_seen_at=last_seen,
+        cert_fingerprint=f"{r.getrandbits(256):064x}",
+        last_backup_at=s["last_backup"],
+        last_success_at=last_ok,
+        last_job_state=(JobState.FAILED if s["failures"] else JobState.SUCCEEDED)
+        if s["last_backup"]
+        else "",
+        last_error=s["error"],
+        failing=s["failures"] > 0,
+        consecutive_failures=s["failures"],
+        storage_bytes=s["storage"],
+        protected_until=last_ok + eff.rpo if last_ok else None,
+        at_risk_until=last_ok + eff.rpo * AT_RISK_FACTOR if last_ok else None,
+        effective_policy=eff.policy,
+        effective_revision=eff.revision,
+        effective_hash=eff.hash,
+        rpo=eff.rpo,
+        applied_hash=applied,
+        applied_at=last_seen if applied else None,
+        is_demo=True,
+    )
+
+
+@transaction.atomic
+def _write_devices(plans: list[Plan], effective: dict, revision_one_hash: str, now) -> None:
+    rows = [_device_row(p, effective[p.signature], revision_one_hash, now) for p in plans]
+    Device.objects.bulk_create(rows, batch_size=2000)
+    Through = Device.groups.through
+    Through.objects.bulk_create(
+        [Through(device_id=p.id, devicegroup_id=g) for p in plans for g in p.groups],
+        batch_size=5000,
+    )
+
+
+def _job_row(dev: str, eff, run: tuple) -> tuple:
+    """One JobRun row in JOB_COLUMNS order, from a run of ``_runs``."""
+    started, finished, ok, warnings, error, added, files, snap = run
+    return (
+        dev,
+        None,
+        "backup",
+        "schedule",
+        eff.revision.pk if eff.revision else None,
+        eff.hash,
+        JobState.SUCCEEDED if ok else JobState.FAILED,
+        db_datetime(started),
+        db_datetime(finished),
+        1.0 if ok else 0.4,
+        "{}",
+        f'{{"files_processed": {files}, "bytes_added": {added}, '
+        f'"seconds": {int((finished - started).total_seconds())}}}',
+        added,
+        files,
+        json.dumps(warnings) if warnings else "[]",
+        len(warnings),
+        snap,
+        error,
+        None,
+        db_datetime(finished),
+    )
+
+
+def _write_history(plans, effective, now, days: int, per_device: int) -> tuple[int, int]:
+    """Pass 2: the same job runs streamed into the database, and each
+    device's last ten good runs as snapshots. Returns (job runs, snapshots)."""
+    jobs_sink = Sink(JobRun._meta.db_table, JOB_COLUMNS)
+    snaps = []
     for plan in plans:
-        r = _rng(plan.seed + 1, plan.index)
-        eff = effective_cache[plan.signature]
-        s = plan.summary
-        last_seen = now - timedelta(minutes=r.uniform(1, 300))
-        if plan.profile == "offline":
-            last_seen = (s["last_backup"] or now - timedelta(days=20)) + timedelta(minutes=5)
-        applied = eff.hash if r.random() < 0.88 else revision_one_hash
-        if plan.profile == "new" and r.random() < 0.5:
-            applied = ""
-        device_rows.append(
-            Device(
-                id=plan.id,
-                hostname=plan.hostname,
-                os=plan.os,
-                os_version=r.choice(OS_VERSIONS[plan.os]),
-                agent_version=r.choice(AGENT_VERSIONS),
-                owner=f"{r.choice(FIRST)} {r.choice(LAST)}",
-                enrolled_at=plan.enrolled_at,
-                last_seen_at=last_seen,
-                cert_fingerprint=f"{r.getrandbits(256):064x}",
-                last_backup_at=s["last_backup"],
-                last_success_at=s["last_success"],
-                last_job_state=(JobState.FAILED if s["failures"] else JobState.SUCCEEDED)
-                if s["last_backup"]
-                else "",
-                last_error=s["error"],
-                failing=s["failures"] > 0,
-                consecutive_failures=s["failures"],
-                storage_bytes=s["storage"],
-                protected_until=s["last_success"] + eff.rpo if s["last_success"] else None,
-                at_risk_until=s["last_success"] + eff.rpo * AT_RISK_FACTOR
-                if s["last_success"]
-                else None,
-                effective_policy=eff.policy,
-                effective_revision=eff.revision,
-                effective_hash=eff.hash,
-                rpo=eff.rpo,
-                applied_hash=applied,
-                applied_at=last_seen if applied else None,
-                is_demo=True,
+        eff = effective[plan.signature]
+        dev = db_uuid(plan.id)
+        recent_ok = []
+        for run in _runs(plan, now, days, per_device):
+            jobs_sink.add(_job_row(dev, eff, run))
+            _started, finished, ok, _warnings, _error, added, files, snap = run
+            if ok:
+                recent_ok.append((finished, snap, files, added))
+                if len(recent_ok) > 10:
+                    recent_ok.pop(0)
+        size = plan.summary["storage"]
+        snaps.extend(
+            Snapshot(
+                device_id=plan.id,
+                snapshot_id=snap,
+                taken_at=finished,
+                file_count=files,
+                size_bytes=size,
+                added_bytes=added,
             )
+            for finished, snap, files, added in recent_ok
         )
-    with transaction.atomic():
-        Device.objects.bulk_create(device_rows, batch_size=2000)
-        Through = Device.groups.through
-        Through.objects.bulk_create(
-            [Through(device_id=p.id, devicegroup_id=g) for p in plans for g in p.groups],
-            batch_size=5000,
-        )
-    out(f"{len(plans)} devices in {time.monotonic() - t1:.1f}s")
+    jobs_sink.close()  # the connection is busy until the COPY ends
+    Snapshot.objects.bulk_create(snaps, batch_size=5000)
+    return jobs_sink.count, len(snaps)
 
-    # pass 2: job runs and snapshots, streamed
-    t2 = time.monotonic()
-    jobs_written = snaps_written = 0
-    with transaction.atomic():
-        jobs_sink = Sink(JobRun._meta.db_table, JOB_COLUMNS)
-        snaps = []
-        for plan in plans:
-            eff = effective_cache[plan.signature]
-            rev_id = eff.revision.pk if eff.revision else None
-            dev = db_uuid(plan.id)
-            recent_ok = []
-            for started, finished, ok, warnings, error, added, files, snap in _runs(
-                plan, now, days, per_device
-            ):
-                jobs_sink.add(
-                    (
-                        dev,
-                        None,
-                        "backup",
-                        "schedule",
-                        rev_id,
-                        eff.hash,
-                        JobState.SUCCEEDED if ok else JobState.FAILED,
-                        db_datetime(started),
-                        db_datetime(finished),
-                        1.0 if ok else 0.4,
-                        "{}",
-                        f'{{"files_processed": {files}, "bytes_added": {added}, '
-                        f'"seconds": {int((finished - started).total_seconds())}}}',
-                        added,
-                        files,
-                        json.dumps(warnings) if warnings else "[]",
-                        len(warnings),
-                        snap,
-                        error,
-                        None,
-                        db_datetime(finished),
-                    )
-                )
-                if ok:
-                    recent_ok.append((finished, snap, files, added))
-                    if len(recent_ok) > 10:
-                        recent_ok.pop(0)
-            size = plan.summary["storage"]
-            for finished, snap, files, added in recent_ok:
-                snaps.append(
-                    Snapshot(
-                        device_id=plan.id,
-                        snapshot_id=snap,
-                        taken_at=finished,
-                        file_count=files,
-                        size_bytes=size,
-                        added_bytes=added,
-                    )
-                )
-        jobs_sink.close()  # the connection is busy until the COPY ends
-        jobs_written = jobs_sink.count
-        Snapshot.objects.bulk_create(snaps, batch_size=5000)
-        snaps_written += len(snaps)
-        # daily statistics (added to what is there)
-        existing = {s.day: s for s in DailyJobStats.objects.filter(day__in=list(daily))}
-        new = []
-        for day, (ok, bad, warn, added) in daily.items():
-            s = existing.get(day)
-            if s:
-                DailyJobStats.objects.filter(pk=s.pk).update(
-                    succeeded=s.succeeded + ok,
-                    failed=s.failed + bad,
-                    warnings=s.warnings + warn,
-                    bytes_added=s.bytes_added + added,
-                )
-            else:
-                new.append(
-                    DailyJobStats(
-                        day=day, succeeded=ok, failed=bad, warnings=warn, bytes_added=added
-                    )
-                )
-        DailyJobStats.objects.bulk_create(new)
-    out(f"{jobs_written} job runs, {snaps_written} snapshots in {time.monotonic() - t2:.1f}s")
 
-    # a few live jobs and open commands, so the jobs page has something running
-    with transaction.atomic():
-        live = rng.sample(plans, k=min(len(plans), max(1, len(plans) // 200)))
-        JobRun.objects.bulk_create(
-            [
-                JobRun(
-                    device_id=p.id,
-                    kind="backup",
-                    trigger="schedule",
-                    state=JobState.RUNNING,
-                    started_at=now - timedelta(minutes=rng.randint(1, 30)),
-                    progress=round(rng.uniform(0.05, 0.95), 2),
-                    progress_detail={
-                        "files_done": rng.randint(100, 9000),
-                        "bytes_done": rng.randint(10**6, 10**9),
-                    },
-                    policy_revision=effective_cache[p.signature].revision,
-                    revision_hash=effective_cache[p.signature].hash,
-                )
-                for p in live
-            ]
-        )
-        Command.objects.bulk_create(
-            [
-                Command(
-                    device_id=p.id,
-                    kind=CommandKind.BACKUP,
-                    created_at=now - timedelta(minutes=rng.randint(1, 120)),
-                    expires_at=now + timedelta(hours=48),
-                )
-                for p in rng.sample(plans, k=min(len(plans), 5))
-            ]
-        )
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for model in (Device, JobRun, Snapshot, DailyJobStats):
-                cursor.execute(f"ANALYZE {model._meta.db_table}")
-    cache.delete("cairn:demo-data")
-    total = time.monotonic() - t0
-    out(f"demo fleet ready in {total:.1f}s")
-    return {
-        "devices": len(plans),
-        "job_runs": jobs_written,
-        "snapshots": snaps_written,
-        "seconds": total,
-    }
+def _add_daily_stats(daily: dict) -> None:
+    """Daily statistics, added to what is there (seeding again adds devices)."""
+    existing = {s.day: s for s in DailyJobStats.objects.filter(day__in=list(daily))}
+    new = []
+    for day, (ok, bad, warn, added) in daily.items():
+        s = existing.get(day)
+        if s:
+            DailyJobStats.objects.filter(pk=s.pk).update(
+                succeeded=s.succeeded + ok,
+                failed=s.failed + bad,
+                warnings=s.warnings + warn,
+                bytes_added=s.bytes_added + added,
+            )
+        else:
+            new.append(
+                DailyJobStats(day=day, succeeded=ok, failed=bad, warnings=warn, bytes_added=added)
+            )
+    DailyJobStats.objects.bulk_create(new)
+
+
+@transaction.atomic
+def _write_live_work(rng, plans: list[Plan], effective: dict, now) -> None:
+    """A few running jobs and open commands, so the jobs page has something
+    in flight."""
+    live = rng.sample(plans, k=min(len(plans), max(1, len(plans) // 200)))
+    JobRun.objects.bulk_create(
+        [
+            JobRun(
+                device_id=p.id,
+                kind="backup",
+                trigger="schedule",
+                state=JobState.RUNNING,
+                started_at=now - timedelta(minutes=rng.randint(1, 30)),
+                progress=round(rng.uniform(0.05, 0.95), 2),
+                progress_detail={
+                    "files_done": rng.randint(100, 9000),
+                    "bytes_done": rng.randint(10**6, 10**9),
+                },
+                policy_revision=effective[p.signature].revision,
+                revision_hash=effective[p.signature].hash,
+            )
+            for p in live
+        ]
+    )
+    Command.objects.bulk_create(
+        [
+            Command(
+                device_id=p.id,
+                kind=CommandKind.BACKUP,
+                created_at=now - timedelta(minutes=rng.randint(1, 120)),
+                expires_at=now + timedelta(hours=48),
+            )
+            for p in rng.sample(plans, k=min(len(plans), 5))
+        ]
+    )

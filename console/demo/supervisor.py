@@ -184,6 +184,58 @@ def gateway_addresses() -> tuple[str, str]:
     return f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
 
 
+def _start_services(sup: Supervisor, python: str, host: str, port: int) -> tuple[str, str]:
+    """Web server, Celery worker and beat, and the gateway. Returns the
+    gateway's (mTLS, enrollment) addresses."""
+    sup.start("web", [python, "manage.py", "runserver", "--noreload", f"{host}:{port}"])
+    celery = [python, "-m", "celery", "-A", "console"]
+    sup.start("worker", [*celery, "worker", "-l", "WARNING", "-c", "1"])
+    beat_schedule = str(settings.VAR_DIR / "celerybeat-schedule")
+    sup.start("beat", [*celery, "beat", "-l", "WARNING", "-s", beat_schedule])
+    bind, enroll_bind = gateway_addresses()
+    sup.start(
+        "gateway",
+        [python, "manage.py", "run_gateway", "--bind", bind, "--enroll-bind", enroll_bind],
+        env={"CAIRN_GATEWAY_ADDRESS": bind},
+    )
+    return bind, enroll_bind
+
+
+def _start_agent(sup: Supervisor, python: str, bind: str, enroll_bind: str):
+    """The local demo agent, enrolled on first start. Returns (home, the
+    folder it backs up), or None when it could not enroll."""
+    prepared = prepare_demo_agent(python, enroll_bind)
+    if prepared is not None:
+        agent_home, _sample = prepared
+        sup.start(
+            "agent",
+            [python, "-m", "agent", "run", "--log-level", "WARNING"],
+            env={"CAIRN_AGENT_HOME": str(agent_home), "CAIRN_AGENT_GATEWAY": bind},
+        )
+    return prepared
+
+
+def _banner(url: str, creds: dict, agent, bind: str, enroll_bind: str) -> str:
+    lines = [
+        "",
+        f"  Cairn console:  {url}",
+        f"  Sign in as:     {creds['username']} / {creds['password']}",
+        f"  Data under:     {settings.VAR_DIR}",
+    ]
+    if agent is not None:
+        home, sample = agent
+        lines += [
+            f"  Local agent:    backs up {sample} (CAIRN_AGENT_HOME={home};",
+            f"                  `CAIRN_AGENT_HOME={home} python -m agent status`)",
+        ]
+    lines += [
+        f"  Gateway:        {bind} (mTLS), enrollment {enroll_bind}",
+        "  Press Ctrl-C to stop everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     call_command("migrate", verbosity=0, interactive=False)
@@ -198,41 +250,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        sup.start("web", [python, "manage.py", "runserver", "--noreload", f"{host}:{port}"])
-        sup.start(
-            "worker",
-            [python, "-m", "celery", "-A", "console", "worker", "-l", "WARNING", "-c", "1"],
-        )
-        sup.start(
-            "beat",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "console",
-                "beat",
-                "-l",
-                "WARNING",
-                "-s",
-                str(settings.VAR_DIR / "celerybeat-schedule"),
-            ],
-        )
-        bind, enroll_bind = gateway_addresses()
-        sup.start(
-            "gateway",
-            [python, "manage.py", "run_gateway", "--bind", bind, "--enroll-bind", enroll_bind],
-            env={"CAIRN_GATEWAY_ADDRESS": bind},
-        )
-        agent_home = sample = None
-        prepared = prepare_demo_agent(python, enroll_bind)
-        if prepared is not None:
-            agent_home, sample = prepared
-            sup.start(
-                "agent",
-                [python, "-m", "agent", "run", "--log-level", "WARNING"],
-                env={"CAIRN_AGENT_HOME": str(agent_home), "CAIRN_AGENT_GATEWAY": bind},
-            )
+        bind, enroll_bind = _start_services(sup, python, host, port)
+        agent = _start_agent(sup, python, bind, enroll_bind)
         url = f"http://{host}:{port}/"
         if not wait_for_http(
             url + "healthz", lambda: not stop["requested"] and not sup.first_exited()
@@ -241,21 +260,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
                 return 0
             print("console did not come up; see the output above", file=sys.stderr)
             return 1
-        print(
-            "\n"
-            f"  Cairn console:  {url}\n"
-            f"  Sign in as:     {creds['username']} / {creds['password']}\n"
-            f"  Data under:     {settings.VAR_DIR}\n"
-            + (
-                f"  Local agent:    backs up {sample} (CAIRN_AGENT_HOME={agent_home};\n"
-                f"                  `CAIRN_AGENT_HOME={agent_home} python -m agent status`)\n"
-                if agent_home
-                else ""
-            )
-            + f"  Gateway:        {bind} (mTLS), enrollment {enroll_bind}\n"
-            "  Press Ctrl-C to stop everything.\n",
-            flush=True,
-        )
+        print(_banner(url, creds, agent, bind, enroll_bind), flush=True)
         while not stop["requested"]:
             exited = sup.first_exited()
             if exited:

@@ -136,25 +136,11 @@ def maintain_device(
         stats["spool"] = None if dry_run else spool.promote(str(device.pk), now=now).to_dict()
         store = targets.admin_store(targets.target(), str(device.pk))
         repo = Repository.open(store, key=keys.org_key())
-        forgotten: list[str] = []
         snaps = all_snapshots(repo)
         rows = observed.observe(device, store, snaps, now=now)
         suspicious = sorted(sid for sid, row in rows.items() if row.suspicious)
         stats["observed"] = {"snapshots": len(rows), "suspicious": suspicious}
-        if policy.empty:
-            stats["forget"] = None  # no policy (or no rule): forget nothing, still prune
-        else:
-            # decided on the times the console observed, never the agent's
-            decision = observed.decide(snaps, rows, policy, now=now)
-            forgotten = decision.forget
-            if not dry_run:
-                delete_snapshots(repo, forgotten, keep=decision.keep)
-            stats["forget"] = {
-                "kept": len(decision.keep),
-                "forgotten": len(forgotten),
-                "forgotten_ids": forgotten,
-                "protected_ids": decision.protected,
-            }
+        forgotten, stats["forget"] = _forget(repo, snaps, rows, policy, dry_run, now)
         preport = prune(
             repo,
             grace=grace or DEFAULT_GRACE,
@@ -165,23 +151,7 @@ def maintain_device(
             repack_above=REPACK_ABOVE,
         )
         stats["prune"] = {k: v for k, v in preport.to_dict().items() if k != "deleted"}
-        with transaction.atomic():
-            if forgotten and not dry_run:
-                Snapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
-                ObservedSnapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
-                record(
-                    SYSTEM,
-                    "device.forget_snapshots",
-                    device,
-                    after={"snapshots": forgotten, "retention": stats["retention"]},
-                )
-            run.state = JobState.SUCCEEDED
-            run.stats = stats
-            run.warnings = [{"kind": "prune", "message": w} for w in preport.warnings]
-            run.warnings_count = len(preport.warnings)
-            run.progress = 1.0
-            run.finished_at = run.updated_at = timezone.now()
-            run.save()
+        _succeeded(run, device, stats, forgotten if not dry_run else [], preport.warnings)
     except Exception as exc:  # recorded on the run; the beat task moves on
         log.warning("maintenance of %s failed: %s", device_id, exc)
         run.state = JobState.FAILED
@@ -193,3 +163,42 @@ def maintain_device(
         if store is not None:
             store.close()
     return run
+
+
+def _forget(repo, snaps, rows, policy, dry_run: bool, now) -> tuple[list[str], dict | None]:
+    """The snapshots the retention rules forget (deleted unless a dry run),
+    and what the run's statistics say about it. With no policy (or no rule)
+    nothing is forgotten; prune still runs."""
+    if policy.empty:
+        return [], None
+    # decided on the times the console observed, never the agent's
+    decision = observed.decide(snaps, rows, policy, now=now)
+    if not dry_run:
+        delete_snapshots(repo, decision.forget, keep=decision.keep)
+    return decision.forget, {
+        "kept": len(decision.keep),
+        "forgotten": len(decision.forget),
+        "forgotten_ids": decision.forget,
+        "protected_ids": decision.protected,
+    }
+
+
+@transaction.atomic
+def _succeeded(run: JobRun, device: Device, stats: dict, forgotten: list[str], warnings) -> None:
+    """Drop the rows of the snapshots forgotten (audited), close the run."""
+    if forgotten:
+        Snapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
+        ObservedSnapshot.objects.filter(device=device, snapshot_id__in=forgotten).delete()
+        record(
+            SYSTEM,
+            "device.forget_snapshots",
+            device,
+            after={"snapshots": forgotten, "retention": stats["retention"]},
+        )
+    run.state = JobState.SUCCEEDED
+    run.stats = stats
+    run.warnings = [{"kind": "prune", "message": w} for w in warnings]
+    run.warnings_count = len(warnings)
+    run.progress = 1.0
+    run.finished_at = run.updated_at = timezone.now()
+    run.save()
