@@ -4,6 +4,7 @@ models; input serializers only shape the request for a service function."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from console.accounts.roles import ROLES, role_of
@@ -12,6 +13,8 @@ from console.fleet.models import Device, DeviceGroup, EnrollmentToken
 from console.gateway.models import DeviceConnection
 from console.jobs import openfiles
 from console.jobs.models import Command, JobRun, Snapshot
+from console.policies import origin
+from console.policies import services as policies
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
 from console.policies.schema import PolicySpecField
 from console.storage.models import StorageTarget
@@ -90,6 +93,23 @@ class DeviceConnectionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DefinedInSerializer(serializers.Serializer):
+    """One value of the device's effective policy and the policy assignment it
+    comes from: the highest-precedence policy decides every setting; excludes
+    add up from all of the device's policies."""
+
+    setting = serializers.CharField(
+        help_text='Field path in the policy spec: "schedule.every_hours"; an exclude is '
+        '"excludes[<pattern>]".'
+    )
+    value = serializers.JSONField(help_text="The effective value, as in the policy spec.")
+    policy = serializers.IntegerField(help_text="Id of the policy the value is taken from.")
+    policy_name = serializers.CharField()
+    group = serializers.IntegerField(help_text="Id of the group that assigns that policy.")
+    group_name = serializers.CharField()
+    precedence = serializers.IntegerField(help_text="Of that assignment; lower wins.")
+
+
 class DeviceDetailSerializer(DeviceSerializer):
     groups = GroupRefSerializer(many=True, read_only=True)
     # null until the agent first connects
@@ -98,6 +118,9 @@ class DeviceDetailSerializer(DeviceSerializer):
     suspicious_snapshots = serializers.SerializerMethodField()
     # files of the last backup stored torn with no consistent copy within the RPO (issue 15)
     unprotected_files = serializers.SerializerMethodField()
+    # where each value of the effective policy comes from: the highest-precedence
+    # policy decides every setting, excludes add up (agent/policy/merge.py)
+    defined_in = serializers.SerializerMethodField()
 
     class Meta(DeviceSerializer.Meta):
         fields = [
@@ -106,6 +129,7 @@ class DeviceDetailSerializer(DeviceSerializer):
             "connection",
             "suspicious_snapshots",
             "unprotected_files",
+            "defined_in",
         ]
         read_only_fields = fields
 
@@ -114,6 +138,22 @@ class DeviceDetailSerializer(DeviceSerializer):
 
     def get_unprotected_files(self, obj) -> list[dict]:
         return [f.to_dict() for f in openfiles.unprotected_files(obj)]
+
+    @extend_schema_field(DefinedInSerializer(many=True))
+    def get_defined_in(self, obj) -> list[dict]:
+        effective = policies.effective_policy_for_device(obj)
+        return [
+            {
+                "setting": item.setting,
+                "value": item.value,
+                "policy": item.origin.policy_id,
+                "policy_name": item.origin.policy_name,
+                "group": item.origin.group_id,
+                "group_name": item.origin.group_name,
+                "precedence": item.origin.precedence,
+            }
+            for item in origin.effective_settings(effective)
+        ]
 
 
 class DeviceGroupsInput(serializers.Serializer):

@@ -26,6 +26,7 @@ from console.core.queries import chunks
 from console.fleet.models import AT_RISK_FACTOR, DEFAULT_RPO, Device, DeviceGroup
 from console.jobs.models import JobRun
 from console.jobs.services import queue_apply_policy
+from console.policies import origin
 from console.policies import spec as specs
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
 
@@ -228,7 +229,7 @@ def _effective_for(group_ids, by_group) -> Effective:
         return Effective(None, None, {}, "", DEFAULT_RPO)
     merged = merge(
         [
-            (f"{p.name} ({g.name}, precedence {prec})", specs.load_revision(rev.spec, rev.hash))
+            (origin.label(p, g, prec), specs.load_revision(rev.spec, rev.hash))
             for p, rev, g, prec in contributors
         ]
     )

@@ -29,6 +29,7 @@ from console.fleet.models import OS, Device, DeviceGroup
 from console.fleet.queries import STATUS_CHOICES
 from console.jobs import bulk, openfiles
 from console.jobs import services as jobs
+from console.policies import origin
 from console.policies import services as policies
 from console.policies.models import Policy
 from console.storage import observed
@@ -75,6 +76,8 @@ def device_detail(request, pk):
             "section": "devices",
             "device": device,
             "effective": effective,
+            # which policy and group each effective value comes from
+            "settings_origin": origin.section_rows(effective),
             "member_groups": list(device.groups.all()),
             "runs": runs,
             "commands": commands,
