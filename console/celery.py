@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from django.conf import settings  # lazy: read only once configured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -15,8 +16,6 @@ app.autodiscover_tasks()
 def _create_embedded_broker_folders(sender, **kwargs):
     """The embedded broker (kombu's filesystem transport) and result backend
     expect their folders to exist; create them on first use."""
-    from django.conf import settings
-
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         folders = list(settings.CELERY_BROKER_TRANSPORT_OPTIONS.values())
         folders.append(settings.CELERY_RESULT_BACKEND.removeprefix("file://"))

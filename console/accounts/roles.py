@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
@@ -95,7 +96,6 @@ def set_role(user, role: str | None) -> None:
 
 def require(capability: str):
     """View decorator: login required, then the capability (403 otherwise)."""
-    from django.contrib.auth.decorators import login_required
 
     def decorator(view):
         @wraps(view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -17,8 +18,6 @@ def _database() -> str:
 def _redis() -> str:
     if not settings.REDIS_URL:
         return "embedded (filesystem broker)"
-    import redis
-
     redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
     return "redis"
 

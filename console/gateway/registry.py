@@ -17,8 +17,12 @@ inert and the gateway's periodic sweep delivers commands from the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+
+import redis
+import redis.asyncio as aioredis
 
 from console.gateway import conf
 
@@ -58,8 +62,6 @@ class Registry:
         url = conf.redis_url() if url is None else url
         self.enabled = bool(url)
         if self.enabled:
-            import redis
-
             self.r = redis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
 
     def locate(self, device_id: str) -> str | None:
@@ -99,8 +101,6 @@ class AsyncRegistry:
         self.enabled = bool(url)
         self.ttl = ttl or max(30, 3 * conf.heartbeat_interval())
         if self.enabled:
-            import redis.asyncio as aioredis
-
             # A bounded pool that waits for a free connection rather than
             # failing when thousands of streams open at once.
             pool = aioredis.BlockingConnectionPool.from_url(
@@ -141,8 +141,6 @@ class AsyncRegistry:
         to all; reconnects on errors until cancelled."""
         if not self.enabled:
             return
-        import asyncio
-
         while True:
             try:
                 pubsub = self.r.pubsub(ignore_subscribe_messages=True)
