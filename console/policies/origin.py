@@ -55,6 +55,8 @@ class SectionRow:
     section: str
     values: list[tuple[str, str]]  # (field, value as shown)
     origin: Origin
+    # rows of the same origin in a run: the first spans them (n), the rest 0
+    span: int = 1
 
 
 def effective_settings(effective) -> list[EffectiveSetting]:
@@ -85,7 +87,7 @@ def _value(spec: dict, path: str) -> Any:
 def section_rows(effective) -> list[SectionRow]:
     """The device page's view: one row per section and contributing policy
     (excludes gathered per policy), so a section taken whole from one policy
-    reads as one line."""
+    reads as one line, and the origin named once per run of rows."""
     rows: list[SectionRow] = []
     for item in effective_settings(effective):
         section, _, field = item.setting.partition(".")
@@ -98,6 +100,13 @@ def section_rows(effective) -> list[SectionRow]:
             last.values.append(shown)
         else:
             rows.append(SectionRow(name, [shown], item.origin))
+    first = None
+    for row in rows:
+        if first is not None and first.origin == row.origin:
+            first.span += 1
+            row.span = 0
+        else:
+            first = row
     return rows
 
 

@@ -58,6 +58,8 @@ def test_the_device_page_shows_where_each_setting_comes_from(two_policies, ui):
         ("Executives", "*.iso"),
         ("Standard", "~$*"),
     ]
+    # the winner is named once for its run of rows (Sources ... its excludes)
+    assert [row.span for row in rows] == [8, 0, 0, 0, 0, 0, 0, 0, 1]
     html = r.content.decode()
     assert 'id="effective-settings"' in html
     assert (
