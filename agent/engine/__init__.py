@@ -37,7 +37,13 @@ from agent.engine.errors import (
     WrongKey,
 )
 from agent.engine.repository import Repository
-from agent.engine.restore import RestoreIssue, RestoreProgress, RestoreResult, run_restore
+from agent.engine.restore import (
+    RestoreIssue,
+    RestoreOptions,
+    RestoreProgress,
+    RestoreResult,
+    run_restore,
+)
 from agent.engine.snapshot import Snapshot
 from agent.engine.store import (
     LocalStore,
@@ -71,6 +77,7 @@ __all__ = [
     "RepositoryExists",
     "RestoreCancelled",
     "RestoreIssue",
+    "RestoreOptions",
     "RestoreProgress",
     "RestoreResult",
     "Snapshot",

@@ -156,14 +156,7 @@ class S3Store(ObjectStore):
         self.retries_done = 0
         self._bucket_checked = False
         self._lock = threading.Lock()
-        self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            maxsize=max_connections,
-            block=False,  # extra concurrent requests open extra (unkept) connections
-            retries=False,  # retries are ours (below), in one place
-            cert_reqs="CERT_REQUIRED" if cert_check else "CERT_NONE",
-            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-        )
+        self._http = _http_pool(connect_timeout, read_timeout, max_connections, cert_check)
         if not region and "amazonaws.com" not in endpoint.lower():
             # Without a region the SDK asks GetBucketLocation before the first
             # request, which device credentials scoped to one prefix may not
@@ -492,3 +485,16 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self._http.clear()
+
+
+def _http_pool(
+    connect_timeout: float, read_timeout: float, max_connections: int, cert_check: bool
+) -> urllib3.PoolManager:
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        maxsize=max_connections,
+        block=False,  # extra concurrent requests open extra (unkept) connections
+        retries=False,  # retries are S3Store._call's, in one place
+        cert_reqs="CERT_REQUIRED" if cert_check else "CERT_NONE",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+    )
