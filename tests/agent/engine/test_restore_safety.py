@@ -299,3 +299,34 @@ def test_windows_snapshot_names_with_drive_or_backslash_are_refused(repo, conten
     assert os.listdir(target / "C") == ["ok.txt"]
     assert escaped(box) == []
     assert sorted(e.path for e in run_check(repo).errors) == ["/C/..\\evil", "/C/C:evil"]
+
+
+def test_malformed_entries_are_damage_not_a_crash(repo, contents, box):
+    """Entries a modified agent wrote with the wrong types (a size that is
+    text, an unknown type, ids that are not hex): check reports each one and
+    checks the rest of the directory; restore reports the directory as
+    damaged and restores everything else."""
+    good = contents["good.txt"]
+    bad_entries = [
+        {**file_node(b"text-size", good), "size": "12"},
+        entry(b"door", "door"),
+        {**file_node(b"bad-hex", good), "content": ["zz"]},
+    ]
+    missing_chunk = {**file_node(b"missing", good), "content": ["ab" * 32]}
+    save_snapshot(
+        repo,
+        [
+            dir_node(repo, b"odd", [*bad_entries, missing_chunk]),
+            file_node(b"good.txt", good),
+        ],
+    )
+    report = run_check(repo)
+    kinds = sorted(e.kind for e in report.errors)
+    assert kinds == ["damaged-tree"] * len(bad_entries) + ["missing-data"], report.errors
+    assert [e.path for e in report.errors if e.kind == "missing-data"] == ["/odd/missing"]
+
+    target = box / "target"
+    res = run_restore(repo, "latest", target)
+    assert [(e.kind, e.path) for e in res.errors] == [("damaged", "/odd")]
+    assert "cannot read directory listing" in res.errors[0].message
+    assert (target / "good.txt").read_bytes() == GOOD and escaped(box) == []
