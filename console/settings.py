@@ -226,6 +226,13 @@ S3_BUCKET = env_str("S3_BUCKET", "cairn")
 S3_REGION = env_str("S3_REGION", "us-east-1")
 S3_ACCESS_KEY = env_str("S3_ACCESS_KEY", env_str("AWS_ACCESS_KEY_ID", ""))
 S3_SECRET_KEY = env_str("S3_SECRET_KEY", env_str("AWS_SECRET_ACCESS_KEY", ""))
+# The endpoint agents reach storage at, when it differs from the console's
+# (compose: the console says http://minio:9000, PCs https://s3.example.org).
+# Grants are signed for its host (SigV4 signs the Host header).
+S3_PUBLIC_ENDPOINT = env_str("S3_PUBLIC_ENDPOINT", "")
+# `manage.py init_installation` creates the bucket with versioning; with this
+# also S3 Object Lock (it can only be turned on when the bucket is created).
+S3_OBJECT_LOCK = env_bool("S3_OBJECT_LOCK", False)
 LOCAL_STORAGE_DIR = Path(env_str("CAIRN_LOCAL_STORAGE_DIR", str(VAR_DIR / "storage")))
 if PRODUCTION and not S3_ENDPOINT:
     raise ImproperlyConfigured("CAIRN_ENV=production needs S3_ENDPOINT (MinIO or any S3)")
@@ -250,9 +257,11 @@ GATEWAY_PUBLIC_ADDRESS = env_str("CAIRN_GATEWAY_ADDRESS", GATEWAY_BIND)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: a request without credentials is a 401 with a Token challenge
+    # (the session comes second, CSRF-checked, for the browser).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -276,6 +285,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # API clients sign in with a token; the session cookie is the browser's.
+    "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
     # Error answers, bounds of ids and pages (console/api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -76,6 +76,7 @@ def enroll(
                 agent_version=host.get("agent_version") or "",
                 owner=host.get("username") or "",
                 cert_fingerprint=cert.fingerprint,
+                cert_expires_at=cert.not_after,
                 device_id=device_id,
                 address=address,
             )
@@ -91,7 +92,7 @@ def enroll(
         certificate_pem=cert.pem,
         ca_certificate_pem=ca.cert_pem,
         repository_url=targets.repository_url(t, str(device.pk)),
-        storage_endpoint=t.endpoint,
+        storage_endpoint=t.agent_endpoint,
         storage_region=t.region,
         storage_access="grant" if t.kind == "s3" else "direct",
         repository_key=device_key,

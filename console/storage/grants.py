@@ -23,6 +23,10 @@ final key with a URL of its own.
 The embedded default (no ``S3_ENDPOINT``) is a local directory, used
 directly by agents on the same machine: a development setup with no isolation
 between devices, refused in production by the settings.
+
+URLs name ``S3_PUBLIC_ENDPOINT`` when it is set (the address PCs reach
+storage at, e.g. behind a reverse proxy or a published port), and are signed
+for that host: the console itself keeps talking to ``S3_ENDPOINT``.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def _presign_keys(
     for key in keys:
         url = presign(
             method,
-            t.endpoint,
+            t.agent_endpoint,
             t.bucket,
             f"{base}/{_clean_key(key)}",
             headers=headers,
@@ -112,7 +116,9 @@ def grant(device_id: str, method: str, keys: list[str], list_prefix: str = "", t
         query = {"list-type": "2", "prefix": full_prefix, "max-keys": "1000"}
         if token:
             query["continuation-token"] = token
-        url = presign("GET", t.endpoint, t.bucket, "", query=query, now=now, **_credentials(t, ttl))
+        url = presign(
+            "GET", t.agent_endpoint, t.bucket, "", query=query, now=now, **_credentials(t, ttl)
+        )
         return [(list_prefix, url, {})], expires_at
     if not keys:
         raise GrantRefused("no object keys requested")

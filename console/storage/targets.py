@@ -27,6 +27,13 @@ class Target:
     secret_key: str = ""
     prefix: str = ""  # usually the organisation
     local_dir: str = ""
+    #: the endpoint agents use (grants are signed for its host); "" = endpoint
+    public_endpoint: str = ""
+
+    @property
+    def agent_endpoint(self) -> str:
+        """Where PCs reach the bucket: S3_PUBLIC_ENDPOINT, else the endpoint."""
+        return self.public_endpoint or self.endpoint
 
 
 def target() -> Target:
@@ -61,10 +68,17 @@ def target() -> Target:
             access_key=settings.S3_ACCESS_KEY,
             secret_key=settings.S3_SECRET_KEY,
             prefix=settings.CAIRN_ORG,
+            public_endpoint=_with_scheme(settings.S3_PUBLIC_ENDPOINT),
         )
     return Target(
         kind="local", local_dir=str(Path(settings.LOCAL_STORAGE_DIR)), prefix=settings.CAIRN_ORG
     )
+
+
+def _with_scheme(endpoint: str) -> str:
+    if endpoint and "://" not in endpoint:
+        return "http://" + endpoint
+    return endpoint
 
 
 def device_prefix(t: Target, device_id: str) -> str:
