@@ -257,11 +257,9 @@ GATEWAY_PUBLIC_ADDRESS = env_str("CAIRN_GATEWAY_ADDRESS", GATEWAY_BIND)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Token first: a request without credentials is a 401 with a Token challenge
-    # (the session comes second, CSRF-checked, for the browser).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -285,8 +283,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # API clients sign in with a token; the session cookie is the browser's.
-    "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
     # Error answers, bounds of ids and pages (console/api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
