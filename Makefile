@@ -40,7 +40,7 @@ demo: $(VENV)/.console
 # Debian packages the suite drives for real: chromium for the browser tests
 # (Playwright's own download cannot work offline), btrfs-progs for the
 # point-in-time snapshot tests on a loop-mounted btrfs. command:package pairs.
-OS_TOOLS := chromium:chromium mkfs.btrfs:btrfs-progs
+OS_TOOLS := chromium:chromium mkfs.btrfs:btrfs-progs pdftoppm:poppler-utils
 os-tools:
 	@missing=""; for t in $(OS_TOOLS); do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
