@@ -165,7 +165,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# The image collects them at build time (deploy/Dockerfile) outside the state volume.
+STATIC_ROOT = Path(env_str("CAIRN_STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "console" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -217,6 +218,7 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-protection": {"task": "fleet.recompute_protection", "schedule": 600.0},
     "converge-policies": {"task": "policies.converge_policies", "schedule": 3600.0},
     "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
+    "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -255,11 +257,22 @@ PKI_DIR = Path(env_str("CAIRN_PKI_DIR", str(VAR_DIR / "pki")))
 GATEWAY_BIND = env_str("CAIRN_GATEWAY_BIND", "127.0.0.1:7443")
 GATEWAY_PUBLIC_ADDRESS = env_str("CAIRN_GATEWAY_ADDRESS", GATEWAY_BIND)
 
+# --- metrics (docs/operations.md, "Metrics") --------------------------------
+# Bearer token a Prometheus scrape must send to /metrics and to the gateway's
+# and workers' exporters; unset: development answers anyone, production no one.
+CAIRN_METRICS_TOKEN = env_str("CAIRN_METRICS_TOKEN", "")
+CAIRN_METRICS_CACHE_SECONDS = float(env_str("CAIRN_METRICS_CACHE_SECONDS", "5"))
+# host:port of the gateway's and the workers' exporters; empty: none.
+GATEWAY_METRICS_BIND = env_str("CAIRN_GATEWAY_METRICS_BIND", "")
+WORKER_METRICS_BIND = env_str("CAIRN_WORKER_METRICS_BIND", "")
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: a request without credentials is a 401 with a Token challenge
+    # (the session comes second, CSRF-checked, for the browser).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -283,6 +296,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # API clients sign in with a token; the session cookie is the browser's.
+    "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
     # Error answers, bounds of ids and pages (console/api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -16,7 +16,7 @@ DEFAULT = "preferred"
 
 def parse_open_files(errors: Errors, data: dict) -> str:
     mode = data.get("open_files", DEFAULT)
-    if mode not in OPEN_FILE_MODES:
+    if not isinstance(mode, str) or mode not in OPEN_FILE_MODES:  # {} or [] is not hashable
         errors.add("open_files", "Choose required, preferred or off.")
         return DEFAULT
     return mode

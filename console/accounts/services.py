@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
 from console.accounts.roles import ROLES, role_of, set_role
@@ -68,7 +68,16 @@ def save_user(
     user.username, user.email = username, email or ""
     if password:
         user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        # Another request took the name between the check above and this
+        # write (two admins, or a fuzzer's parallel requests): the same
+        # answer as the check's, not a 500.
+        raise ValidationError(
+            {"username": [f"A user named {username!r} already exists."]}
+        ) from None
     set_role(user, role or None)
     after = {"username": user.username, "email": user.email, "role": role or None}
     if password:

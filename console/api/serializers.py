@@ -4,12 +4,15 @@ models; input serializers only shape the request for a service function."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from console.accounts.roles import ROLES, role_of
+from console.api import fields as f
 from console.audit.models import AuditEvent
 from console.fleet.models import Device, DeviceGroup, EnrollmentToken
+from console.fleet.services import TOKEN_HOURS_DEFAULT, TOKEN_HOURS_MAX
 from console.gateway.models import DeviceConnection
 from console.jobs import openfiles
 from console.jobs.models import Command, JobRun, Snapshot
@@ -30,10 +33,10 @@ class DeviceSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True)
     policy_in_sync = serializers.BooleanField(read_only=True)
     effective_policy_name = serializers.CharField(
-        source="effective_policy.name", read_only=True, default=None
+        source="effective_policy.name", read_only=True, default=None, allow_null=True
     )
     effective_revision_number = serializers.IntegerField(
-        source="effective_revision.number", read_only=True, default=None
+        source="effective_revision.number", read_only=True, default=None, allow_null=True
     )
 
     class Meta:
@@ -157,29 +160,30 @@ class DeviceDetailSerializer(DeviceSerializer):
 
 
 class DeviceGroupsInput(serializers.Serializer):
-    groups = serializers.PrimaryKeyRelatedField(queryset=DeviceGroup.objects.all(), many=True)
+    groups = f.List(child=f.PrimaryKey(queryset=DeviceGroup.objects.all()))
 
 
 class RestoreInput(serializers.Serializer):
-    snapshot_id = serializers.CharField()
-    paths = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    target = serializers.CharField(required=False, allow_blank=True, default="")
-    overwrite = serializers.BooleanField(required=False, default=False)
+    snapshot_id = f.Text()
+    # blank entries are dropped by the service
+    paths = serializers.ListField(child=f.Text(allow_blank=True), required=False, default=list)
+    target = f.Text(required=False, allow_blank=True, default="")
+    overwrite = f.Boolean(required=False, default=False)
 
 
 class BulkInput(serializers.Serializer):
     action = serializers.ChoiceField(choices=["backup", "verify", "add_to_group"])
-    devices = serializers.ListField(child=serializers.UUIDField(), max_length=500)
-    group = serializers.PrimaryKeyRelatedField(
+    devices = serializers.ListField(child=f.StrictUUID(), max_length=500)
+    group = f.PrimaryKey(
         queryset=DeviceGroup.objects.all(), required=False, allow_null=True, default=None
     )
 
 
 class RevokeInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = f.Text(required=False, allow_blank=True, default="")
 
 
-class GroupSerializer(serializers.ModelSerializer):
+class GroupSerializer(f.ModelSerializer):
     device_count = serializers.IntegerField(read_only=True, required=False)
 
     class Meta:
@@ -189,11 +193,11 @@ class GroupSerializer(serializers.ModelSerializer):
 
 
 class AddDevicesInput(serializers.Serializer):
-    devices = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), many=True)
+    devices = f.List(child=f.PrimaryKey(queryset=Device.objects.all()))
 
 
 class RevisionSerializer(serializers.ModelSerializer):
-    created_by = serializers.StringRelatedField()
+    created_by = serializers.StringRelatedField(allow_null=True)  # null: made by the system
     spec = PolicySpecField(read_only=True)
 
     class Meta:
@@ -212,13 +216,13 @@ class AssignmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PolicySerializer(serializers.ModelSerializer):
+class PolicySerializer(f.ModelSerializer):
     """Read: the policy with its current revision. Write: name, description,
     spec (validated by the policy contract, agent/policy; its schema is generated
     from the contract: console/policies/schema.py), comment."""
 
     spec = PolicySpecField(write_only=True)
-    comment = serializers.CharField(write_only=True, required=False, allow_blank=True, default="")
+    comment = f.Text(write_only=True, required=False, allow_blank=True, default="")
     current_revision = RevisionSerializer(read_only=True)
     assignments = AssignmentSerializer(many=True, read_only=True)
 
@@ -242,8 +246,8 @@ class PolicySerializer(serializers.ModelSerializer):
 
 
 class AssignInput(serializers.Serializer):
-    group = serializers.PrimaryKeyRelatedField(queryset=DeviceGroup.objects.all())
-    precedence = serializers.IntegerField(default=100)
+    group = f.PrimaryKey(queryset=DeviceGroup.objects.all())
+    precedence = f.Integer(default=100, min_value=1, max_value=10000)
 
 
 class JobRunSerializer(serializers.ModelSerializer):
@@ -296,7 +300,7 @@ class JobRunSerializer(serializers.ModelSerializer):
 
 class CommandSerializer(serializers.ModelSerializer):
     hostname = serializers.CharField(source="device.hostname", read_only=True)
-    created_by = serializers.StringRelatedField()
+    created_by = serializers.StringRelatedField(allow_null=True)  # null: made by the system
 
     class Meta:
         model = Command
@@ -339,7 +343,9 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
 class EnrollmentTokenSerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField()
-    group_name = serializers.CharField(source="group.name", read_only=True, default=None)
+    group_name = serializers.CharField(
+        source="group.name", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = EnrollmentToken
@@ -364,23 +370,25 @@ class EnrollmentTokenSerializer(serializers.ModelSerializer):
 
 
 class EnrollmentTokenInput(serializers.Serializer):
-    name = serializers.CharField(max_length=120)
-    group = serializers.PrimaryKeyRelatedField(
+    name = f.Text(max_length=120)
+    group = f.PrimaryKey(
         queryset=DeviceGroup.objects.all(), required=False, allow_null=True, default=None
     )
-    expires_in_hours = serializers.IntegerField(default=24 * 7, min_value=1, max_value=24 * 365)
-    max_uses = serializers.IntegerField(default=1, min_value=1, max_value=100000)
+    expires_in_hours = f.Integer(
+        default=TOKEN_HOURS_DEFAULT, min_value=1, max_value=TOKEN_HOURS_MAX
+    )
+    max_uses = f.Integer(default=1, min_value=1, max_value=100000)
 
 
-class StorageTargetSerializer(serializers.ModelSerializer):
+BUCKET_PATTERN = r"^[a-z0-9.-]*[a-z0-9][a-z0-9.-]*$"
+BUCKET_MESSAGE = "3–63 characters: lower-case letters, digits, dots and hyphens."
+
+
+class StorageTargetSerializer(f.ModelSerializer):
     """Credentials are write-only: the API never returns them."""
 
-    access_key = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, default=""
-    )
-    secret_key = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, default=""
-    )
+    access_key = f.Text(write_only=True, required=False, allow_blank=True, default="")
+    secret_key = f.Text(write_only=True, required=False, allow_blank=True, default="")
     has_credentials = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -401,7 +409,15 @@ class StorageTargetSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at", "has_credentials"]
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs = {
+            "name": {"validators": []},
+            # The S3 rule the service enforces (console/storage/services.py), declared.
+            "bucket": {
+                "min_length": 3,
+                "max_length": 63,
+                "validators": [RegexValidator(BUCKET_PATTERN, BUCKET_MESSAGE)],
+            },
+        }
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -424,9 +440,9 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(f.ModelSerializer):
     role = serializers.ChoiceField(choices=[*ROLES, ""], required=False, allow_blank=True)
-    password = serializers.CharField(write_only=True, required=False, allow_blank=True, default="")
+    password = f.Text(write_only=True, required=False, allow_blank=True, default="")
 
     class Meta:
         model = get_user_model()
@@ -440,5 +456,12 @@ class UserSerializer(serializers.ModelSerializer):
         return data
 
 
+@extend_schema_field(
+    {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+)
+class IPAddress(serializers.IPAddressField):
+    pass
+
+
 class AddressInput(serializers.Serializer):
-    address = serializers.CharField(max_length=64)
+    address = IPAddress()

@@ -86,7 +86,10 @@ def _field(f: dataclasses.Field, hint) -> serializers.Field:
         return serializer_for(hint)(**kwargs)
     if typing.get_origin(hint) is tuple:
         kwargs.pop("required")  # implied by the default
-        return serializers.ListField(child=_scalar(str, meta), default=list(f.default), **kwargs)
+        # blank folders and patterns are dropped by the contract (a text block's
+        # empty lines); a blank time of day is refused
+        child = _scalar(str, meta, allow_blank="pattern" not in meta)
+        return serializers.ListField(child=child, default=list(f.default), **kwargs)
     if f.default == "":  # no default: part of an object that needs it (a window's ends)
         return _scalar(hint, meta, **{**kwargs, "required": True})
     kwargs.pop("required")

@@ -31,7 +31,9 @@ def _validate(data: dict, target: StorageTarget | None) -> dict:
             errors[f] = ["This field is required."]
     bucket = str(data.get("bucket") or "").strip()
     if bucket and not (
-        3 <= len(bucket) <= 63 and bucket.replace("-", "").replace(".", "").isalnum()
+        3 <= len(bucket) <= 63
+        and bucket.isascii()
+        and bucket.replace("-", "").replace(".", "").isalnum()
     ):
         errors["bucket"] = ["3–63 characters: lower-case letters, digits, dots and hyphens."]
     elif bucket and bucket != bucket.lower():

@@ -209,3 +209,34 @@ def test_schedule_errors_show_at_the_visible_field(ui, small_fleet):
     r = ui("admin").post("/policies/new/", _policy_post(schedule_mode="times", times=""))
     form = r.context["form"]
     assert "times" in form.errors and "every_hours" not in form.errors
+
+
+def test_a_filter_value_the_list_refuses_is_said_on_the_page(ui, small_fleet):
+    c = ui("auditor")
+    html = c.get("/commands/?state=bogus&kind=backup").content.decode()
+    assert "Filter not applied: state: Select a valid choice." in html
+    html = c.get("/devices/?status=nope&os=macos").content.decode()
+    assert "Filter not applied: status:" in html
+    assert "pc-000" not in html  # the valid filter (os) still applies: no macOS device
+    html = c.get("/audit/?since=yesterday").content.decode()
+    assert "Filter not applied: since:" in html
+    # A report never leaves a filter out silently.
+    r = c.get("/devices/export.csv?os=beos")
+    assert r.status_code == 400 and b"os" in r.content
+    assert c.get("/audit/export.csv?via=fax").status_code == 400
+    assert "Filter not applied" not in c.get("/devices/?os=windows").content.decode()
+
+
+def test_a_token_lives_for_hours_on_both_doors(ui, api, small_fleet):
+    from console.fleet.models import EnrollmentToken
+
+    ui("admin").post("/enrollment/", {"name": "ui", "expires_in_hours": 36, "max_uses": 1})
+    api("admin").post(
+        "/api/v1/enrollment-tokens/", {"name": "api", "expires_in_hours": 36}, format="json"
+    )
+    # A page rendered before the unit became hours still posts days.
+    ui("admin").post("/enrollment/", {"name": "old", "expires_days": 2, "max_uses": 1})
+    tokens = {t.name: t for t in EnrollmentToken.objects.all()}
+    for name, hours in (("ui", 36), ("api", 36), ("old", 48)):
+        t = tokens[name]
+        assert abs((t.expires_at - t.created_at).total_seconds() - hours * 3600) < 60, name

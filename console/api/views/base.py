@@ -3,7 +3,9 @@ pagination, capability checks and list filtering."""
 
 from __future__ import annotations
 
+from django_filters import CharFilter
 from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 
 from console.api import schema  # noqa: F401  (declares the filters' bounds before any schema)
@@ -30,18 +32,31 @@ def validated_query(serializer_class, request) -> dict:
     return data.validated_data
 
 
-class Pages(PageNumberPagination):
+class StrictPageSize:
+    """``?page_size=`` from 1 to 500, or a 400 (DRF would quietly use the default)."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request):
+        given = request.query_params.get(self.page_size_query_param)
+        if given is None:
+            return self.page_size
+        if not given.isdigit() or not 1 <= int(given) <= self.max_page_size:
+            raise ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(given)
 
-class NewestFirst(CursorPagination):
+
+class Pages(StrictPageSize, PageNumberPagination):
+    pass
+
+
+class NewestFirst(StrictPageSize, CursorPagination):
     """Cursor pages for histories with millions of rows (no COUNT)."""
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
     ordering = ("-started_at", "-id")
 
 
@@ -61,7 +76,21 @@ class ListFilters(DjangoFilterBackend):
     def filter_queryset(self, request, queryset, view):
         if getattr(view, "action", None) != "list":
             return queryset
-        return super().filter_queryset(request, queryset, view)
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        # A blank number, choice, id or date means "any" on a page's form; the
+        # API says what it is given: a typed parameter is given a value or left out.
+        blank = {
+            name: ["Give a value or leave the parameter out."]
+            for name, flt in filterset.filters.items()
+            if request.query_params.get(name) == "" and not isinstance(flt, CharFilter)
+        }
+        if blank:
+            raise ValidationError(blank)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return filterset.qs
 
 
 class Base:
