@@ -35,7 +35,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_backup(args) -> int:
-    from agent.engine.backup import run_backup
+    from agent.engine.backup import BackupOptions, run_backup
 
     repo = open_repository(args)
     excludes = list(args.exclude)
@@ -55,16 +55,15 @@ def cmd_backup(args) -> int:
                 update(p.bytes_done, p.bytes_total, p.files_done, p.files_total)
 
         try:
-            result = run_backup(
-                repo,
-                args.paths,
-                excludes=excludes,
-                tags=args.tag,
+            options = BackupOptions(
+                excludes=tuple(excludes),
+                tags=tuple(args.tag),
                 parent=parent,
                 progress=callback,
                 cancel=cancel,
                 hostname=args.host,
             )
+            result = run_backup(repo, args.paths, options)
         except KeyboardInterrupt:
             cancel.set()
             raise

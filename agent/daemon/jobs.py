@@ -191,16 +191,15 @@ def run_backup(
                 warnings.append(f"no point-in-time snapshot ({exc}); consistent read instead")
         ctx.report(files_done=0, bytes_done=0, percent=0.0)
         try:
-            result = engine_backup.run_backup(
-                repo,
-                paths,
-                excludes=excludes,
+            options = engine_backup.BackupOptions(
+                excludes=tuple(excludes),
                 translate=pit.translate if pit is not None else None,
                 frozen=pit.covers if pit is not None else None,
                 progress=progress,
                 cancel=ctx.cancel,
-                tags=[ctx.trigger],
+                tags=(ctx.trigger,),
             )
+            result = engine_backup.run_backup(repo, paths, options)
         except Exception as exc:
             if not (ctx.cancel.is_set() or isinstance(exc, BackupCancelled | JobCancelled)):
                 raise

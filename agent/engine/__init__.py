@@ -3,18 +3,20 @@ snapshots, backup, restore and check. See docs/format.md.
 
 The API the daemon and the CLI use::
 
-    from agent.engine import Repository, open_store, run_backup, run_restore, run_check
+    from agent.engine import BackupOptions, Repository, open_store, run_backup, run_restore, run_check
 
     store = open_store("s3://bucket/org/device")          # or a local path
     repo = Repository.open(store, key=org_key)            # or passphrase=...
-    result = run_backup(repo, ["/home/ana"], excludes=[...], tags=[...],
-                        progress=cb, translate=view_path, cancel=event)
+    options = BackupOptions(excludes=(...), tags=(...), progress=cb,
+                            translate=view_path, cancel=event)
+    result = run_backup(repo, ["/home/ana"], options)
     run_restore(repo, "latest", "/", include=["/home/ana/Documents/q3.xlsx"],
                 overwrite="if-newer")
     report = run_check(repo, read_data=True)
 """
 
 from agent.engine.backup import (
+    BackupOptions,
     BackupProgress,
     BackupResult,
     BackupStats,
@@ -57,6 +59,7 @@ from agent.engine.store import (
 __all__ = [
     "AmbiguousSnapshot",
     "BackupCancelled",
+    "BackupOptions",
     "BackupProgress",
     "BackupResult",
     "BackupStats",

@@ -101,8 +101,8 @@ def test_backup_reads_through_the_snapshot_and_keeps_its_release_warnings(
 
 
 def test_a_cancelled_backup_still_reports_the_release_warnings(repo, source, provider, monkeypatch):
-    def cancelled(*args, cancel, **kwargs):
-        cancel.set()
+    def cancelled(repo, paths, options):
+        options.cancel.set()
         raise BackupCancelled("cancelled")
 
     monkeypatch.setattr(jobs.engine_backup, "run_backup", cancelled)

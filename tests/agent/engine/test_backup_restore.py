@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from agent.engine import backup as backup_mod
+from agent.engine import backup_read as backup_mod
 from agent.engine.backup import run_backup
 from agent.engine.check import run_check
 from agent.engine.chunker import ChunkerParams
@@ -423,7 +423,7 @@ def test_cancel_indexes_uploaded_data(repo, reopen, tmp_path):
         if p.files_done >= 20:
             cancel.set()
 
-    import agent.engine.backup as b
+    import agent.engine.backup_stats as b
 
     old = b.PROGRESS_INTERVAL
     b.PROGRESS_INTERVAL = 0

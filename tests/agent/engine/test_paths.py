@@ -450,9 +450,9 @@ def test_windows_junctions_are_recorded_like_symlinks_and_not_followed(repo, dri
     monkeypatch.setattr(os, "readlink", readlink)
     # With a progress callback the totals scanner walks too; its DirEntry
     # carries the reparse tag on Windows only, so that check is stood in for.
-    from agent.engine import backup as backup_mod
+    from agent.engine import walker
 
-    monkeypatch.setattr(backup_mod, "_junction", lambda e: e.name == b"My Music")
+    monkeypatch.setattr(walker, "junction", lambda e: e.name == b"My Music")
     seen = []
     result = run_backup(repo, ["C:\\Users\\Ana"], translate=drive_c, progress=seen.append)
     assert all((p.files_total or 0) <= 4 for p in seen)  # a.txt, b.txt, scratch.TMP, Cache/c

@@ -1,9 +1,9 @@
-"""The coarse-timestamp rule behind consistent reads (agent/engine/backup.py)."""
+"""The coarse-timestamp rule behind consistent reads (agent/engine/backup_read.py)."""
 
 import os
 import time
 
-from agent.engine.backup import TICK_MARGIN_NS, _recently_changed
+from agent.engine.backup_read import TICK_MARGIN_NS, _recently_changed
 
 
 def _stat(ctime_ns: int) -> os.stat_result:
