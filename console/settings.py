@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "console.policies",
     "console.jobs",
     "console.storage",
+    "console.reports",
     "console.audit",
     "console.dashboard",
     "console.api",
@@ -218,6 +219,7 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-protection": {"task": "fleet.recompute_protection", "schedule": 600.0},
     "converge-policies": {"task": "policies.converge_policies", "schedule": 3600.0},
     "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
+    "fill-device-history": {"task": "reports.fill_history", "schedule": 3600.0},
     "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
