@@ -359,3 +359,25 @@ def test_users_get_roles_and_cannot_demote_themselves(users):
         save_user(admin, "admin", "Auditor", user=users["admin"])
     with pytest.raises(ValidationError):
         save_user(admin, "weak", "Auditor", password="123")
+
+
+def test_bulk_action_service_checks_the_role_and_skips_revoked_devices(users, small_fleet):
+    from console.jobs.bulk import run_bulk_action
+
+    ids = [str(d.pk) for d in small_fleet.devices] + ["not-a-uuid"]
+    fleet.revoke_device(SYSTEM, small_fleet.devices[2])
+    with pytest.raises(PermissionDenied):
+        run_bulk_action(Actor(user=users["auditor"]), "backup", ids)
+    with pytest.raises(ValidationError) as refused:
+        run_bulk_action(Actor(user=users["admin"]), "reboot", ids)
+    assert refused.value.message_dict == {"action": ["Choose an action."]}
+    with pytest.raises(ValidationError):
+        run_bulk_action(Actor(user=users["admin"]), "add_to_group", ids, group=None)
+
+    done = run_bulk_action(Actor(user=users["operator"]), "backup", ids)
+    assert len(done.devices) == len(done.commands) == 2  # the revoked one left out
+    done = run_bulk_action(
+        Actor(user=users["admin"]), "add_to_group", ids, group=str(small_fleet.other_group.pk)
+    )
+    assert done.group == small_fleet.other_group
+    assert small_fleet.other_group.devices.count() == 2
