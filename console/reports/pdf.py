@@ -31,6 +31,7 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import (
     KeepTogether,
@@ -177,17 +178,26 @@ def _text(value) -> str:
 # --- page furniture -----------------------------------------------------------
 
 
-def _footer_text(report) -> str:
+def _footer_text(report) -> tuple[str, str]:
     return (
-        f"Generated {_d(report.generated_at)} from {_clean(report.source, 120)} · "
-        f"digest sha256:{_clean(report.digest, 64)}"
+        f"Generated {_d(report.generated_at)} from {_clean(report.source, 200)}",
+        f"Report digest (SHA-256 of its data): {_clean(report.digest, 64)}",
     )
+
+
+def _fit(text: str, font: str, size: float, width: float) -> str:
+    """``text`` cut (with an ellipsis) to ``width`` points."""
+    if stringWidth(text, font, size) <= width:
+        return text
+    while text and stringWidth(text + "…", font, size) > width:
+        text = text[:-1]
+    return text + "…"
 
 
 class _NumberedCanvas(pdf_canvas.Canvas):
     """Defers each page until the end so the footer can say "page x of y"."""
 
-    def __init__(self, *args, footer: str, **kwargs):
+    def __init__(self, *args, footer: tuple[str, str], **kwargs):
         super().__init__(*args, **kwargs)
         self._footer = footer
         self._pages: list[dict] = []
@@ -209,11 +219,14 @@ class _NumberedCanvas(pdf_canvas.Canvas):
         y = MARGIN
         self.setStrokeColor(RULE)
         self.setLineWidth(0.5)
-        self.line(MARGIN, y + 9, width - MARGIN, y + 9)
+        self.line(MARGIN, y + 18, width - MARGIN, y + 18)
         self.setFont("Helvetica", 7)
         self.setFillColor(MUTED)
-        self.drawString(MARGIN, y, self._footer)
-        self.drawRightString(width - MARGIN, y, f"Page {number} of {total}")
+        page = f"Page {number} of {total}"
+        room = width - 2 * MARGIN - stringWidth(page, "Helvetica", 7) - 12
+        self.drawString(MARGIN, y + 9, _fit(self._footer[0], "Helvetica", 7, room))
+        self.drawString(MARGIN, y, _fit(self._footer[1], "Helvetica", 7, room))
+        self.drawRightString(width - MARGIN, y + 9, page)
 
 
 # --- sections ----------------------------------------------------------------
@@ -395,15 +408,23 @@ def _table_style(header_rows: int = 1) -> TableStyle:
     )
 
 
+def passed(result) -> bool:
+    text = str(result or "").strip().lower()
+    return text in PASSED or text.startswith(("met:", "met ", "ok:", "ok "))
+
+
+PASSED = ("pass", "passed", "met", "ok", "good", "succeeded", "protected")
+NOT_RUN = ("", "none", "—", "not run", "unknown")
+BAD_WORDS = ("fail", "damage", "never", "missing", "not seen", "unprotected", "error")
+
+
 def _result_colour(result) -> colors.Color:
-    text = str(result or "").lower()
-    if text in ("pass", "passed", "met", "ok", "good", "succeeded", "protected"):
+    text = str(result or "").strip().lower()
+    if passed(text):
         return GOOD
-    if text in ("", "none", "—", "not run", "never", "unknown"):
+    if text in NOT_RUN:
         return MUTED
-    if any(
-        word in text for word in ("fail", "damage", "not met", "never", "missing", "unprotected")
-    ):
+    if any(word in text for word in BAD_WORDS):
         return BAD
     return WARN
 
@@ -415,23 +436,29 @@ def _result(result) -> Paragraph:
     return _p(_text(result), style)
 
 
+def _control_colour(result) -> colors.Color:
+    text = str(result or "").strip().lower()
+    if passed(text):
+        return GOOD
+    return BAD if text.startswith(("fail", "not met")) else WARN
+
+
 def _controls_section(report) -> list:
-    header = [
-        Paragraph(h, CELL_HEAD)
-        for h in ("Framework", "Control", "Requirement", "Evidenced by", "Result")
-    ]
+    header = [Paragraph(h, CELL_HEAD) for h in ("Control", "Requirement", "Evidenced by", "Result")]
     rows = [header]
     for c in report.controls:
+        result = ParagraphStyle("cr", parent=CELL, textColor=_control_colour(c.result))
         rows.append(
             [
-                _p(c.framework),
-                _p(c.control),
+                Paragraph(
+                    f"<b>{escape(_clean(c.framework))}</b><br/>{escape(_clean(c.control))}", CELL
+                ),
                 _p(c.title, CELL, 240),
                 _p(_text(c.evidenced_by), CELL, 400),
-                _result(c.result),
+                _p(c.result, result, 600),
             ]
         )
-    table = LongTable(rows, colWidths=[32 * mm, 34 * mm, 75 * mm, 100 * mm, 28 * mm], repeatRows=1)
+    table = LongTable(rows, colWidths=[38 * mm, 62 * mm, 80 * mm, 89 * mm], repeatRows=1)
     table.setStyle(_table_style())
     return [
         Paragraph("Controls evidenced", H2),
@@ -508,34 +535,60 @@ PROTECTION_HEAD = (
 )
 
 
+def _common(report, name: str) -> str | None:
+    """The value every device shares for ``name``, else None."""
+    values = {_text(getattr(d, name)) for d in report.devices}
+    return values.pop() if len(values) == 1 else None
+
+
 def _protection_table(report) -> list:
-    rows = [[Paragraph(h, CELL_HEAD) for h in PROTECTION_HEAD]]
+    shared = {name: _common(report, name) for name in ("encryption", "immutability")}
+    columns = [("Device", 40, "hostname", 48)]
+    columns += [
+        (name.capitalize(), 45, name, 160)
+        for name in ("encryption", "immutability")
+        if shared[name] is None
+    ]
+    columns += [
+        ("Retention", 55, "retention", 120),
+        ("Last verification", 26, "last_verification", 0),
+        ("Verification result", 0, "verification_result", 0),
+        ("Last test restore", 26, "last_test_restore", 0),
+        ("Test restore result", 0, "test_restore_result", 0),
+    ]
+    fixed = sum(w for _, w, _, _ in columns)
+    flexible = (PAGE[0] / mm - 2 * MARGIN / mm - 1 - fixed) / 2
+    widths = [(w or flexible) * mm for _, w, _, _ in columns]
+    rows = [[Paragraph(h, CELL_HEAD) for h, _, _, _ in columns]]
     for d in report.devices:
-        rows.append(
-            [
-                _p(d.hostname, CELL, 48),
-                _p(_text(d.encryption), CELL, 120),
-                _p(_text(d.retention), CELL, 120),
-                _p(_text(d.immutability), CELL, 120),
-                _p(_d(d.last_verification, zone=False)),
-                _result(d.verification_result),
-                _p(_d(d.last_test_restore, zone=False)),
-                _result(d.test_restore_result),
-            ]
-        )
-    widths = [36, 44, 40, 34, 28, 30, 28, 30]
-    table = LongTable(rows, colWidths=[w * mm for w in widths], repeatRows=1)
+        row = []
+        for _, _, name, limit in columns:
+            value = getattr(d, name)
+            if name.endswith("_result"):
+                row.append(_result(value))
+            elif name.startswith("last_"):
+                row.append(_p(_d(value, zone=False)))
+            else:
+                row.append(_p(_text(value), CELL, limit or MAX_TEXT))
+        rows.append(row)
+    table = LongTable(rows, colWidths=widths, repeatRows=1)
     table.setStyle(_table_style())
+    same = [
+        Paragraph(f"<b>{label} (every device):</b> {escape(_clean(shared[name], 400))}", BODY)
+        for name, label in (("encryption", "Encryption"), ("immutability", "Immutability"))
+        if shared[name] is not None
+    ]
     return [
         KeepTogether(
             [
                 Paragraph("Protection in force per device", H2),
                 Paragraph(
-                    "How each device's data is protected at the end of the period: encryption (always on: "
-                    "AES-256-GCM with keys wrapped by the organisation key), retention and immutability from "
-                    "the policy in force, and the last verification and test restore with their results.",
+                    "How each device's data is protected at the end of the period: encryption, retention "
+                    "and immutability from the policy in force, and the last verification and test "
+                    "restore with what they found (damage names the affected files). Times are UTC.",
                     BODY,
                 ),
+                *same,
                 Spacer(1, 2 * mm),
             ]
         ),
