@@ -5,11 +5,14 @@ import os
 from celery import Celery
 from django.conf import settings  # lazy: read only once configured
 
+from console.metrics import worker as worker_metrics
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
 app = Celery("cairn")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+worker_metrics.connect()  # task counters; the exporter on CAIRN_WORKER_METRICS_BIND
 
 
 @app.on_configure.connect

@@ -4,6 +4,7 @@
 * ``/api/v1/``: the REST API (console/api/urls.py), ``/api/schema/`` its
   OpenAPI document and ``/api/docs/`` the browsable docs
 * ``/healthz``: the health probe (console/core)
+* ``/metrics``: Prometheus metrics, bearer token (console/metrics)
 * ``/admin/``: development only, read-only (console/accounts/admin_site.py)
 """
 
@@ -21,6 +22,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("console.api.urls")),
     path("", include("console.core.urls")),
+    path("", include("console.metrics.urls")),
     path("", include("console.dashboard.urls")),
 ]
 
