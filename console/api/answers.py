@@ -67,11 +67,3 @@ class RevisionWithDiff(s.RevisionSerializer):
     class Meta(s.RevisionSerializer.Meta):
         fields = [*s.RevisionSerializer.Meta.fields, "diff"]
         read_only_fields = fields
-
-
-class Error(serializers.Serializer):
-    """Every 4xx answer: ``detail`` (401, 403, 404, 429) or, for a 400, the
-    refused fields each with their messages (``non_field_errors`` for the
-    request as a whole)."""
-
-    detail = serializers.CharField(required=False)

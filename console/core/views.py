@@ -1,5 +1,5 @@
 """Views every other app builds on: the health probe. (The landing page is
-the dashboard's overview, console/dashboard/views.py.)"""
+the dashboard's overview, console/dashboard/views/overview.py.)"""
 
 from django.http import JsonResponse
 
