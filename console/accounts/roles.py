@@ -42,6 +42,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "storage.view": frozenset({ADMIN, AUDITOR}),
     "storage.manage": frozenset({ADMIN}),
     "audit.view": frozenset({ADMIN, AUDITOR}),
+    "report.view": frozenset({ADMIN, AUDITOR}),  # read and export compliance reports
     "user.manage": frozenset({ADMIN}),
 }
 

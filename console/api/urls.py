@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import DefaultRouter
 
 from console.api import views
+from console.api.views.reports import ComplianceReportView, ReportVerifyView
 
 router = DefaultRouter()
 router.register("overview", views.OverviewView, basename="overview")
@@ -18,6 +19,8 @@ router.register("enrollment-tokens", views.EnrollmentTokenViewSet, basename="enr
 router.register("storage-targets", views.StorageTargetViewSet, basename="storagetarget")
 router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
 router.register("users", views.UserViewSet, basename="user")
+router.register("reports/compliance", ComplianceReportView, basename="compliance-report")
+router.register("reports/verify", ReportVerifyView, basename="report-verify")
 
 
 @csrf_exempt  # nothing to protect, and a CSRF refusal would be an HTML 403

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from console.dashboard import views
+from console.dashboard.views.report_files import compliance_file
 
 urlpatterns = [
     path("", views.overview_page, name="overview"),
@@ -25,6 +26,7 @@ urlpatterns = [
         name="revision-detail",
     ),
     path("assignments/<int:pk>/remove/", views.assignment_remove, name="assignment-remove"),
+    path("reports/compliance/file/", compliance_file, name="compliance-file"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("commands/", views.command_list, name="command-list"),

@@ -369,6 +369,5 @@ def fill_missing(now: datetime | None = None, max_days: int = 7) -> int:
     yesterday = last_closed_day(now)
     last = DeviceDay.objects.aggregate(last=Max("day"))["last"]
     start = yesterday if last is None else max(last + DAY, yesterday - (max_days - 1) * DAY)
-    if start > yesterday:
-        return 0
-    return fill_days(start, yesterday, now=now)
+    # yesterday is refilled on each run: late reports from offline outboxes land
+    return fill_days(min(start, yesterday), yesterday, now=now)

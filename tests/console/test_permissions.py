@@ -59,6 +59,13 @@ UI = {
         ("get", lambda f: "/audit/export.csv", None),
     ],
     "user.manage": [("get", lambda f: "/users/", None), ("get", lambda f: "/users/new/", None)],
+    "report.view": [
+        (
+            "get",
+            lambda f: "/reports/compliance/file/?from=2026-01-01&to=2026-01-02&format=csv",
+            None,
+        )
+    ],
 }
 
 API = {
@@ -104,6 +111,15 @@ API = {
     ],
     "audit.view": [("get", lambda f: "/api/v1/audit-events/", None)],
     "user.manage": [("get", lambda f: "/api/v1/users/", None)],
+    "report.view": [
+        ("get", lambda f: "/api/v1/reports/compliance/?from=2026-01-01&to=2026-01-02", None),
+        (
+            "get",
+            lambda f: "/api/v1/reports/compliance/?from=2026-01-01&to=2026-01-02&format=csv",
+            None,
+        ),
+        ("post", lambda f: "/api/v1/reports/verify/", {}),
+    ],
 }
 
 
