@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "console.storage",
     "console.reports",
     "console.audit",
+    "console.alerts",
     "console.dashboard",
     "console.api",
     "console.gateway",
@@ -220,9 +221,26 @@ CELERY_BEAT_SCHEDULE = {
     "converge-policies": {"task": "policies.converge_policies", "schedule": 3600.0},
     "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
     "fill-device-history": {"task": "reports.fill_history", "schedule": 3600.0},
+    "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
+    "alert-digests": {"task": "alerts.digest", "schedule": 3600.0},
     "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- e-mail (alert notifications, console/alerts/notify.py): SMTP when
+# EMAIL_HOST is set; embedded, each message is written under var/mail/ ------
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cairn@localhost")
 
 # --- object storage: a local directory unless S3_ENDPOINT names MinIO/S3 ----
 S3_ENDPOINT = env_str("S3_ENDPOINT", "")

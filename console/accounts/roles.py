@@ -44,6 +44,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "audit.view": frozenset({ADMIN, AUDITOR}),
     "report.view": frozenset({ADMIN, AUDITOR}),  # read and export compliance reports
     "user.manage": frozenset({ADMIN}),
+    "alert.acknowledge": frozenset({ADMIN, OPERATOR}),
+    "alert.manage": frozenset({ADMIN}),
 }
 
 # Actions on many devices at once (device list, POST /api/v1/devices/bulk/).

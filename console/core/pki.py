@@ -313,8 +313,15 @@ def sign_device_csr(ca: CA, csr_pem: bytes, device_id: str | uuid.UUID) -> Devic
         pem=cert.public_bytes(serialization.Encoding.PEM),
         fingerprint=fingerprint(cert),
         serial=serial,
-        not_after=not_after,
+        not_after=cert.not_valid_after_utc,  # as written: whole seconds
     )
+
+
+def not_after_from_pem(pem: bytes | str) -> dt.datetime:
+    """When a certificate expires (UTC)."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc
 
 
 def device_id_from_pem(pem: bytes | str) -> str:

@@ -68,6 +68,9 @@ class Device(models.Model):
     cert_fingerprint = models.CharField(
         max_length=128, blank=True, db_index=True, help_text="SHA-256 of the device certificate"
     )
+    cert_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="notAfter of the pinned device certificate"
+    )
     revoked = models.BooleanField(default=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -179,6 +179,7 @@ def enroll_device(
     agent_version: str = "",
     owner: str = "",
     cert_fingerprint: str = "",
+    cert_expires_at=None,
     device_id=None,
     address: str | None = None,
 ) -> Device:
@@ -195,6 +196,7 @@ def enroll_device(
         agent_version=agent_version[:32],
         owner=owner[:255],
         cert_fingerprint=cert_fingerprint,
+        cert_expires_at=cert_expires_at,
         enrolled_at=now,
         last_seen_at=now,
         enrollment_token=token,

@@ -164,6 +164,10 @@ def test_certificate_renewal_keeps_the_old_one_until_the_new_one_is_used(gateway
     h = AgentHome(home)
     old = h.tls_material()
     assert 390 < certificate_days_left(h) < 398
+    from console.core import pki as _pki
+
+    enrolled_until = Device.objects.get(pk=device_id).cert_expires_at
+    assert enrolled_until == _pki.not_after_from_pem(old[2])
 
     def submit(material):
         with grpc.secure_channel(gateway.address, channel.mtls_credentials(*material)) as ch:
@@ -175,13 +179,17 @@ def test_certificate_renewal_keeps_the_old_one_until_the_new_one_is_used(gateway
     assert new[1] != old[1] and new[2] != old[2]
     assert (home / "device.key").stat().st_mode & 0o077 == 0
     submit(old)  # a lost renewal answer must not lock the device out
+    Device.objects.filter(pk=device_id).update(cert_expires_at=None)
     submit(new)  # first use of the new certificate pins it
     with pytest.raises(grpc.RpcError) as err:
         submit(old)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     from console.core import pki
 
-    assert Device.objects.get(pk=device_id).cert_fingerprint == pki.fingerprint(new[2])
+    device = Device.objects.get(pk=device_id)
+    assert device.cert_fingerprint == pki.fingerprint(new[2])
+    # the alerts' "certificate about to expire" reads the promoted one's notAfter
+    assert device.cert_expires_at == pki.not_after_from_pem(new[2])
 
 
 def test_two_gateways_commands_reach_the_one_holding_each_stream(

@@ -3,6 +3,7 @@ row must exist, not be revoked, and pin that exact certificate."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -24,6 +25,9 @@ class Refused(Exception):
 class Caller:
     device_id: str
     fingerprint: str
+    #: the certificate's notAfter: becomes Device.cert_expires_at when a
+    #: renewed certificate is promoted (alerts: certificate about to expire)
+    not_after: dt.datetime | None = None
 
 
 def caller_from_pem(cert_pem: bytes | str | None) -> Caller:
@@ -31,7 +35,11 @@ def caller_from_pem(cert_pem: bytes | str | None) -> Caller:
         raise Refused("a device certificate is required (mutual TLS)")
     if isinstance(cert_pem, str):
         cert_pem = cert_pem.encode()
-    return Caller(device_id=pki.device_id_from_pem(cert_pem), fingerprint=pki.fingerprint(cert_pem))
+    return Caller(
+        device_id=pki.device_id_from_pem(cert_pem),
+        fingerprint=pki.fingerprint(cert_pem),
+        not_after=pki.not_after_from_pem(cert_pem),
+    )
 
 
 # One SELECT serves authentication and the stream's opening (facts, policy).
@@ -57,20 +65,23 @@ def authenticate(caller: Caller) -> Device:
     if device.revoked:
         raise Refused("device revoked", revoked=True)
     superseded = device.cert_fingerprint and device.cert_fingerprint != caller.fingerprint
-    if superseded and not _promote_renewed(device, caller.fingerprint):
+    if superseded and not _promote_renewed(device, caller):
         raise Refused("certificate superseded (device re-enrolled)", revoked=True)
     return device
 
 
-def _promote_renewed(device: Device, fingerprint: str) -> bool:
+def _promote_renewed(device: Device, caller: Caller) -> bool:
     """First use of a renewed certificate: it becomes the pinned one (the
     previous certificate is refused from now on)."""
+    fingerprint = caller.fingerprint
     with transaction.atomic():
         if not DeviceConnection.objects.filter(
             device_id=device.pk, next_cert_fingerprint=fingerprint
         ).update(next_cert_fingerprint=""):
             return False
-        Device.objects.filter(pk=device.pk).update(cert_fingerprint=fingerprint)
+        Device.objects.filter(pk=device.pk).update(
+            cert_fingerprint=fingerprint, cert_expires_at=caller.not_after
+        )
     device.cert_fingerprint = fingerprint
     return True
 
