@@ -28,6 +28,12 @@ def enroll_bind() -> str:
     return f"{host}:{int(port) + 1}"
 
 
+def metrics_bind() -> str:
+    """host:port of this gateway's Prometheus exporter (empty: none); one
+    port per gateway process on a host."""
+    return _get("GATEWAY_METRICS_BIND", "")
+
+
 def public_address() -> str:
     return _get("GATEWAY_PUBLIC_ADDRESS", "") or bind()
 

@@ -64,6 +64,7 @@ class CommandDelivery:
             msg = wire.command_message(cmd)
             session.sent[str(cmd.id)] = ""
         session.send(msg)
+        self.delivered[cmd.kind] = self.delivered.get(cmd.kind, 0) + 1
         if mark:
             await self.db(commands.mark_sent, [cmd.id])
         return True
@@ -107,6 +108,7 @@ class CommandDelivery:
             return
         session.mark_policy_sent(digest)
         session.send(wire.policy_message(digest, spec))
+        self.delivered["policy_push"] = self.delivered.get("policy_push", 0) + 1
 
     async def on_message(self, message: dict) -> None:
         """A message from Celery (Redis pub/sub) for a device this instance holds."""

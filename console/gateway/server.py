@@ -19,7 +19,9 @@ The servicer, ``Gateway``, is assembled from one facet per concern:
   device, and from the sweep);
 * console/gateway/batching.py - heartbeats, acknowledgements and deliveries
   written in batches, and the periodic sweep of the database, which also
-  closes the streams of revoked devices.
+  closes the streams of revoked devices;
+* console/gateway/metrics.py - this process's Prometheus exporter
+  (``GATEWAY_METRICS_BIND``), read from the counters kept here.
 
 This module holds the state they share, caller authentication, and the
 listeners.
@@ -39,7 +41,7 @@ from django import db as django_db
 from agent.policy import Policy
 from agent.rpc import agent_pb2_grpc as pb_grpc
 from console.core import keys, pki
-from console.gateway import conf
+from console.gateway import conf, metrics
 from console.gateway.batching import BatchedWrites
 from console.gateway.delivery import CommandDelivery
 from console.gateway.registry import AsyncRegistry
@@ -72,7 +74,8 @@ class Gateway(
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="gw-db")
         self.ca = pki.ensure_ca()  # production: CAMissing until manage.py init_keys
         keys.org_key()  # the same for the organisation key: refuse to start, create nothing
-        self.stats = {"heartbeats": 0, "reports": 0, "streams_opened": 0}
+        self.stats = {"heartbeats": 0, "reports": 0, "reports_written": 0, "streams_opened": 0}
+        self.delivered: dict[str, int] = {}  # messages written to streams, by command kind
         self._tasks: list[asyncio.Task] = []
 
     # -- plumbing -----------------------------------------------------------------
@@ -130,9 +133,11 @@ async def serve(
     instance_id: str | None = None,
     ready=None,
     stop_event: asyncio.Event | None = None,
+    metrics_bind: str | None = None,
 ) -> None:
     bind = bind or conf.bind()
     enroll_bind = enroll_bind or conf.enroll_bind()
+    metrics_bind = conf.metrics_bind() if metrics_bind is None else metrics_bind
     gateway = Gateway(instance_id)
     public_host = conf.public_address().rpartition(":")[0]
     key_pem, chain_pem = pki.ensure_server_certificate(
@@ -150,6 +155,7 @@ async def serve(
         raise SystemExit(f"cannot listen on {bind} / {enroll_bind}")
     await server.start()
     await gateway.start_background()
+    exporter = metrics.start_exporter(gateway, metrics_bind) if metrics_bind else None
     log.info("gateway %s listening: mTLS %s, enrollment %s", gateway.instance_id, bind, enroll_bind)
     if ready is not None:
         ready(gateway)
@@ -165,4 +171,6 @@ async def serve(
     gateway.stopping = True  # streams closing now are recorded in one batch
     await server.stop(grace=3)
     await gateway.stop_background()
+    if exporter is not None:
+        exporter.stop()
     gateway.executor.shutdown(wait=False)

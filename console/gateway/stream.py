@@ -190,6 +190,8 @@ class StreamServicer:
             self.progress[(session.device_id, report.progress.job_id)] = report
             return
         ok = await self.db(reports.ingest, session.device_id, report)
+        if ok:
+            self.stats["reports_written"] += 1
         if ok and report.idempotency_key:
             session.send(
                 pb.ConsoleMessage(report_ack=pb.ReportAck(accepted_keys=[report.idempotency_key]))
