@@ -88,3 +88,7 @@ class GeneratedReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.scope} {self.start}..{self.end} ({self.format})"
+
+
+# Scheduled reports and the bytes of the reports they generated (their own module).
+from console.reports.schedules import ReportFile, ReportSchedule  # noqa: E402, F401

@@ -49,9 +49,10 @@ def _run(device, kind, state, at, **extra):
 
 
 def build(
-    enroll, plaintext: str, n: int, *, days: int = 14, end: date | None = None
+    enroll, plaintext: str, n: int, *, days: int = 14, end: date | None = None, prepare=None
 ) -> ReportFleet:
-    """Enroll ``n`` more devices and give them all a known history."""
+    """Enroll ``n`` more devices and give them all a known history;
+    ``prepare(devices)`` runs before the history is filled (e.g. groups)."""
     enroll(plaintext, n, prefix="rp")
     end = end or (timezone.now().astimezone(UTC).date() - timedelta(days=1))
     start = end - timedelta(days=days - 1)
@@ -99,6 +100,8 @@ def build(
                 )
             )
     JobRun.objects.bulk_create(runs)
+    if prepare is not None:
+        prepare(devices)
     history.fill_days(start - timedelta(days=2), end)
     devices = list(Device.objects.order_by("hostname"))
     return ReportFleet(start, end, devices, never, failing, Device.objects.get(pk=hostile.pk))
