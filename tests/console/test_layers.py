@@ -7,7 +7,7 @@ imports of console.* resolved to modules, and three rules checked:
 1. no import cycle among console's modules (module-level and function-level
    imports alike: a cycle hidden in a function is still a cycle);
 2. a domain app (core, accounts, audit, fleet, policies, jobs, storage)
-   never imports an adapter (gateway, api, dashboard) nor the demo app, and
+   never imports an adapter (gateway, api, dashboard, metrics) nor the demo app, and
    the foundation (core, accounts, audit) never imports the other domain
    apps;
 3. no function-level import of console.*: such an import only hides a cycle
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
 DOMAIN = ("core", "accounts", "audit", "fleet", "policies", "jobs", "storage", "alerts")
-ADAPTERS = ("gateway", "api", "dashboard", "demo")
+ADAPTERS = ("gateway", "api", "dashboard", "metrics", "demo")
 FOUNDATION = ("core", "accounts", "audit")
 
 
