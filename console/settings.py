@@ -282,16 +282,7 @@ GATEWAY_PUBLIC_ADDRESS = env_str("CAIRN_GATEWAY_ADDRESS", GATEWAY_BIND)
 # Bearer token a Prometheus scrape must send to /metrics and to the gateway's
 # and workers' exporters; unset: development answers anyone, production no one.
 CAIRN_METRICS_TOKEN = env_str("CAIRN_METRICS_TOKEN", "")
-CAIRN_METRICS_CACHE_SECONDS = float(env_str("CAIRN_METRICS_CACHE_SECONDS", "5"))
-# host:port of the gateway's and the workers' exporters; empty: none.
-GATEWAY_METRICS_BIND = env_str("CAIRN_GATEWAY_METRICS_BIND", "")
-WORKER_METRICS_BIND = env_str("CAIRN_WORKER_METRICS_BIND", "")
-
-# --- metrics (docs/operations.md, "Metrics") --------------------------------
-# Bearer token a Prometheus scrape must send to /metrics and to the gateway's
-# and workers' exporters; unset: development answers anyone, production no one.
-CAIRN_METRICS_TOKEN = env_str("CAIRN_METRICS_TOKEN", "")
-CAIRN_METRICS_CACHE_SECONDS = float(env_str("CAIRN_METRICS_CACHE_SECONDS", "5"))
+CAIRN_METRICS_CACHE_SECONDS = env_int("CAIRN_METRICS_CACHE_SECONDS", 5)
 # host:port of the gateway's and the workers' exporters; empty: none.
 GATEWAY_METRICS_BIND = env_str("CAIRN_GATEWAY_METRICS_BIND", "")
 WORKER_METRICS_BIND = env_str("CAIRN_WORKER_METRICS_BIND", "")

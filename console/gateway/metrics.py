@@ -71,4 +71,7 @@ class GatewayCollector(Collector):
 def start_exporter(gateway, bind: str) -> Exporter:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(gateway))
-    return Exporter(bind, registry).start()
+    try:
+        return Exporter(bind, registry).start()
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot serve metrics on {bind}: {exc}") from exc

@@ -153,9 +153,9 @@ async def serve(
     eport = server.add_secure_port(enroll_bind, server_only)
     if not port or not eport:
         raise SystemExit(f"cannot listen on {bind} / {enroll_bind}")
+    exporter = metrics.start_exporter(gateway, metrics_bind) if metrics_bind else None
     await server.start()
     await gateway.start_background()
-    exporter = metrics.start_exporter(gateway, metrics_bind) if metrics_bind else None
     log.info("gateway %s listening: mTLS %s, enrollment %s", gateway.instance_id, bind, enroll_bind)
     if ready is not None:
         ready(gateway)

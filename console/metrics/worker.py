@@ -85,7 +85,10 @@ def on_worker_init(sender=None, **kwargs):
         for stale in glob.glob(os.path.join(folder, "*.db")):
             os.remove(stale)
     if bind and _exporter is None:
-        _exporter = Exporter(bind, registry()).start()
+        try:
+            _exporter = Exporter(bind, registry()).start()
+        except (OSError, ValueError) as exc:
+            log.error("worker metrics: cannot serve on %s: %s", bind, exc)
 
 
 def on_process_shutdown(pid=None, **kwargs):

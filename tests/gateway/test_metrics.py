@@ -4,6 +4,9 @@ command delivered and its result written; anonymous scrapes refused."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -17,7 +20,7 @@ from console.fleet.services import create_enrollment_token
 from console.gateway.models import DeviceConnection
 from console.jobs.models import JobRun
 from console.jobs.services import request_verify
-from tests.gateway.harness import Agent, Gateway, enroll_agent, wait_for
+from tests.gateway.harness import ROOT, Agent, Gateway, enroll_agent, wait_for
 from tests.support import free_port
 
 pytestmark = pytest.mark.slow
@@ -111,3 +114,23 @@ def test_streams_held_heartbeats_and_deliveries_over_http(service_env, tmp_path)
         if agent is not None:
             agent.stop()
         gw.stop()
+
+
+def test_a_bad_metrics_address_is_a_clear_error(service_env, tmp_path):
+    def run(*args, env=None):
+        return subprocess.run(
+            [sys.executable, "manage.py", "run_gateway", "--bind", f"127.0.0.1:{free_port()}",
+             "--enroll-bind", f"127.0.0.1:{free_port()}", *args],
+            cwd=ROOT, env={**service_env, **(env or {})}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+
+    res = run("--metrics-bind", "nonsense")
+    assert res.returncode != 0 and "expected host:port" in res.stderr, res.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run(env={"CAIRN_GATEWAY_METRICS_BIND": f"127.0.0.1:{port}"})
+    assert res.returncode != 0, res.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in res.stderr, res.stderr
