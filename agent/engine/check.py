@@ -7,8 +7,9 @@ Structure (always):
     through the index and decrypts; every file's chunks are in the index;
     every entry name is one path component, unique in its directory
     (``paths.safe_name``: a name restore would refuse is damage).
-Data (``read_data=True``):
-  * every pack is read whole: its name must equal the BLAKE3 of its bytes,
+Data (``read_data=True``; ``packs`` narrows it to a subset, the rest is
+checked for size only, so a verification can read a rotating sample):
+  * every pack (of the subset) is read whole: its name must equal the BLAKE3 of its bytes,
     its header must authenticate and agree with the index, and every blob
     must decrypt, decompress and hash back to its id.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -113,10 +114,14 @@ def run_check(
     progress: Callable[[CheckProgress], None] | None = None,
     cancel: threading.Event | None = None,
     workers: int = 2,
+    packs: Collection[str] | None = None,
 ) -> CheckReport:
     """Verify ``repo`` (see the module docstring). Raises CheckCancelled when
-    ``cancel`` is set; damage is reported in the CheckReport, not raised."""
-    return _Check(repo, read_data, progress, workers, cancel or threading.Event()).run()
+    ``cancel`` is set; damage is reported in the CheckReport, not raised.
+    ``packs`` (pack ids): with ``read_data``, read only these whole."""
+    check = _Check(repo, read_data, progress, workers, cancel or threading.Event())
+    check.only_packs = None if packs is None else set(packs)
+    return check.run()
 
 
 class _Check:
@@ -130,6 +135,7 @@ class _Check:
         self.bad_blobs: dict[bytes, str] = {}  # blob id -> reason
         self._lock = threading.Lock()
         self._last = 0.0
+        self.only_packs: set[str] | None = None
 
     def error(self, kind: str, message: str, **where) -> None:
         if len(self.report.errors) < MAX_PROBLEMS:
@@ -176,11 +182,14 @@ class _Check:
             for blob_id, _e in by_pack.get(pack_id, []):
                 self.bad_blobs[blob_id] = f"pack {pack_id[:16]} is missing"
         present = sorted(packs_in_index & set(stored))
-        if read_data := self.report.read_data:
-            self._read_packs(present, by_pack, stored)
+        if self.report.read_data:
+            only = self.only_packs
+            read = present if only is None else [p for p in present if p in only]
+            self._read_packs(read, by_pack, stored)
+            if only is not None:
+                self._check_pack_sizes([p for p in present if p not in only], by_pack, stored)
         else:
             self._check_pack_sizes(present, by_pack, stored)
-        del read_data
         self._check_snapshots()
         self.report.duration = round(time.monotonic() - t0, 3)
         return self.report

@@ -5,7 +5,7 @@
   queryset: pending → sent → acknowledged → done | failed | expired, never
   backwards, never out of a final state. Created by service functions only
   (console/jobs/services.py), delivered through console/jobs/dispatch.py.
-* JobRun: one backup / restore / verify / prune on a device, scheduled by the
+* JobRun: one backup / restore / verify / prune / test restore on a device, scheduled by the
   agent or asked for by a Command, with progress, statistics, warnings,
   snapshot id and error. Written by the report service functions the gateway
   calls (idempotent by ``idempotency_key``).
@@ -150,6 +150,7 @@ class JobKind(models.TextChoices):
     RESTORE = "restore", "Restore"
     VERIFY = "verify", "Verify"
     PRUNE = "prune", "Prune"
+    TEST_RESTORE = "test_restore", "Test restore"
 
 
 class JobTrigger(models.TextChoices):

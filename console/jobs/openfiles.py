@@ -31,6 +31,12 @@ MAX_TEXT = 500
 HISTORY_RUNS = 200
 
 INCONSISTENT_LABEL = "Succeeded with inconsistent files"
+#: the agent's notice that a source had no snapshot (chooser.py): a fact about
+#: the PC, kept on the run's statistics and shown once per device, not counted
+#: as a warning of every job
+ENVIRONMENT_PREFIX = "no snapshot for "
+ENVIRONMENT_SUFFIX = "files read live with consistent-read checks"
+MAX_NOTICES = 20
 
 
 def _text(value, limit: int = MAX_TEXT) -> str:
@@ -81,6 +87,28 @@ def inconsistent_files(stats) -> tuple[list[str], int]:
     if not isinstance(count, int) or isinstance(count, bool) or count < len(files):
         count = len(files)
     return files, count
+
+
+def split_environment(warnings: list) -> tuple[list, list[str]]:
+    """(the real warnings, the environment notices) of a run's warnings."""
+    real, notices = [], []
+    for w in warnings:
+        text = w if isinstance(w, str) else ""
+        if text.startswith(ENVIRONMENT_PREFIX) and text.endswith(ENVIRONMENT_SUFFIX):
+            if len(notices) < MAX_NOTICES:
+                notices.append(text[:MAX_TEXT])
+        else:
+            real.append(w)
+    return real, notices
+
+
+def environment_notices(stats) -> list[str]:
+    """The environment notices kept on a backup's statistics (the device
+    page shows its latest backup's, once)."""
+    raw = stats.get("environment_notices") if isinstance(stats, dict) else None
+    if not isinstance(raw, list):
+        return []
+    return [_text(n) for n in raw[:MAX_NOTICES] if isinstance(n, str)]
 
 
 def outcome(run: JobRun) -> str:

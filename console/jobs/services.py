@@ -30,7 +30,7 @@ from django.utils import timezone
 from console.audit.services import SYSTEM, Actor, record
 from console.core.queries import chunks
 from console.fleet.models import AT_RISK_FACTOR, Device
-from console.jobs import dispatch
+from console.jobs import dispatch, openfiles
 from console.jobs.models import (
     FINAL_COMMAND_STATES,
     Command,
@@ -359,7 +359,11 @@ def record_job_result(
         if run.state != JobState.RUNNING:
             return run
     stats = stats or {}
-    warnings = list(warnings or [])
+    # "no snapshot provider" is a fact about the PC, not a warning of every
+    # job: kept on the run, shown once on the device page
+    warnings, notices = openfiles.split_environment(list(warnings or []))
+    if notices:
+        stats = {**stats, "environment_notices": notices}
     run.state = JobState.CANCELLED if cancelled else (JobState.SUCCEEDED if ok else JobState.FAILED)
     run.finished_at = finished_at
     run.progress = 1.0 if ok else run.progress

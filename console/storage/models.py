@@ -127,3 +127,28 @@ class ObservedSnapshot(models.Model):
         """Observed good: a backup the console saw succeed named it, and its
         agent time is plausible."""
         return self.job_run_id is not None and not self.suspicious
+
+
+class VerificationState(models.Model):
+    """Where a device's server-side verification stands (console/storage/
+    verification.py): the rotating read's cursor through the repository's
+    packs, when the current cycle began, and the last runs."""
+
+    device = models.OneToOneField(
+        "fleet.Device", on_delete=models.CASCADE, related_name="verification_state"
+    )
+    #: the last pack id read in the current cycle ("" = start of a cycle)
+    cursor = models.CharField(max_length=64, blank=True)
+    cycle_started_at = models.DateTimeField(null=True, blank=True)
+    last_verify_at = models.DateTimeField(null=True, blank=True)
+    last_test_restore_at = models.DateTimeField(null=True, blank=True)
+    #: the last finished runs, for the device page (one query)
+    last_verify_run = models.ForeignKey(
+        "jobs.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_test_restore_run = models.ForeignKey(
+        "jobs.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"verification of {self.device_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from agent.engine.store import StoreError
-from console.storage import maintenance, spool
+from console.storage import maintenance, spool, verification
 
 
 @shared_task(name="storage.maintain_device", acks_late=True)
@@ -36,3 +36,27 @@ def promote_spool(device_id: str) -> dict:
     """Promote a device's offline spool uploads (queued when a backup result
     says it spooled objects; maintenance also runs it)."""
     return spool.promote(device_id).to_dict()
+
+
+@shared_task(name="storage.verify_device", acks_late=True)
+def verify_device(device_id: str, run_id: int | None = None) -> str:
+    """Verification of one device repository (a JobRun of kind verify)."""
+    run = verification.verify_device(device_id, run_id=run_id)
+    return run.state if run is not None else "skipped"
+
+
+@shared_task(name="storage.test_restore_device", acks_late=True)
+def test_restore_device(device_id: str) -> str:
+    """Test restore of a sample of one device's files (a JobRun of kind test_restore)."""
+    run = verification.test_restore_device(device_id)
+    return run.state if run is not None else "skipped"
+
+
+@shared_task(name="storage.verify_due")
+def verify_due() -> int:
+    """Beat (hourly): queue the verifications and test restores the policies make due."""
+    due = verification.due()
+    for device_id, kind in due:
+        task = verify_device if kind == "verify" else test_restore_device
+        task.delay(device_id)
+    return len(due)

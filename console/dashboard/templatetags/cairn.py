@@ -8,6 +8,8 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from console.jobs import openfiles
+
 register = template.Library()
 
 STATUS_LABELS = {
@@ -63,6 +65,16 @@ def badge(status: str, label: str | None = None):
         ICONS[tone],
         text,
     )
+
+
+@register.simple_tag
+def job_badge(run):
+    """A job's outcome as an admin reads it: "Succeeded with inconsistent
+    files" (torn files) apart from plain "Succeeded"."""
+    label = openfiles.outcome(run)
+    if label == openfiles.INCONSISTENT_LABEL:
+        return badge("at_risk", label)
+    return badge(run.state)
 
 
 @register.filter

@@ -32,7 +32,7 @@ from console.jobs import services as jobs
 from console.policies import origin
 from console.policies import services as policies
 from console.policies.models import Policy
-from console.storage import observed
+from console.storage import observed, verification
 
 
 @require("view")
@@ -93,6 +93,12 @@ def device_detail(request, pk):
                 next((r.stats for r in runs if r.kind == "backup"), {})
             ),
             "unprotected_files": openfiles.unprotected_files(device),
+            # issue 17: the environment notice once per device; the last
+            # verification and test restore with what they read and found
+            "environment_notices": openfiles.environment_notices(
+                next((r.stats for r in runs if r.kind == "backup" and r.finished_at), {})
+            ),
+            "verification": verification.latest(device),
         },
     )
 
@@ -148,7 +154,8 @@ def device_backup(request, pk):
 @require_POST
 @require("device.verify")
 def device_verify(request, pk):
-    return _request_command(request, pk, jobs.request_verify, "Verification")
+    # run by the console's workers on the repository (console/storage/verification.py)
+    return _request_command(request, pk, verification.request_verify, "Verification")
 
 
 @require("device.restore")

@@ -26,6 +26,7 @@ from console.jobs.models import (
     JobRun,
     JobState,
 )
+from console.storage import verification
 
 
 @require("view")
@@ -70,6 +71,8 @@ def job_detail(request, pk):
         "torn_count": torn_count,
         # shown on their own: not as raw tags among the counters
         "plain_stats": {k: v for k, v in run.stats.items() if not isinstance(v, dict | list)},
+        # verify / test restore: what was read, how much, what was damaged, which files
+        "verification": verification.summary(run),
     }
     return render(request, template, context)
 
