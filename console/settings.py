@@ -220,7 +220,6 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-protection": {"task": "fleet.recompute_protection", "schedule": 600.0},
     "converge-policies": {"task": "policies.converge_policies", "schedule": 3600.0},
     "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
-    "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
     "fill-device-history": {"task": "reports.fill_history", "schedule": 3600.0},
     "report-schedules": {"task": "reports.run_due_schedules", "schedule": 3600.0},
     "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
