@@ -220,6 +220,7 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-protection": {"task": "fleet.recompute_protection", "schedule": 600.0},
     "converge-policies": {"task": "policies.converge_policies", "schedule": 3600.0},
     "maintain-repositories": {"task": "storage.maintain_all", "schedule": 86400.0},
+    "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
     "fill-device-history": {"task": "reports.fill_history", "schedule": 3600.0},
     "report-schedules": {"task": "reports.run_due_schedules", "schedule": 3600.0},
     "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
@@ -316,6 +317,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # one name for the alert rules wherever they appear (alert, channel)
+    "ENUM_NAME_OVERRIDES": {"AlertRuleEnum": "console.alerts.models.Rule"},
     "REDOC_DIST": "SIDECAR",
     # API clients sign in with a token; the session cookie is the browser's.
     "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],

@@ -4,6 +4,12 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import DefaultRouter
 
 from console.api import views
+from console.api.views.alerts import (
+    AlertSettingsView,
+    AlertViewSet,
+    ChannelViewSet,
+    ThresholdsViewSet,
+)
 from console.api.views.reports import ComplianceReportView, ReportVerifyView
 
 router = DefaultRouter()
@@ -20,6 +26,9 @@ router.register("storage-targets", views.StorageTargetViewSet, basename="storage
 router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
 router.register("users", views.UserViewSet, basename="user")
 router.register("reports/compliance", ComplianceReportView, basename="compliance-report")
+router.register("alerts", AlertViewSet, basename="alert")
+router.register("alert-thresholds", ThresholdsViewSet, basename="alertthresholds")
+router.register("alert-channels", ChannelViewSet, basename="alertchannel")
 router.register("reports/verify", ReportVerifyView, basename="report-verify")
 
 
@@ -35,5 +44,6 @@ urlpatterns = [
     path("policy-spec/", views.spec_defaults, name="api-spec-defaults"),
     path("auth/token/", views.TokenLogin.as_view(), name="api-token"),
     path("", include(router.urls)),
+    path("alert-settings/", AlertSettingsView.as_view(), name="api-alert-settings"),
     re_path(r"^(?P<rest>.*)$", not_found),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from console.dashboard import views
+from console.dashboard.views.alerts import alert_acknowledge, alert_list, alert_rules
 from console.dashboard.views.report_files import compliance_file
 
 urlpatterns = [
@@ -34,6 +35,9 @@ urlpatterns = [
     path("enrollment/", views.token_list, name="token-list"),
     path("enrollment/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("alerts/", alert_list, name="alert-list"),
+    path("alerts/rules/", alert_rules, name="alert-rules"),
+    path("alerts/<int:pk>/acknowledge/", alert_acknowledge, name="alert-acknowledge"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
     path("audit/<int:pk>/", views.audit_detail, name="audit-detail"),
     path("storage/", views.storage_page, name="storage"),

@@ -387,3 +387,115 @@ def test_a_burst_becomes_one_summary(fleet10, small_fleet):
     tasks.deliver.apply(args=[result.deliveries[0]])
     assert len(mail.outbox) == 1 and "25 alert(s)" in mail.outbox[0].subject
     assert mail.outbox[0].body.count("Not seen on") == 25
+
+
+def test_api_channels_thresholds_settings_and_acknowledge(api, small_fleet):
+    admin = api("admin")
+    r = admin.post(
+        "/api/v1/alert-channels/",
+        {"name": "teams", "kind": "webhook", "url": "https://example.com/h", "secret": "k1",
+         "rules": ["damage", "out_of_rpo"]},
+        format="json",
+    )  # fmt: skip
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["has_secret"] is True and "secret" not in body
+    assert Channel.objects.get().secret == "k1"
+    bad = admin.post(
+        "/api/v1/alert-channels/",
+        {"name": "x", "kind": "webhook", "url": "file:///etc/passwd"},
+        format="json",
+    )
+    assert bad.status_code == 400 and "url" in bad.json()
+    bad = admin.post(
+        "/api/v1/alert-channels/", {"name": "y", "kind": "email", "recipients": []}, format="json"
+    )
+    assert bad.status_code == 400 and "recipients" in bad.json()
+    bad = admin.post(
+        "/api/v1/alert-channels/",
+        {"name": "teams", "kind": "email", "recipients": ["a@b.co"]},
+        format="json",
+    )
+    assert bad.status_code == 400 and "name" in bad.json()
+    r = admin.patch(f"/api/v1/alert-channels/{body['id']}/", {"enabled": False}, format="json")
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    assert Channel.objects.get().secret == "k1"  # kept when not given
+
+    r = admin.post(
+        "/api/v1/alert-thresholds/",
+        {"group": small_fleet.group.pk, "failures_in_a_row": 5},
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["failures_in_a_row"] == 5
+    r = admin.post("/api/v1/alert-thresholds/", {"storage_full_percent": 101}, format="json")
+    assert r.status_code == 400 and "storage_full_percent" in r.json()
+    r = admin.put(
+        "/api/v1/alert-settings/",
+        {"open_after_minutes": 5, "resolve_after_minutes": -1},
+        format="json",
+    )
+    assert r.status_code == 400
+    r = admin.put(
+        "/api/v1/alert-settings/",
+        {"open_after_minutes": 5, "resolve_after_minutes": 20},
+        format="json",
+    )
+    assert r.status_code == 200 and r.json()["resolve_after_minutes"] == 20
+
+    services.save_settings(SYSTEM, 0, 0)
+    Device.objects.filter(pk=small_fleet.devices[0].pk).update(
+        last_seen_at=timezone.now() - dt.timedelta(days=30)
+    )
+    evaluation.evaluate()
+    alert = Alert.objects.get(rule=Rule.NOT_SEEN)
+    auditor = api("auditor")
+    listed = auditor.get("/api/v1/alerts/?state=firing&rule=not_seen").json()["results"]
+    assert [a["id"] for a in listed] == [alert.pk]
+    assert auditor.get("/api/v1/alerts/?rule=nonsense").status_code == 400
+    assert auditor.post(f"/api/v1/alerts/{alert.pk}/acknowledge/").status_code == 403
+    r = api("operator").post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
+    assert r.status_code == 200 and r.json()["acknowledged_by"] == "operator"
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {
+        "alerts.channel.create", "alerts.channel.update", "alerts.thresholds.create",
+        "alerts.settings.update", "alerts.alert.acknowledge",
+    } <= actions  # fmt: skip
+    audited = AuditEvent.objects.filter(action="alerts.channel.create").get()
+    assert "k1" not in json.dumps(audited.after)
+
+
+def test_pages_list_alerts_and_admins_change_rules(ui, small_fleet):
+    services.save_settings(SYSTEM, 0, 0)
+    Device.objects.filter(pk=small_fleet.devices[0].pk).update(
+        hostname="<script>alert(1)</script>", last_seen_at=timezone.now() - dt.timedelta(days=30)
+    )
+    evaluation.evaluate()
+    page = ui("auditor").get("/alerts/").content.decode()
+    assert "Not seen" in page and "&lt;script&gt;" in page and "<script>alert" not in page
+    assert "Acknowledge</button>" not in page
+    operator = ui("operator")
+    assert "Acknowledge</button>" in operator.get("/alerts/").content.decode()
+    alert = Alert.objects.get()
+    assert operator.post(f"/alerts/{alert.pk}/acknowledge/").status_code == 302
+    assert Alert.objects.get().acknowledged_by.username == "operator"
+    admin = ui("admin")
+    r = admin.post(
+        "/alerts/rules/",
+        {"action": "channel", "name": "ops mail", "kind": "email",
+         "recipients": "a@example.com\nb@example.com", "send_resolved": "on"},
+    )  # fmt: skip
+    assert r.status_code == 302
+    assert Channel.objects.get().recipients == ["a@example.com", "b@example.com"]
+    r = admin.post(
+        "/alerts/rules/",
+        {"action": "thresholds", "group": small_fleet.group.pk, "failures": "on",
+         **{name: low for name, (low, _high) in services.BOUNDS.items()}},
+    )  # fmt: skip
+    assert r.status_code == 302
+    row = Thresholds.objects.get(group=small_fleet.group)
+    assert row.failures and not row.not_seen and row.failures_in_a_row == 1
+    rules_page = ui("auditor").get("/alerts/rules/").content.decode()
+    assert "ops mail" in rules_page and "Finance" in rules_page
+    assert "Create channel" not in rules_page
+    r = admin.post("/alerts/rules/", {"action": "settings", "open_after_minutes": "-3"})
+    assert r.status_code == 200 and "greater than or equal to 0" in r.content.decode()

@@ -16,6 +16,21 @@ def _dev(f):
     return f.devices[0].pk
 
 
+def _alert(f):
+    """An open alert on the fleet's first device (created on first use)."""
+    from django.utils import timezone
+
+    from console.alerts.models import Alert
+
+    alert, _ = Alert.objects.get_or_create(
+        rule="failures",
+        device_id=_dev(f),
+        state="firing",
+        defaults={"severity": "warning", "message": "3 failed", "started_at": timezone.now()},
+    )
+    return alert.pk
+
+
 # capability -> (method, url(fleet), data)
 UI = {
     "view": [
@@ -30,6 +45,16 @@ UI = {
         ("get", lambda f: "/jobs/", None),
         ("get", lambda f: "/commands/", None),
         ("get", lambda f: "/devices/export.csv?status=protected", None),
+        ("get", lambda f: "/alerts/?state=firing", None),
+        ("get", lambda f: "/alerts/rules/", None),
+    ],
+    "alert.acknowledge": [("post", lambda f: f"/alerts/{_alert(f)}/acknowledge/", {})],
+    "alert.manage": [
+        (
+            "post",
+            lambda f: "/alerts/rules/",
+            {"action": "settings", "open_after_minutes": 10, "resolve_after_minutes": 30},
+        )
     ],
     "device.backup": [("post", lambda f: f"/devices/{_dev(f)}/backup/", {})],
     "device.verify": [("post", lambda f: f"/devices/{_dev(f)}/verify/", {})],
@@ -80,6 +105,20 @@ API = {
         ("get", lambda f: "/api/v1/commands/", None),
         ("get", lambda f: "/api/v1/snapshots/", None),
         ("get", lambda f: "/api/v1/assignments/", None),
+        ("get", lambda f: "/api/v1/alerts/", None),
+        ("get", lambda f: "/api/v1/alert-thresholds/", None),
+        ("get", lambda f: "/api/v1/alert-channels/", None),
+        ("get", lambda f: "/api/v1/alert-settings/", None),
+    ],
+    "alert.acknowledge": [("post", lambda f: f"/api/v1/alerts/{_alert(f)}/acknowledge/", {})],
+    "alert.manage": [
+        (
+            "put",
+            lambda f: "/api/v1/alert-settings/",
+            {"open_after_minutes": 10, "resolve_after_minutes": 30},
+        ),
+        ("post", lambda f: "/api/v1/alert-channels/", {"name": "c", "kind": "email"}),
+        ("post", lambda f: "/api/v1/alert-thresholds/", {"failures_in_a_row": 2}),
     ],
     "device.backup": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/backup/", {})],
     "device.verify": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/verify/", {})],
