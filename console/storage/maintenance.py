@@ -7,7 +7,8 @@ what the device's effective policy's retention keeps, and prunes
 (agent/engine/prune.py: lock-free, safe while the device backs up), after
 promoting the device's offline spool uploads (console/storage/spool.py). Nothing
 is written to local disk (no cache directory). Each run is a ``JobRun`` of
-kind ``prune`` with the reports in ``stats``; forgotten snapshots are also
+kind ``prune`` with the reports in ``stats`` (and the repository's size after
+prune, measured and stored on the device); forgotten snapshots are also
 in the audit log (``device.forget_snapshots``). Retention decides on the
 times the console observed each snapshot, never on the agent-written time
 (console/storage/observed.py).
@@ -29,7 +30,7 @@ from console.core import keys
 from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
 from console.policies.services import effective_policy_for_device
-from console.storage import observed, spool, targets
+from console.storage import observed, spool, targets, verification
 from console.storage.models import ObservedSnapshot
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,11 @@ def maintain_device(
             repack_above=REPACK_ABOVE,
         )
         stats["prune"] = {k: v for k, v in preport.to_dict().items() if k != "deleted"}
+        if not dry_run:
+            # the repository's real size after prune, for storage used (issue 17)
+            size, objects = verification.repository_bytes(store)
+            stats["repository_bytes"], stats["repository_objects"] = size, objects
+            Device.objects.filter(pk=device.pk).update(storage_bytes=size)
         _succeeded(run, device, stats, forgotten if not dry_run else [], preport.warnings)
     except Exception as exc:  # recorded on the run; the beat task moves on
         log.warning("maintenance of %s failed: %s", device_id, exc)

@@ -81,6 +81,12 @@ def test_maintenance_forgets_prunes_and_records_a_job_run(device, tmp_path):
     assert run.stats["forget"]["forgotten"] == 1
     assert run.stats["prune"]["packs_marked"] > 0 and run.stats["prune"]["packs_deleted"] == 0
     assert run.policy_revision is not None and run.revision_hash
+    # the repository's size is measured and stored on the device (issue 17)
+    store = targets.admin_store(targets.target(), str(device.pk))
+    size = sum(store.size(k) for k in store.list(""))
+    assert run.stats["repository_bytes"] == size > 200 * 1024
+    device.refresh_from_db()
+    assert device.storage_bytes == size
     event = AuditEvent.objects.get(action="device.forget_snapshots")
     assert event.target_id == str(device.pk) and event.after["snapshots"] == [old]
     assert list(Snapshot.objects.filter(device=device).values_list("snapshot_id", flat=True)) == [
