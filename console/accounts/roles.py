@@ -43,6 +43,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "storage.manage": frozenset({ADMIN}),
     "audit.view": frozenset({ADMIN, AUDITOR}),
     "report.view": frozenset({ADMIN, AUDITOR}),  # read and export compliance reports
+    "report.manage": frozenset({ADMIN}),  # report schedules (console/reports/scheduling.py)
     "user.manage": frozenset({ADMIN}),
     "alert.acknowledge": frozenset({ADMIN, OPERATOR}),
     "alert.manage": frozenset({ADMIN}),

@@ -10,6 +10,7 @@ from console.api.views.alerts import (
     ChannelViewSet,
     ThresholdsViewSet,
 )
+from console.api.views.report_schedules import ReportScheduleViewSet, StoredReportViewSet
 from console.api.views.reports import ComplianceReportView, ReportVerifyView
 
 router = DefaultRouter()
@@ -30,6 +31,8 @@ router.register("alerts", AlertViewSet, basename="alert")
 router.register("alert-thresholds", ThresholdsViewSet, basename="alertthresholds")
 router.register("alert-channels", ChannelViewSet, basename="alertchannel")
 router.register("reports/verify", ReportVerifyView, basename="report-verify")
+router.register("reports/schedules", ReportScheduleViewSet, basename="report-schedule")
+router.register("reports/past", StoredReportViewSet, basename="stored-report")
 
 
 @csrf_exempt  # nothing to protect, and a CSRF refusal would be an HTML 403

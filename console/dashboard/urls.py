@@ -3,6 +3,13 @@ from django.urls import path
 from console.dashboard import views
 from console.dashboard.views.alerts import alert_acknowledge, alert_list, alert_rules
 from console.dashboard.views.report_files import compliance_file
+from console.dashboard.views.reports import (
+    past_download,
+    past_reports,
+    reports_page,
+    schedule_edit,
+    schedule_list,
+)
 
 urlpatterns = [
     path("", views.overview_page, name="overview"),
@@ -28,6 +35,11 @@ urlpatterns = [
     ),
     path("assignments/<int:pk>/remove/", views.assignment_remove, name="assignment-remove"),
     path("reports/compliance/file/", compliance_file, name="compliance-file"),
+    path("reports/", reports_page, name="reports"),
+    path("reports/schedules/", schedule_list, name="report-schedules"),
+    path("reports/schedules/<int:pk>/", schedule_edit, name="report-schedule-edit"),
+    path("reports/past/", past_reports, name="reports-past"),
+    path("reports/past/<int:pk>/download/", past_download, name="report-download"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("commands/", views.command_list, name="command-list"),

@@ -297,3 +297,16 @@ def _run_one(pk: int, today: date) -> ReportFile | None:
         schedule.last_error = ""
         schedule.save(update_fields=["last_period_end", "last_error"])
         return stored
+
+
+def open_stored(actor: Actor, pk: int) -> ReportFile:
+    """A stored report for download (with its bytes); each copy handed out is
+    audited with the digest of what was handed out."""
+    stored = ReportFile.objects.select_related("record").get(pk=pk)
+    record(
+        actor,
+        "report.download",
+        stored.record,
+        after={"filename": stored.filename, "sha256": stored.record.sha256},
+    )
+    return stored

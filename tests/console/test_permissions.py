@@ -89,6 +89,21 @@ UI = {
             "get",
             lambda f: "/reports/compliance/file/?from=2026-01-01&to=2026-01-02&format=csv",
             None,
+        ),
+        ("get", lambda f: "/reports/", None),
+        ("get", lambda f: "/reports/schedules/", None),
+        ("get", lambda f: "/reports/past/", None),
+    ],
+    "report.manage": [
+        (
+            "post",
+            lambda f: "/reports/schedules/",
+            {
+                "name": "S",
+                "frequency": "weekly",
+                "scope_kind": "all",
+                "recipients": "a@example.com",
+            },
         )
     ],
 }
@@ -158,6 +173,15 @@ API = {
             None,
         ),
         ("post", lambda f: "/api/v1/reports/verify/", {}),
+        ("get", lambda f: "/api/v1/reports/schedules/", None),
+        ("get", lambda f: "/api/v1/reports/past/", None),
+    ],
+    "report.manage": [
+        (
+            "post",
+            lambda f: "/api/v1/reports/schedules/",
+            {"name": "S", "frequency": "weekly", "recipients": ["a@example.com"]},
+        )
     ],
 }
 
