@@ -499,3 +499,14 @@ def test_pages_list_alerts_and_admins_change_rules(ui, small_fleet):
     assert "Create channel" not in rules_page
     r = admin.post("/alerts/rules/", {"action": "settings", "open_after_minutes": "-3"})
     assert r.status_code == 200 and "greater than or equal to 0" in r.content.decode()
+
+
+def test_bench_measures_two_passes_and_leaves_nothing(fleet10):
+    from console.alerts import bench
+
+    devices, now = fleet10
+    Device.objects.update(last_seen_at=now - dt.timedelta(days=30))
+    t = bench.measure(1)
+    assert (t.devices, t.conditions, t.fired) == (10, 10, 10)
+    assert t.queries < 20  # a fixed number of queries, not one per device
+    assert Alert.objects.count() == 0

@@ -27,6 +27,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from console.accounts.roles import set_role
+from console.alerts import bench as alerts_bench
 from console.fleet.models import Device, DeviceGroup
 from console.fleet.queries import status_q
 from console.jobs.models import JobRun
@@ -66,9 +67,24 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nslowest of the required pages: {worst:.0f} ms ({verdict} the {budget_ms:.0f} ms budget)"
         )
+        self._alerts(repeat)
         get_user_model().objects.filter(username=BENCH_USER).delete()
         if worst >= budget_ms:
             raise CommandError("over budget")
+
+    def _alerts(self, repeat: int) -> None:
+        """The alert evaluation pass over the whole fleet (target: under 10 s
+        per 10,000 devices); rolled back after each run."""
+        t = alerts_bench.measure(min(repeat, 3))
+        per_10k = max(t.max_s, t.fire_s) * 10000 / max(1, t.devices)
+        verdict = "within" if per_10k < 10 else "OVER"
+        self.stdout.write(
+            f"\nalert evaluation: {t.devices} devices, {t.conditions} conditions, "
+            f"first pass median {t.median_s:.2f} s, max {t.max_s:.2f} s, {t.queries} queries; "
+            f"next pass firing {t.fired}: {t.fire_s:.2f} s "
+            f"({per_10k:.2f} s per 10,000 devices: {verdict} the 10 s target)"
+        )
+
 
 
 def _pages(devices: int) -> list[tuple[str, str]]:
