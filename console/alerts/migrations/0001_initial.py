@@ -8,121 +8,289 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('fleet', '0004_device_cert_expires_at'),
+        ("fleet", "0004_device_cert_expires_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AlertSettings',
+            name="AlertSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('open_after_minutes', models.PositiveIntegerField(default=15, help_text='A condition must hold this long before an alert fires')),
-                ('resolve_after_minutes', models.PositiveIntegerField(default=60, help_text='A firing alert resolves after its condition is gone this long')),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "open_after_minutes",
+                    models.PositiveIntegerField(
+                        default=15,
+                        help_text="A condition must hold this long before an alert fires",
+                    ),
+                ),
+                (
+                    "resolve_after_minutes",
+                    models.PositiveIntegerField(
+                        default=60,
+                        help_text="A firing alert resolves after its condition is gone this long",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='Channel',
+            name="Channel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('kind', models.CharField(choices=[('email', 'E-mail'), ('webhook', 'Webhook (JSON, signed)')], max_length=16)),
-                ('recipients', models.JSONField(blank=True, default=list, help_text='E-mail addresses')),
-                ('url', models.URLField(blank=True, max_length=500)),
-                ('secret_encrypted', models.TextField(blank=True)),
-                ('rules', models.JSONField(blank=True, default=list, help_text='Rules sent; empty: all')),
-                ('send_resolved', models.BooleanField(default=True)),
-                ('digest', models.BooleanField(default=False, help_text='A daily digest instead of each alert')),
-                ('enabled', models.BooleanField(default=True)),
-                ('last_digest_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("email", "E-mail"), ("webhook", "Webhook (JSON, signed)")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "recipients",
+                    models.JSONField(blank=True, default=list, help_text="E-mail addresses"),
+                ),
+                ("url", models.URLField(blank=True, max_length=500)),
+                ("secret_encrypted", models.TextField(blank=True)),
+                (
+                    "rules",
+                    models.JSONField(blank=True, default=list, help_text="Rules sent; empty: all"),
+                ),
+                ("send_resolved", models.BooleanField(default=True)),
+                (
+                    "digest",
+                    models.BooleanField(
+                        default=False, help_text="A daily digest instead of each alert"
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("last_digest_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule', models.CharField(choices=[('out_of_rpo', 'Out of RPO'), ('failures', 'Failures in a row'), ('not_seen', 'Not seen'), ('damage', 'Verification found damage'), ('growth', 'Repository growth'), ('storage_full', 'Storage nearly full'), ('cert_expiry', 'Certificate about to expire'), ('offline_allowance', 'Offline allowance running out')], max_length=32)),
-                ('severity', models.CharField(choices=[('warning', 'Warning'), ('critical', 'Critical')], max_length=16)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('firing', 'Firing'), ('resolved', 'Resolved')], max_length=16)),
-                ('message', models.CharField(max_length=500)),
-                ('detail', models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('started_at', models.DateTimeField()),
-                ('fired_at', models.DateTimeField(blank=True, null=True)),
-                ('clear_since', models.DateTimeField(blank=True, null=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='fleet.device')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "rule",
+                    models.CharField(
+                        choices=[
+                            ("out_of_rpo", "Out of RPO"),
+                            ("failures", "Failures in a row"),
+                            ("not_seen", "Not seen"),
+                            ("damage", "Verification found damage"),
+                            ("growth", "Repository growth"),
+                            ("storage_full", "Storage nearly full"),
+                            ("cert_expiry", "Certificate about to expire"),
+                            ("offline_allowance", "Offline allowance running out"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[("warning", "Warning"), ("critical", "Critical")], max_length=16
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("firing", "Firing"),
+                            ("resolved", "Resolved"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("message", models.CharField(max_length=500)),
+                (
+                    "detail",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("fired_at", models.DateTimeField(blank=True, null=True)),
+                ("clear_since", models.DateTimeField(blank=True, null=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "acknowledged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alerts",
+                        to="fleet.device",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
+                "ordering": ["-started_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(choices=[('fired', 'Fired'), ('resolved', 'Resolved'), ('digest', 'Daily digest')], max_length=16)),
-                ('payload', models.JSONField(default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('alert', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.alert')),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.channel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("fired", "Fired"),
+                            ("resolved", "Resolved"),
+                            ("digest", "Daily digest"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "payload",
+                    models.JSONField(
+                        default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "alert",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="alerts.alert",
+                    ),
+                ),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="alerts.channel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Thresholds',
+            name="Thresholds",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('out_of_rpo', models.BooleanField(default=True)),
-                ('failures', models.BooleanField(default=True)),
-                ('not_seen', models.BooleanField(default=True)),
-                ('damage', models.BooleanField(default=True)),
-                ('growth', models.BooleanField(default=True)),
-                ('storage_full', models.BooleanField(default=True)),
-                ('cert_expiry', models.BooleanField(default=True)),
-                ('offline_allowance', models.BooleanField(default=True)),
-                ('failures_in_a_row', models.PositiveIntegerField(default=3)),
-                ('not_seen_days', models.PositiveIntegerField(default=7)),
-                ('growth_window_hours', models.PositiveIntegerField(default=24)),
-                ('growth_bytes', models.BigIntegerField(default=53687091200)),
-                ('repository_limit_bytes', models.BigIntegerField(default=0, help_text='Repository size allowed per device; 0: no limit (rule off)')),
-                ('storage_full_percent', models.PositiveIntegerField(default=90)),
-                ('cert_expiry_days', models.PositiveIntegerField(default=30)),
-                ('offline_allowance_hours', models.PositiveIntegerField(default=24)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('group', models.OneToOneField(blank=True, help_text='Empty: the organisation default', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alert_thresholds', to='fleet.devicegroup')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("out_of_rpo", models.BooleanField(default=True)),
+                ("failures", models.BooleanField(default=True)),
+                ("not_seen", models.BooleanField(default=True)),
+                ("damage", models.BooleanField(default=True)),
+                ("growth", models.BooleanField(default=True)),
+                ("storage_full", models.BooleanField(default=True)),
+                ("cert_expiry", models.BooleanField(default=True)),
+                ("offline_allowance", models.BooleanField(default=True)),
+                ("failures_in_a_row", models.PositiveIntegerField(default=3)),
+                ("not_seen_days", models.PositiveIntegerField(default=7)),
+                ("growth_window_hours", models.PositiveIntegerField(default=24)),
+                ("growth_bytes", models.BigIntegerField(default=53687091200)),
+                (
+                    "repository_limit_bytes",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Repository size allowed per device; 0: no limit (rule off)",
+                    ),
+                ),
+                ("storage_full_percent", models.PositiveIntegerField(default=90)),
+                ("cert_expiry_days", models.PositiveIntegerField(default=30)),
+                ("offline_allowance_hours", models.PositiveIntegerField(default=24)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "group",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="Empty: the organisation default",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alert_thresholds",
+                        to="fleet.devicegroup",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['state', '-started_at'], name='alert_state_idx'),
+            model_name="alert",
+            index=models.Index(fields=["state", "-started_at"], name="alert_state_idx"),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['device', '-started_at'], name='alert_device_idx'),
+            model_name="alert",
+            index=models.Index(fields=["device", "-started_at"], name="alert_device_idx"),
         ),
         migrations.AddConstraint(
-            model_name='alert',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ('pending', 'firing'))), fields=('rule', 'device'), name='alert_one_open_per_rule_device'),
+            model_name="alert",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ("pending", "firing"))),
+                fields=("rule", "device"),
+                name="alert_one_open_per_rule_device",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='thresholds',
-            constraint=models.UniqueConstraint(condition=models.Q(('group__isnull', True)), fields=('group',), name='alert_thresholds_one_default', nulls_distinct=False),
+            model_name="thresholds",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("group__isnull", True)),
+                fields=("group",),
+                name="alert_thresholds_one_default",
+                nulls_distinct=False,
+            ),
         ),
     ]

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fleet', '0003_device_spool_lease'),
+        ("fleet", "0003_device_spool_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='device',
-            name='cert_expires_at',
-            field=models.DateTimeField(blank=True, help_text='notAfter of the pinned device certificate', null=True),
+            model_name="device",
+            name="cert_expires_at",
+            field=models.DateTimeField(
+                blank=True, help_text="notAfter of the pinned device certificate", null=True
+            ),
         ),
     ]
