@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from console.accounts.roles import ROLES, role_of
 from console.api import fields as f
+from console.api.verification import DeviceVerificationSerializer, VerificationResultSerializer
 from console.audit.models import AuditEvent
 from console.fleet.models import Device, DeviceGroup, EnrollmentToken
 from console.fleet.services import TOKEN_HOURS_DEFAULT, TOKEN_HOURS_MAX
@@ -20,6 +21,7 @@ from console.policies import origin
 from console.policies import services as policies
 from console.policies.models import Policy, PolicyAssignment, PolicyRevision
 from console.policies.schema import PolicySpecField
+from console.storage import verification
 from console.storage.models import StorageTarget
 
 
@@ -124,6 +126,8 @@ class DeviceDetailSerializer(DeviceSerializer):
     # where each value of the effective policy comes from: the highest-precedence
     # policy decides every setting, excludes add up (agent/policy/merge.py)
     defined_in = serializers.SerializerMethodField()
+    # issue 17: the console's last verification and test restore of the device
+    verification = serializers.SerializerMethodField()
 
     class Meta(DeviceSerializer.Meta):
         fields = [
@@ -133,6 +137,7 @@ class DeviceDetailSerializer(DeviceSerializer):
             "suspicious_snapshots",
             "unprotected_files",
             "defined_in",
+            "verification",
         ]
         read_only_fields = fields
 
@@ -141,6 +146,10 @@ class DeviceDetailSerializer(DeviceSerializer):
 
     def get_unprotected_files(self, obj) -> list[dict]:
         return [f.to_dict() for f in openfiles.unprotected_files(obj)]
+
+    @extend_schema_field(DeviceVerificationSerializer)
+    def get_verification(self, obj) -> dict:
+        return DeviceVerificationSerializer(verification.latest(obj)).data
 
     @extend_schema_field(DefinedInSerializer(many=True))
     def get_defined_in(self, obj) -> list[dict]:
@@ -255,6 +264,7 @@ class JobRunSerializer(serializers.ModelSerializer):
     outcome = serializers.SerializerMethodField()
     point_in_time = serializers.SerializerMethodField()
     inconsistent_files = serializers.SerializerMethodField()
+    verification = serializers.SerializerMethodField()
 
     class Meta:
         model = JobRun
@@ -282,6 +292,7 @@ class JobRunSerializer(serializers.ModelSerializer):
             "outcome",
             "point_in_time",
             "inconsistent_files",
+            "verification",
         ]
         read_only_fields = fields
 
@@ -296,6 +307,11 @@ class JobRunSerializer(serializers.ModelSerializer):
     def get_inconsistent_files(self, obj) -> dict:
         files, count = openfiles.inconsistent_files(obj.stats)
         return {"count": count, "files": files}
+
+    # issue 17: what a verification / test restore read and found (null for other kinds)
+    @extend_schema_field(VerificationResultSerializer(allow_null=True))
+    def get_verification(self, obj) -> dict | None:
+        return verification.summary(obj)
 
 
 class CommandSerializer(serializers.ModelSerializer):

@@ -131,6 +131,13 @@ def test_flipped_byte_names_the_damaged_file_on_the_job_page_and_in_the_api(
     body = api.json()
     assert body["kind"] == "verify"
     assert {"snapshot": sid, "path": path} in body["stats"]["damaged_files"]
+    typed = body["verification"]
+    assert typed["ok"] is False and typed["damaged"] == [pack]
+    assert {"snapshot": sid, "path": path} in typed["damaged_files"]
+    assert typed["bytes_read"] == run.stats["bytes_read"] and typed["packs_read"] >= 1
+    detail = api_client.get(f"/api/v1/devices/{device.pk}/").json()["verification"]
+    assert detail["verify"]["job"] == run.pk and detail["test_restore"] is None
+    assert {"snapshot": sid, "path": path} in detail["verify"]["result"]["damaged_files"]
 
     device_page = admin_client.get(reverse("device-detail", args=[device.pk]))
     assert "ledger.xlsx" in device_page.content.decode()
@@ -277,3 +284,20 @@ def test_verify_button_runs_it_now_on_a_worker(device, tmp_path, ui, celery_work
     assert Device.objects.get(pk=device.pk).storage_bytes > 50 * 1024
     # an auditor may not press it
     assert ui("auditor").post(reverse("device-verify", args=[device.pk])).status_code == 403
+
+
+def test_api_verify_runs_on_the_console(device, tmp_path, api, django_capture_on_commit_callbacks):
+    back_up(device, tmp_path / "src", {"a.bin": os.urandom(20 * 1024)})
+    with django_capture_on_commit_callbacks() as queued:
+        resp = api("operator").post(f"/api/v1/devices/{device.pk}/verify/")
+    assert resp.status_code == 202, resp.content
+    body = resp.json()
+    assert body["kind"] == "verify" and body["state"] == "running" and body["verification"]
+    assert len(queued) == 1  # the worker's task, queued once the request commits
+    # a second request while it runs answers the same job
+    again = api("admin").post(f"/api/v1/devices/{device.pk}/verify/").json()
+    assert again["id"] == body["id"]
+    assert api("auditor").post(f"/api/v1/devices/{device.pk}/verify/").status_code == 403
+    # what the worker runs
+    run = verification.verify_device(str(device.pk), run_id=body["id"])
+    assert run.state == JobState.SUCCEEDED and run.stats["bytes_read"] > 0

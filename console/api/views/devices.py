@@ -16,6 +16,7 @@ from console.fleet.models import Device
 from console.jobs import bulk
 from console.jobs import services as jobs
 from console.policies import services as policies
+from console.storage import verification
 
 
 class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
@@ -62,11 +63,18 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
         return self._accepted(jobs.request_backup(actor(request), self.get_object()))
 
     @extend_schema(
-        request=None, responses={202: s.CommandSerializer}, summary="Verify the repository"
+        request=None,
+        responses={202: s.JobRunSerializer},
+        summary="Verify the repository now",
+        description="Run by the console's workers on the device's repository with the "
+        "organisation key (works while the PC is offline): the structure, and the next "
+        "share of the data in the policy's rotation. Answers the verification's job, "
+        "running; its result is in the job's `verification` when it finishes.",
     )
     @action(detail=True, methods=["post"])
     def verify(self, request, pk=None):
-        return self._accepted(jobs.request_verify(actor(request), self.get_object()))
+        run = verification.request_verify(actor(request), self.get_object())
+        return Response(s.JobRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=s.RestoreInput, responses={202: s.CommandSerializer}, summary="Restore files"
