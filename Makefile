@@ -8,11 +8,12 @@ PIP    := $(PY) -m pip
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help os-tools s3sig bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console screenshots browser pin clean
+.PHONY: prod-check help os-tools s3sig bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console screenshots browser pin clean
 
 help:
 	@echo "make demo         run the whole platform locally on embedded defaults"
 	@echo "make test         install and run the full test suite"
+	@echo "make prod-check   the production installation (deploy/) as local processes"
 	@echo "make lint         ruff + generated-stub check"
 	@echo "make fmt          format and auto-fix with ruff"
 	@echo "make proto        regenerate gRPC stubs from proto/"
@@ -66,6 +67,13 @@ bench-tools:
 
 test: $(VENV)/.dev os-tools s3sig
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The production installation of deploy/ brought up as local processes with
+# the commands the compose file and systemd units declare, then used by an
+# agent from 127.0.0.2 (tests/prod; also part of `make test`). Needs
+# PostgreSQL (DATABASE_URL) and redis-server; about 2 minutes.
+prod-check: $(VENV)/.dev
+	$(PY) -m pytest tests/prod $(PYTEST_ARGS)
 
 # The database tests again on the embedded SQLite configuration (CI runs both).
 test-sqlite: $(VENV)/.dev

@@ -36,7 +36,17 @@ def tcp(*addresses: str) -> str:
 
 
 def fresh(path: str, seconds: str) -> str:
-    age = time.time() - os.stat(path).st_mtime
+    """``path`` or, for a shelve that became several files (``.dat``,
+    ``.dir`` with Python's dbm.dumb), the newest of them."""
+    folder, name = os.path.split(path)
+    times = [
+        os.stat(os.path.join(folder or ".", f)).st_mtime
+        for f in os.listdir(folder or ".")
+        if f == name or f.startswith(name + ".")
+    ]
+    if not times:
+        raise OSError(f"{path} does not exist")
+    age = time.time() - max(times)
     if age > float(seconds):
         raise OSError(f"{path} last changed {age:.0f}s ago (more than {seconds}s)")
     return f"{path} changed {age:.0f}s ago"
