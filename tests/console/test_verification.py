@@ -228,7 +228,9 @@ def test_rotation_reads_every_pack_within_the_period(db, s3_settings, tmp_path):
         for device_id, kind in verification.due(now=t):
             if kind == "verify" and device_id == str(dev.pk):
                 run = verification.verify_device(device_id, now=t)
-                assert run.state == JobState.FAILED and run.stats["damaged"]
+                # a run whose share holds only the (intact) tree pack finds nothing
+                damage = bool(run.stats["damaged"])
+                assert run.state == (JobState.FAILED if damage else JobState.SUCCEEDED)
                 assert len(run.stats["damaged"]) <= math.ceil(len(packs) * 0.25)
                 seen.extend(run.stats["damaged"])
                 packs_read += run.progress_detail["packs_read"]
