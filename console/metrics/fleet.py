@@ -113,7 +113,8 @@ def queue_length(queue: str) -> int | None:
     if url.startswith("filesystem://"):
         folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", "")
         try:
-            return sum(1 for name in os.listdir(folder) if name.endswith(f".{queue}.msg"))
+            # kombu's own test: <time>_<uuid>.<queue>.msg
+            return sum(1 for n in os.listdir(folder) if n.partition(".")[2] == f"{queue}.msg")
         except OSError:
             return 0
     try:

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
+import kombu
 import pytest
 import redis
 from django.utils import timezone
@@ -154,6 +155,25 @@ def test_queue_length_is_read_from_redis(client, db, settings, redis_url, redis_
     found = samples(scrape(client).content.decode())
     assert by_name(found, "cairn_broker_up") == {frozenset(): 0}
     assert by_name(found, "cairn_celery_queue_length") == {}
+
+
+def test_queue_length_of_the_embedded_broker(client, db, settings, tmp_path):
+    """kombu's filesystem transport (make demo): messages put by kombu itself
+    are counted for their queue only."""
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    settings.CELERY_TASK_DEFAULT_QUEUE = "cairn"
+    with kombu.Connection("filesystem://", transport_options=options) as conn:
+        for queue, n in (("cairn", 4), ("other.cairn", 2), ("cairn-other", 1)):
+            q = conn.SimpleQueue(queue)
+            for i in range(n):
+                q.put({"i": i})
+            q.close()
+    found = samples(scrape(client).content.decode())
+    assert by_name(found, "cairn_celery_queue_length") == {frozenset({("queue", "cairn")}): 4}
 
 
 def test_results_are_cached_for_the_configured_seconds(client, small_fleet, settings):
