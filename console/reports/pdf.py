@@ -344,6 +344,17 @@ def bucket_counts(report) -> list[tuple[str, int]]:
     return [*counts.items(), ("no backup", never)]
 
 
+def nice_step(top: int) -> int:
+    """An axis step of 1, 2 or 5 times a power of ten giving at most 6 ticks."""
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if top / step <= 6:
+                return step
+        magnitude *= 10
+
+
 def _chart_section(report) -> list:
     data = bucket_counts(report)
     drawing = Drawing(135 * mm, 72 * mm)
@@ -355,8 +366,9 @@ def _chart_section(report) -> list:
     chart.categoryAxis.labels.fontSize = 8
     chart.valueAxis.valueMin = 0
     top = max([n for _, n in data] + [1])
-    chart.valueAxis.valueMax = top + max(1, top // 8)
-    chart.valueAxis.valueStep = max(1, (top + 4) // 5)
+    step = nice_step(top)
+    chart.valueAxis.valueStep = step
+    chart.valueAxis.valueMax = (top // step + 1) * step
     chart.valueAxis.labels.fontSize = 7
     chart.bars.strokeColor = None
     palette = [

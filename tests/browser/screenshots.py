@@ -2,8 +2,10 @@
 
 Seeds a small demo fleet into a throw-away var directory (SQLite), starts the
 console on a free port, signs in with Debian's chromium through Playwright
-and saves each page at 1280 px wide, plus the overview and device list at
-tablet width (820 px).
+and saves each page at 1280 px wide (the Reports pages with a history
+filled for the last 30 closed days, a schedule and the report it sent),
+the first page of the compliance PDF (report-pdf-page1.png, by pdftoppm),
+plus the overview and device list at tablet width (820 px).
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ actor = Actor(user=u, address="192.0.2.10", via="ui")
 fleet.create_enrollment_token(actor, "Finance laptops rollout", DeviceGroup.objects.get(name="Finance"), max_uses=50)
 d = Device.objects.filter(failing=True).first() or Device.objects.first()
 jobs.request_backup(actor, d)
+# reports: the daily history of the last 30 closed days, a schedule and the report it sent
+from datetime import timedelta
+from console.reports import history, scheduling
+end = history.last_closed_day()
+history.fill_days(end - timedelta(days=29), end)
+scheduling.create_schedule(actor, scheduling.ScheduleInput(
+    "Monthly compliance, whole fleet", "monthly", recipients=("auditor@example.com", "ciso@example.com")))
+scheduling.create_schedule(actor, scheduling.ScheduleInput(
+    "Weekly, Finance", "weekly", scope_kind="group", group=DeviceGroup.objects.get(name="Finance"),
+    recipients=("finance-it@example.com",)))
+scheduling.run_due_schedules()
+print(end - timedelta(days=29), end)
 print(d.pk)
 """
 
@@ -50,6 +64,32 @@ def _wait(url: str, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.3)
     raise SystemExit(f"console did not answer at {url}")
+
+
+def _pdf_first_page(page, url: str) -> None:
+    """The compliance PDF as the console hands it out, and its first page as
+    PNG (pdftoppm from poppler-utils, `make os-tools`)."""
+    answer = page.request.get(url + "&format=pdf")
+    if not answer.ok:
+        raise SystemExit(f"compliance PDF: HTTP {answer.status}")
+    pdf = OUT / "report.pdf"
+    pdf.write_bytes(answer.body())
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "110",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(pdf),
+            str(OUT / "report-pdf-page1"),
+        ],
+        check=True,
+    )
 
 
 def main() -> int:
@@ -69,11 +109,13 @@ def main() -> int:
     run = {"cwd": ROOT, "env": env, "check": True}
     subprocess.run([*py, "migrate", "-v0"], **run)
     subprocess.run([*py, "seed_demo", "--devices", "160", "--days", "60"], **run)
-    device_id = (
+    lines = (
         subprocess.run([*py, "shell", "-c", SETUP], capture_output=True, text=True, **run)
         .stdout.strip()
-        .splitlines()[-1]
+        .splitlines()
     )
+    device_id = lines[-1]
+    report_from, report_to = lines[-2].split()
     port = free_port()
     server = subprocess.Popen(
         [*py, "runserver", "--noreload", f"127.0.0.1:{port}"],
@@ -99,6 +141,9 @@ def main() -> int:
         ("storage", "/storage/"),
         ("audit", "/audit/"),
         ("users", "/users/"),
+        ("reports", f"/reports/?start={report_from}&end={report_to}"),
+        ("report-schedules", "/reports/schedules/"),
+        ("reports-past", "/reports/past/"),
         ("api-docs", "/api/docs/"),
     ]
     try:
@@ -125,6 +170,9 @@ def main() -> int:
             page.fill("#id_sources_windows", "{Documents}\n{Documnets}")
             page.click("#policy-form button[type=submit]")
             page.screenshot(path=str(OUT / "policy-invalid.png"), full_page=True)
+            _pdf_first_page(
+                page, f"{base}/reports/compliance/file/?from={report_from}&to={report_to}"
+            )
             tablet = browser.new_context(viewport={"width": 820, "height": 1180})
             tablet.add_cookies(context.cookies())
             tpage = tablet.new_page()

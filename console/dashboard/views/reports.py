@@ -67,6 +67,12 @@ def _tone(text) -> str:
     return "bad" if any(w in t for w in ("fail", "damage", "never", "not seen")) else "warn"
 
 
+def _verdict_tone(sentence: str) -> str:
+    if sentence.startswith("Met"):
+        return "ok"
+    return "bad" if sentence.startswith("Not met") else "warn"
+
+
 def _pct(share: float) -> str:
     """A share as a percentage that never rounds up to 100 (99.96% is not 100%)."""
     value = int(share * 1000) / 10
@@ -115,7 +121,7 @@ def reports_page(request):
             "chart": chart,
             "fleet_share": _pct(report.totals.within_rpo_share) if report else "",
             "verdict": sentence,
-            "verdict_tone": _tone("ok" if sentence.startswith("Met") else "gaps") if report else "",
+            "verdict_tone": _verdict_tone(sentence),
             "controls": [(c, _tone(c.result.split(":")[0])) for c in report.controls]
             if report
             else [],
