@@ -73,7 +73,12 @@ def _codes(path: str, method: str, operation: dict) -> list[str]:
 # Text the server refuses: NUL (DRF's text fields, and PostgreSQL, cannot hold it).
 NO_NUL = "^[^\\u0000]*$"
 # ... and, where it may not be blank, text that is only spaces (DRF trims it).
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+NOT_BLANK = (
+    "^[^\\u0000]*"
+    # a character Python's str.strip() keeps (its whitespace, not ECMAScript's \\s)
+    "[^\\u0000\\t-\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    "[^\\u0000]*$"
+)
 DOCUMENTED_BODY = "application/json"
 
 
@@ -81,6 +86,8 @@ def _no_nul(schema: dict) -> None:
     """Every free-text string in a request schema refuses NUL, and says so."""
     if schema.get("type") == "string" and not {"enum", "format", "pattern"} & set(schema):
         schema["pattern"] = NOT_BLANK if schema.get("minLength", 0) >= 1 else NO_NUL
+    if schema.get("format") == "binary":
+        schema.setdefault("minLength", 1)  # DRF's FileField refuses an empty file
     for key in ("properties",):
         for sub in schema.get(key, {}).values():
             _no_nul(sub)

@@ -25,7 +25,15 @@ import json
 import os
 import re
 
+import hypothesis
 import schemathesis
+
+# Hypothesis 6.170's targeted search (the optimiser schemathesis feeds with
+# each operation's success rate) can index past the end of a test case
+# (IndexError in optimiser.attempt_replace, about one run in ten), failing
+# the run with an error in the fuzzer rather than in the API. The run does
+# without that steering: generation itself is unchanged.
+hypothesis.target = lambda *args, **kwargs: None
 
 OWN_USER = os.environ.get("CAIRN_CONTRACT_USER_ID", "")
 KEEP: dict[str, list[str]] = json.loads(os.environ.get("CAIRN_CONTRACT_KEEP", "{}"))
@@ -58,6 +66,17 @@ ACROSS_FIELDS = re.compile(
         ]
     )
 )
+# A compliance report's period, checked across its fields (console/api/views/reports.py).
+REPORT_PERIOD = re.compile(
+    "|".join(
+        [
+            r"^Give a group or a policy, not both\.$",
+            r"^The period ends before it starts\.$",
+            r"^The history covers closed days: give a day before today \(UTC\)\.$",
+            r"^A report covers at most \d+ days\.$",
+        ]
+    )
+)
 
 
 def _accepted(field: str, message: str) -> bool:
@@ -67,7 +86,7 @@ def _accepted(field: str, message: str) -> bool:
         return True
     if field.startswith("spec.") and ACROSS_FIELDS.search(message):
         return True
-    return bool(STATE.search(message))
+    return bool(STATE.search(message) or REPORT_PERIOD.search(message))
 
 
 @schemathesis.hook

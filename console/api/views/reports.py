@@ -10,6 +10,7 @@ byte, a report the console handed out. Admins and Auditors (``report.view``).
 from __future__ import annotations
 
 from django.http import HttpResponse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
@@ -159,8 +160,17 @@ class _JSONOnly:
         return JSONRenderer(), JSONRenderer.media_type
 
 
+class _OneReport(AutoSchema):
+    """GET on the collection URL answers one report, not a list of them."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 class ComplianceReportView(_JSONOnly, Base, viewsets.ViewSet):
     capabilities = {"list": "report.view"}
+    pagination_class = None
+    schema = _OneReport()
 
     @extend_schema(
         parameters=[ComplianceQuerySerializer],
@@ -192,7 +202,7 @@ class ReportVerifyView(_JSONOnly, Base, viewsets.ViewSet):
 
     @extend_schema(
         request={"multipart/form-data": VerifyInputSerializer},
-        responses=VerifyResultSerializer,
+        responses={200: VerifyResultSerializer},  # an answer, nothing created
         summary="Is this file, byte for byte, a report the console handed out?",
     )
     def create(self, request):
