@@ -119,12 +119,20 @@ def _verification(device: Device):
 
 def due(now: dt.datetime | None = None) -> list[tuple[str, str]]:
     """(device id, "verify" | "test_restore") for every not revoked device
-    whose policy's verification is due."""
+    whose policy's verification is due. The effective policy is merged once
+    per distinct effective hash, not once per device."""
     now = now or timezone.now()
     states = {s.device_id: s for s in VerificationState.objects.all()}
+    by_hash: dict[str, object] = {}
     out = []
     for device in Device.objects.filter(revoked=False).order_by("pk"):
-        _eff, v = _verification(device)
+        key = device.effective_hash
+        if not key or key not in by_hash:
+            _eff, v = _verification(device)
+            if key:
+                by_hash[key] = v
+        else:
+            v = by_hash[key]
         if v is None or (step := interval(v.every_days, v.sample_percent)) is None:
             continue
         state = states.get(device.pk)

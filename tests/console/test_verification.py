@@ -19,6 +19,7 @@ from agent.engine.repository import Repository
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
 from console.core.keys import org_key
+from console.dashboard.templatetags.cairn import bytes_h
 from console.fleet import services as fleet
 from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
@@ -244,7 +245,25 @@ def test_rotation_reads_every_pack_within_the_period(db, s3_settings, tmp_path):
     assert damaged_files == {f"{tmp_path}/src/{n}" for n in files}
 
 
-def test_storage_used_is_measured_after_a_real_backup(device, tmp_path, api):
+def test_due_follows_each_devices_policy(db, s3_settings):
+    weekly = make_device(every_days=7, sample_percent=5, hostname="pc-weekly")
+    off = make_device(every_days=0, sample_percent=5, hostname="pc-off")
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    assert set(verification.due(now=now)) == {
+        (str(weekly.pk), "verify"),
+        (str(weekly.pk), "test_restore"),
+    }
+    assert verification.interval(7, 5) == dt.timedelta(hours=8, minutes=24)
+    VerificationState.objects.create(device=weekly, last_verify_at=now, last_test_restore_at=now)
+    assert verification.due(now=now + dt.timedelta(hours=8)) == []
+    assert verification.due(now=now + dt.timedelta(hours=8, minutes=24)) == [
+        (str(weekly.pk), "verify")
+    ]
+    assert (str(weekly.pk), "test_restore") in verification.due(now=now + dt.timedelta(days=7))
+    assert off.pk not in {d for d, _k in verification.due(now=now + dt.timedelta(days=30))}
+
+
+def test_storage_used_is_measured_after_a_real_backup(device, tmp_path, api, ui):
     api_client = api("auditor")
     assert Device.objects.get(pk=device.pk).storage_bytes == 0
     back_up(device, tmp_path / "src", {"a.bin": os.urandom(300 * 1024)})
@@ -256,6 +275,14 @@ def test_storage_used_is_measured_after_a_real_backup(device, tmp_path, api):
     assert run.progress_detail["repository_bytes"] == expected
     body = api_client.get(f"/api/v1/devices/{device.pk}/").json()
     assert body["storage_bytes"] == expected
+    # the device page, the storage page and the CSV show it too
+    admin = ui("auditor")
+    shown = bytes_h(expected)
+    assert shown != "0 B"
+    assert shown in admin.get(reverse("device-detail", args=[device.pk])).content.decode()
+    assert shown in admin.get(reverse("storage")).content.decode()
+    csv = b"".join(admin.get(reverse("device-export")).streaming_content).decode()
+    assert str(expected) in csv
 
 
 @pytest.fixture
