@@ -73,6 +73,13 @@ def on_postrun(sender=None, task_id=None, task=None, state=None, **kwargs):
         DURATION.labels(name).observe(time.monotonic() - began)
 
 
+def _forks(worker) -> bool:
+    """Does this worker run tasks in child processes (the prefork pool)?"""
+    pool = getattr(worker, "pool_cls", None) or "prefork"
+    name = pool if isinstance(pool, str) else f"{pool.__module__}.{pool.__qualname__}"
+    return "prefork" in name or name == "processes"
+
+
 def on_worker_init(sender=None, **kwargs):
     """In the worker's main process, before the pool starts: a clean
     multiprocess folder (values of an earlier run would be added in) and the
@@ -85,6 +92,15 @@ def on_worker_init(sender=None, **kwargs):
         for stale in glob.glob(os.path.join(folder, "*.db")):
             os.remove(stale)
     if bind and _exporter is None:
+        if not folder and _forks(sender):
+            # The children's counters would never reach this process: a
+            # scrape would show a worker that ran nothing. Say so instead.
+            log.error(
+                "worker metrics not served on %s: the prefork pool needs "
+                "PROMETHEUS_MULTIPROC_DIR (an empty folder of this worker's own)",
+                bind,
+            )
+            return
         try:
             _exporter = Exporter(bind, registry()).start()
         except (OSError, ValueError) as exc:

@@ -5,11 +5,13 @@ real Celery worker's task counters scraped over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import subprocess
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import kombu
 import pytest
@@ -23,6 +25,7 @@ from console.metrics import fleet as fleet_metrics
 from tests.console.conftest import enroll
 from tests.support import celery_worker_argv, free_port, wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-test-token-0123456789"
 NOW = timezone.now().replace(microsecond=0)
 
@@ -223,52 +226,92 @@ def _get(url: str, token: str | None) -> tuple[int, str]:
         return 0, ""
 
 
-def test_a_prefork_worker_counts_tasks_across_its_children(service_env, tmp_path, settings):
-    """A real worker (prefork, two children, multiprocess mode): tasks run
-    in the children are added up by the exporter in the main process."""
-    from console.celery import app
-
-    queue = service_env["CELERY_QUEUE"] + "-metrics"
+@contextlib.contextmanager
+def _worker(service_env, tmp_path, pool: str, extra: dict):
+    """A real Celery worker with ``pool`` and its exporter on a free port;
+    yields (url, process, log file)."""
+    queue = service_env["CELERY_QUEUE"] + f"-metrics-{pool}"
     port = free_port()
     env = {
         **service_env,
         "CAIRN_METRICS_TOKEN": TOKEN,
         "CAIRN_WORKER_METRICS_BIND": f"127.0.0.1:{port}",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        **extra,
     }
-    argv = celery_worker_argv(queue, "metrics-test")
-    argv[argv.index("threads")] = "prefork"
-    app.conf.broker_url = app.conf.result_backend = service_env["REDIS_URL"]
-    proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)
-    url = f"http://127.0.0.1:{port}/metrics"
+    argv = celery_worker_argv(queue, f"metrics-{pool}")
+    argv[argv.index("threads")] = pool
+    log = tmp_path / f"worker-{pool}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: proc.poll() is not None or _get(url, TOKEN)[0] == 200, 60, 0.2,
-                   what="the worker's exporter")  # fmt: skip
-        assert proc.poll() is None, "worker exited"
-        assert _get(url, None)[0] == 401
-        n = 6
-        results = [app.send_task("gateway.mark_offline", queue=queue) for _ in range(n)]
-        for r in results:
-            r.get(timeout=60, propagate=False)
-
-        def counted():
-            text = _get(url, TOKEN)[1]
-            total = sum(
-                s.value
-                for f in text_string_to_metric_families(text)
-                for s in f.samples
-                if s.name == "cairn_worker_tasks_total"
-                and s.labels.get("task") == "gateway.mark_offline"
-            )
-            return total == n and text
-
-        text = wait_until(counted, 30, 0.3, what=f"{n} tasks counted")
-        assert "cairn_worker_task_duration_seconds_count" in text
-        pids = {p.name for p in (tmp_path / "prom").glob("*.db")}
-        assert pids, "the children wrote their values to the multiprocess folder"
+        yield queue, f"http://127.0.0.1:{port}/metrics", proc, log
     finally:
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(10)
+
+
+def _count_tasks(url: str, queue: str, n: int) -> str:
+    """Send ``n`` tasks to ``queue``, wait for them, and for the worker's
+    exporter to count exactly ``n``; its exposition."""
+    from console.celery import app
+
+    results = [app.send_task("gateway.mark_offline", queue=queue) for _ in range(n)]
+    for r in results:
+        r.get(timeout=60, propagate=False)
+
+    def counted():
+        text = _get(url, TOKEN)[1]
+        total = sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "cairn_worker_tasks_total"
+            and s.labels.get("task") == "gateway.mark_offline"
+        )
+        return total == n and text
+
+    return wait_until(counted, 30, 0.3, what=f"{n} tasks counted")
+
+
+@pytest.fixture
+def celery_app(service_env):
+    from console.celery import app
+
+    app.conf.broker_url = app.conf.result_backend = service_env["REDIS_URL"]
+    return app
+
+
+def test_a_prefork_worker_counts_tasks_across_its_children(service_env, tmp_path, celery_app):
+    """A real worker (prefork, two children, multiprocess mode): tasks run
+    in the children are added up by the exporter in the main process."""
+    extra = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    with _worker(service_env, tmp_path, "prefork", extra) as (queue, url, proc, log):
+        wait_until(lambda: proc.poll() is not None or _get(url, TOKEN)[0] == 200, 60, 0.2,
+                   what="the worker's exporter")  # fmt: skip
+        assert proc.poll() is None, log.read_text()
+        assert _get(url, None)[0] == 401
+        text = _count_tasks(url, queue, 6)
+        assert "cairn_worker_task_duration_seconds_count" in text
+        assert list((tmp_path / "prom").glob("*.db")), "the children wrote to the folder"
+
+
+def test_a_threads_worker_counts_in_its_own_process(service_env, tmp_path, celery_app):
+    with _worker(service_env, tmp_path, "threads", {}) as (queue, url, proc, log):
+        wait_until(lambda: proc.poll() is not None or _get(url, TOKEN)[0] == 200, 60, 0.2,
+                   what="the worker's exporter")  # fmt: skip
+        assert proc.poll() is None, log.read_text()
+        _count_tasks(url, queue, 3)
+
+
+def test_a_prefork_worker_without_the_folder_says_so_rather_than_show_zeros(
+    service_env, tmp_path, celery_app
+):
+    with _worker(service_env, tmp_path, "prefork", {}) as (queue, url, proc, log):
+        wait_until(lambda: "PROMETHEUS_MULTIPROC_DIR" in log.read_text(errors="replace"),
+                   60, 0.2, what="the worker's error")  # fmt: skip
+        assert proc.poll() is None, "the worker itself keeps working"
+        assert _get(url, TOKEN)[0] == 0  # nothing listens
