@@ -111,21 +111,11 @@ def _move_open(conditions, open_alerts, now, open_after, resolve_after, result) 
             to_clear.append(pk)
         elif now - clear_since >= resolve_after:
             to_resolve.append(pk)
-    # held-down alerts maturing: fired, with the condition's current wording
-    Alert.objects.bulk_update(
-        [
-            Alert(
-                pk=pk,
-                state=AlertState.FIRING,
-                fired_at=now,
-                message=c.message[:500],
-                detail=c.detail,
-            )
-            for pk, c in to_fire
-        ],
-        ["state", "fired_at", "message", "detail"],
-        batch_size=BATCH,
-    )
+    # held-down alerts maturing: they keep the wording of when they started
+    for chunk in _chunks([pk for pk, _ in to_fire]):
+        Alert.objects.filter(pk__in=chunk, state=AlertState.PENDING).update(
+            state=AlertState.FIRING, fired_at=now
+        )
     result.fired.extend(pk for pk, _ in to_fire)
     for chunk in _chunks(to_discard):
         result.discarded += Alert.objects.filter(pk__in=chunk, state=AlertState.PENDING).delete()[0]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import F, OuterRef, Subquery, Sum
+from django.db import connection
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from console.alerts.models import Rule, Thresholds
@@ -111,21 +112,33 @@ def limits_by_device(device_ids) -> dict:
     return out
 
 
-def _damage(now) -> dict:
-    """device id → damaged file names (bounded) of its latest finished
-    verification or test restore, for devices whose latest one found damage."""
+def _latest_checks():
+    """Id of each device's latest finished verification or test restore: one
+    DISTINCT ON scan on PostgreSQL, a correlated subquery elsewhere."""
+    checks = JobRun.objects.filter(kind__in=CHECK_KINDS, state__in=FINISHED, device__revoked=False)
+    if connection.vendor == "postgresql":
+        return list(
+            checks.order_by("device_id", "-started_at", "-id")
+            .distinct("device_id")
+            .values_list("id", flat=True)
+        )
     latest = (
         JobRun.objects.filter(device=OuterRef("pk"), kind__in=CHECK_KINDS, state__in=FINISHED)
         .order_by("-started_at", "-id")
         .values("id")[:1]
     )
-    ids = [
-        i
-        for i in Device.objects.filter(revoked=False)
+    return list(
+        Device.objects.filter(revoked=False)
         .annotate(check=Subquery(latest))
         .exclude(check=None)
         .values_list("check", flat=True)
-    ]
+    )
+
+
+def _damage(now) -> dict:
+    """device id → damaged file names (bounded) of its latest finished
+    verification or test restore, for devices whose latest one found damage."""
+    ids = _latest_checks()
     out = {}
     for start in range(0, len(ids), 5000):
         rows = JobRun.objects.filter(
@@ -161,7 +174,7 @@ def clean(text: str, limit: int) -> str:
 
 def _growth(device_ids_by_window: dict, now) -> dict:
     """device id → bytes added by its backups within its growth window (one
-    aggregate query per distinct window length)."""
+    aggregate query per distinct window length; ids None: every device)."""
     out = {}
     for hours, ids in device_ids_by_window.items():
         since = now - dt.timedelta(hours=hours)
@@ -171,8 +184,7 @@ def _growth(device_ids_by_window: dict, now) -> dict:
             .annotate(total=Sum("bytes_added"))
             .values_list("device_id", "total")
         )
-        wanted = ids
-        out.update({d: t for d, t in rows if d in wanted})
+        out.update({d: t for d, t in rows if ids is None or d in ids})
     return out
 
 
@@ -190,18 +202,62 @@ def _ago(delta: dt.timedelta) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
 
 
+def _candidates(rows: list[Thresholds], now) -> Q:
+    """Devices that may meet a rule under the loosest thresholds in use: the
+    database narrows the fleet to these; each is then judged in Python by its
+    own thresholds (a healthy fleet reads almost no rows)."""
+    on = {f for f in Thresholds.RULE_FIELDS if any(getattr(r, f) for r in rows)}
+    q = Q(pk__in=[])
+    if Rule.OUT_OF_RPO in on:
+        q |= Q(protected_until__lt=now) | Q(
+            protected_until__isnull=True, last_success_at__isnull=True
+        )
+    if Rule.FAILURES in on:
+        q |= Q(consecutive_failures__gte=max(1, min(r.failures_in_a_row for r in rows)))
+    if Rule.NOT_SEEN in on:
+        since = now - dt.timedelta(days=max(1, min(r.not_seen_days for r in rows)))
+        q |= Q(last_seen_at__lt=since) | Q(last_seen_at__isnull=True)
+    limits = [r for r in rows if r.repository_limit_bytes > 0]
+    if Rule.STORAGE_FULL in on and limits:
+        q |= Q(
+            storage_bytes__gte=min(
+                r.repository_limit_bytes * max(1, r.storage_full_percent) // 100 for r in limits
+            )
+        )
+    if Rule.CERT_EXPIRY in on:
+        days = max(r.cert_expiry_days for r in rows)
+        q |= Q(cert_expires_at__lt=now + dt.timedelta(days=days))
+    if Rule.OFFLINE_ALLOWANCE in on:
+        hours = max(r.offline_allowance_hours for r in rows)
+        q |= Q(spool_lease_expires_at__lt=now + dt.timedelta(hours=hours)) & (
+            Q(last_seen_at__lt=now - OFFLINE_AFTER) | Q(last_seen_at__isnull=True)
+        )
+    return q
+
+
 def firing(now=None) -> dict[tuple[str, object], Firing]:
     """(rule, device id) → Firing for every condition that holds now."""
     now = now or timezone.now()
-    devices = list(Device.objects.filter(revoked=False).values_list(*DEVICE_FIELDS))
+    rows = [default_thresholds(), *Thresholds.objects.filter(group__isnull=False)]
+    damage = _damage(now)
+    growth_hours = max(r.growth_window_hours for r in rows)
+    growth_on = any(r.growth for r in rows)
+    growth = _growth({growth_hours: None}, now) if growth_on else {}
+    growth_floor = min(r.growth_bytes for r in rows)
+    heavy = [d for d, total in growth.items() if total > growth_floor]
+    devices = list(
+        Device.objects.filter(revoked=False)
+        .filter(_candidates(rows, now) | Q(pk__in=[*damage, *heavy]))
+        .order_by()
+        .values_list(*DEVICE_FIELDS)
+    )
     limits = limits_by_device([d[0] for d in devices])
     windows: dict = {}
     for d in devices:
         lim = limits[d[0]]
-        if Rule.GROWTH in lim.enabled:
+        if Rule.GROWTH in lim.enabled and lim.growth_window_hours != growth_hours:
             windows.setdefault(lim.growth_window_hours, set()).add(d[0])
-    growth = _growth(windows, now)
-    damage = _damage(now)
+    growth.update(_growth(windows, now))
     out: dict = {}
     for row in devices:
         _device_rules(out, row, limits[row[0]], growth, damage, now)
