@@ -43,6 +43,7 @@ STATE = re.compile(
         [
             r"already exists\.$",  # name or username taken (services, unique fields)
             r"does not exist\.$",  # a referenced id names nothing (DRF related fields)
+            r"^no (group|policy) with id \d+$",  # the same, in a compliance report's scope
             r"^This device has no such snapshot\.$",
             r"^This command has already finished\.$",
             r"^Unassign the policy from every group before deleting it\.$",
@@ -66,7 +67,8 @@ ACROSS_FIELDS = re.compile(
         ]
     )
 )
-# A compliance report's period, checked across its fields (console/api/views/reports.py).
+# Rules across fields of reports and alerts (console/api/views/reports.py,
+# console/reports/scheduling.py, console/alerts/services.py).
 REPORT_PERIOD = re.compile(
     "|".join(
         [
@@ -74,6 +76,13 @@ REPORT_PERIOD = re.compile(
             r"^The period ends before it starts\.$",
             r"^The history covers closed days: give a day before today \(UTC\)\.$",
             r"^A report covers at most \d+ days\.$",
+            # a report schedule's or alert channel's scope or kind needs its other field
+            r"^A group scope needs a group\.$",
+            r"^A policy scope needs a policy\.$",
+            r"^1 to \d+ e-mail addresses$",
+            r"^an http:// or https:// URL \(up to 500 characters\)$",
+            # state: the organisation-wide alert thresholds always exist
+            r"^the organisation default cannot be deleted$",
         ]
     )
 )

@@ -70,6 +70,11 @@ class ThresholdsSerializer(serializers.ModelSerializer):
         fields = ["id", "group", *Thresholds.RULE_FIELDS, *Thresholds.VALUE_FIELDS, "updated_at"]
         read_only_fields = ["id", "updated_at"]
         validators: list = []  # one row per group: the service updates it
+        # the bounds the service checks, declared (OpenAPI minimum/maximum)
+        extra_kwargs = {
+            name: {"min_value": low, "max_value": high}
+            for name, (low, high) in services.BOUNDS.items()
+        }
 
 
 class ThresholdsViewSet(Base, viewsets.ModelViewSet):
