@@ -97,3 +97,17 @@ def test_chart_buckets_follow_the_devices(rendered):
     assert counts["no backup"] == 1  # pc-000
     assert sum(counts.values()) == len(fleet.devices)
     assert counts["100%"] == len(fleet.devices) - 2  # all but the never and the failing one
+
+
+def test_an_empty_scope_is_a_document_too(tmp_path, small_fleet):
+    _need("pdftotext")
+    fleet = report_fleet.build(enroll, small_fleet.token_plaintext, 2, days=3)
+    report = build_compliance_report(
+        fleet.start, fleet.end, Scope.group(small_fleet.other_group.pk)
+    )
+    assert report.devices == []
+    pdf = tmp_path / "empty.pdf"
+    pdf.write_bytes(render_pdf(report))
+    text = _text(pdf)
+    assert "No devices in scope for this period." in text
+    assert "group Engineering" in text and "A.8.13" in text

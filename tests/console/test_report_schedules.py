@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from console.audit.models import AuditEvent
 from console.audit.services import SYSTEM
 from console.fleet import services as fleet_services
-from console.reports import scheduling
+from console.reports import scheduling, tasks
 from console.reports.models import GeneratedReport
 from console.reports.schedules import ReportFile, ReportSchedule
 from console.reports.scheduling import ScheduleInput, last_closed_period
@@ -182,3 +182,11 @@ def test_disabled_schedule_and_changes_are_audited(small_fleet, admin_actor):
 @pytest.fixture
 def admin_actor(users):
     return scheduling.Actor(user=users["admin"], via="ui")
+
+
+def test_beat_task_runs_the_due_schedules(history, settings):
+    assert settings.CELERY_BEAT_SCHEDULE["report-schedules"]["task"] == "reports.run_due_schedules"
+    scheduling.create_schedule(SYSTEM, ScheduleInput("W", "weekly", recipients=("a@example.com",)))
+    assert tasks.run_due_schedules.apply().get() == 1
+    assert tasks.run_due_schedules.apply().get() == 0  # the period is sent once
+    assert len(mail.outbox) == 1
