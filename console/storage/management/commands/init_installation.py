@@ -33,7 +33,9 @@ from console.storage.buckets import BucketError, prepare_bucket
 
 
 class Command(BaseCommand):
-    help = "Prepare an installation (migrate, static files, keys, bucket, first Admin); re-runnable."
+    help = (
+        "Prepare an installation (migrate, static files, keys, bucket, first Admin); re-runnable."
+    )
     requires_system_checks: list = []  # the deploy checks report what this creates
 
     def add_arguments(self, parser):
@@ -75,12 +77,20 @@ class Command(BaseCommand):
 
     def _keys(self, org: str) -> str:
         if not keys.missing_keys():
-            return "organisation key and console CA present (never replaced)"
+            ca = pki.ensure_ca(create=False)
+            org = keys.org_key_fingerprint(keys.org_key())
+            return (
+                f"organisation key (SHA-256 {org}) and console CA (SHA-256 {ca.fingerprint}, "
+                "what agents pin with --ca-fingerprint) present, never replaced"
+            )
         files = keys.init_keys(SYSTEM, org=org, operator=getpass.getuser())
-        return "; ".join(
-            f"{f.what} {f.path} {'created' if f.created else 'present'}, SHA-256 {f.fingerprint}"
-            for f in files
-        ) + " - back these files up now"
+        return (
+            "; ".join(
+                f"{f.what} {f.path} {'created' if f.created else 'present'}, SHA-256 {f.fingerprint}"
+                for f in files
+            )
+            + " - back these files up now"
+        )
 
     def _bucket(self) -> str:
         s = prepare_bucket()
