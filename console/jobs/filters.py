@@ -1,12 +1,21 @@
-"""Filters of the job-run and command histories: the dashboard pages, the
-API's /jobs/ and /commands/ and the OpenAPI schema read them from here."""
+"""Filters of the job-run, command and snapshot lists: the dashboard pages,
+the API's /jobs/, /commands/ and /snapshots/ and the OpenAPI schema read
+them from here."""
 
 from __future__ import annotations
 
 import django_filters
 
 from console.core.filters import DateOrDateTimeFilter, ListFilterSet
-from console.jobs.models import Command, CommandKind, CommandState, JobKind, JobRun, JobState
+from console.jobs.models import (
+    Command,
+    CommandKind,
+    CommandState,
+    JobKind,
+    JobRun,
+    JobState,
+    Snapshot,
+)
 
 
 class JobRunFilterSet(ListFilterSet):
@@ -34,6 +43,14 @@ class CommandFilterSet(ListFilterSet):
     class Meta:
         model = Command
         fields = ["device", "state", "kind"]
+
+
+class SnapshotFilterSet(ListFilterSet):
+    device = django_filters.UUIDFilter(field_name="device_id", label="Device id")
+
+    class Meta:
+        model = Snapshot
+        fields = ["device"]
 
 
 def job_runs(params) -> JobRunFilterSet:

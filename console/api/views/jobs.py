@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -11,7 +10,7 @@ from rest_framework.response import Response
 from console.api import serializers as s
 from console.api.views.base import Base, CommandCursor, ListFilters, NewestFirst, actor
 from console.jobs import services as jobs
-from console.jobs.filters import CommandFilterSet, JobRunFilterSet
+from console.jobs.filters import CommandFilterSet, JobRunFilterSet, SnapshotFilterSet
 from console.jobs.models import Command, JobRun, Snapshot
 
 
@@ -38,14 +37,6 @@ class CommandViewSet(Base, viewsets.ReadOnlyModelViewSet):
     def cancel(self, request, pk=None):
         command = jobs.cancel_command(actor(request), self.get_object())
         return Response(s.CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)
-
-
-class SnapshotFilterSet(django_filters.FilterSet):
-    device = django_filters.UUIDFilter(field_name="device_id", label="Device id")
-
-    class Meta:
-        model = Snapshot
-        fields = ["device"]
 
 
 class SnapshotViewSet(Base, viewsets.ReadOnlyModelViewSet):
