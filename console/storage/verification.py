@@ -70,6 +70,9 @@ MAX_PATH = 1024
 #: a run of the same kind younger than this is taken to be still running
 RUNNING_FOR_AT_MOST = dt.timedelta(hours=12)
 
+#: check problems that lose files (a damaged tree or snapshot: everything under it)
+FILE_DAMAGE = ("damaged-data", "missing-data", "damaged-tree", "unsafe-name", "damaged-snapshot")
+
 STATS_KEYS = (
     "bytes_read",
     "objects_checked",
@@ -192,7 +195,7 @@ def _start(device: Device, kind: str, trigger: str) -> JobRun | None:
         )
 
 
-def _finish(run: JobRun, stats: dict, detail: dict, error: str = "") -> JobRun:
+def _finish(run: JobRun, stats: dict, detail: dict, error: str = "", problems: int = 0) -> JobRun:
     run.stats = stats
     run.progress_detail = detail
     run.files_processed = stats["files_compared"] or stats["objects_checked"]
@@ -200,12 +203,14 @@ def _finish(run: JobRun, stats: dict, detail: dict, error: str = "") -> JobRun:
     if error:
         run.state = JobState.FAILED
         run.error = error.splitlines()[0][:2000] if error.strip() else "failed"
-    elif stats["damaged_files"] or stats["damaged"]:
+    elif stats["damaged_files"] or stats["damaged"] or problems:
         # the run worked and found damage: shown as failed, with what is damaged
         run.state = JobState.FAILED
         run.error = (
             f"damage found: {len(stats['damaged'])} pack(s), {len(stats['damaged_files'])} file(s)"
         )
+        if problems and not (stats["damaged_files"] or stats["damaged"]):
+            run.error = f"damage found: {problems} problem(s) in the repository's structure"
     else:
         run.state = JobState.SUCCEEDED
     run.finished_at = run.updated_at = timezone.now()
@@ -252,6 +257,8 @@ def verify_device(
     if run is None:
         log.info("verification of %s skipped: another run is in progress", device_id)
         return None
+    if run.state != JobState.RUNNING:  # a task delivered twice: done already
+        return run
     now = now or timezone.now()
     _eff, v = _verification(device)
     sample_percent = v.sample_percent if v is not None else 5
@@ -309,8 +316,8 @@ def verify_device(
             state.last_verify_run = run
             state.save()
             Device.objects.filter(pk=device.pk).update(storage_bytes=size)
-            return _finish(run, stats, detail)
-    except (StoreError, CorruptObject, UnsupportedVersion, OSError, ValueError) as exc:
+            return _finish(run, stats, detail, problems=len(report.errors))
+    except Exception as exc:  # recorded on the run (never left running); the beat moves on
         log.warning("verification of %s failed: %s", device_id, exc)
         seconds = round(time.monotonic() - t0, 3)
         return _finish(run, _stats(duration_s=seconds), {}, str(exc) or type(exc).__name__)
@@ -322,11 +329,11 @@ def verify_device(
 def _damaged_files(report) -> list[dict]:
     seen, out = set(), []
     for e in report.errors:
-        if e.kind in ("damaged-data", "missing-data") and e.snapshot and e.path:
-            key = (e.snapshot, e.path)
+        if e.kind in FILE_DAMAGE and e.snapshot:
+            key = (e.snapshot, e.path or "/")
             if key not in seen:
                 seen.add(key)
-                out.append({"snapshot": e.snapshot, "path": e.path[:MAX_PATH]})
+                out.append({"snapshot": e.snapshot, "path": key[1][:MAX_PATH]})
     return out
 
 
@@ -423,7 +430,7 @@ def test_restore_device(
         state.last_test_restore_run = run
         state.save(update_fields=["last_test_restore_at", "last_test_restore_run"])
         return _finish(run, stats, detail)
-    except (StoreError, CorruptObject, UnsupportedVersion, OSError, ValueError) as exc:
+    except Exception as exc:  # recorded on the run (never left running); the beat moves on
         log.warning("test restore of %s failed: %s", device_id, exc)
         seconds = round(time.monotonic() - t0, 3)
         return _finish(run, _stats(duration_s=seconds), {}, str(exc) or type(exc).__name__)

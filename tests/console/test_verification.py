@@ -146,7 +146,7 @@ def test_flipped_byte_names_the_damaged_file_on_the_job_page_and_in_the_api(
 
 def _verify_all(device) -> JobRun:
     """Verify with a sample of 100% (one run reads every pack)."""
-    state = VerificationState.objects.get(device=device)
+    state, _ = VerificationState.objects.get_or_create(device=device)
     state.cursor = ""
     state.save()
     original = verification._verification
@@ -330,3 +330,33 @@ def test_api_verify_runs_on_the_console(device, tmp_path, api, django_capture_on
     # what the worker runs
     run = verification.verify_device(str(device.pk), run_id=body["id"])
     assert run.state == JobState.SUCCEEDED and run.stats["bytes_read"] > 0
+
+
+def test_a_failing_run_is_recorded_never_left_running(device, s3_settings, tmp_path):
+    back_up(device, tmp_path / "src", {"a.bin": os.urandom(10 * 1024)})
+    s3_settings.ORG_KEY_FILE = tmp_path / "other.key"  # the wrong organisation key
+    for fn in (verification.verify_device, verification.test_restore_device):
+        run = fn(str(device.pk))
+        assert run.state == JobState.FAILED and run.error and "\n" not in run.error
+        assert set(run.stats) == set(verification.STATS_KEYS) and run.finished_at
+    # the next scheduled run is not held back by them
+    s3_settings.ORG_KEY_FILE = tmp_path / "keys" / "org.key"
+    assert verification.verify_device(str(device.pk)).state == JobState.SUCCEEDED
+
+
+def test_a_damaged_directory_listing_names_the_directory(device, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "x.bin").write_bytes(os.urandom(10 * 1024))
+    sid = back_up(device, src, {"a.bin": os.urandom(10 * 1024)})
+    repo = open_repo(device)
+    sub = next(
+        node.subtree
+        for path, node in repo.walk(repo.load_snapshot(sid).tree)
+        if path == f"{src}/sub".encode()
+    )
+    entry = repo.index.get(sub)
+    flip_byte(device, entry.pack_id, at=entry.offset + entry.length // 2)
+    run = _verify_all(device)
+    assert run.state == JobState.FAILED
+    assert run.stats["damaged_files"] == [{"snapshot": sid, "path": f"{src}/sub"}]
