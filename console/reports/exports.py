@@ -14,12 +14,12 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from console.audit.services import Actor, record
 from console.core.spreadsheet import safe_row
 from console.reports import pdf
-from console.reports.compliance import ComplianceReport, Scope, report_dict
+from console.reports.compliance import ComplianceReport, Scope, plain
 from console.reports.models import GeneratedReport, ReportFormat
 
 CONTENT_TYPES = {
@@ -55,7 +55,8 @@ CSV_COLUMNS = [
 
 
 def to_json(report: ComplianceReport) -> bytes:
-    return json.dumps(report_dict(report), indent=1, ensure_ascii=False).encode()
+    # no indent: json's C encoder (10,000 rows in a fraction of a second)
+    return json.dumps(plain(report), default=_cell, ensure_ascii=False).encode()
 
 
 def _cell(value):
@@ -63,6 +64,8 @@ def _cell(value):
         return ""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
     return value
