@@ -462,10 +462,12 @@ def _text(value, limit: int = MAX_PATH) -> str:
 def summary(run: JobRun) -> dict | None:
     """What a verification or test restore read and found, checked and cut to
     size (a ``verify`` run may also come from an agent: untrusted JSON);
-    None for other kinds of job."""
+    None for other kinds of job and for runs without these results."""
     if run.kind not in (JobKind.VERIFY, JobKind.TEST_RESTORE):
         return None
     stats = run.stats if isinstance(run.stats, dict) else {}
+    if not {"bytes_read", "damaged_files"} <= set(stats):
+        return None  # an agent's own check (bulk verify) or a run still going
     raw_files = stats.get("damaged_files")
     files = []
     for f in raw_files[:MAX_LISTED] if isinstance(raw_files, list) else []:

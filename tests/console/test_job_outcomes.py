@@ -69,3 +69,24 @@ def test_jobs_list_shows_succeeded_with_inconsistent_files(small_fleet, ui):
     assert "Succeeded with inconsistent files" in row
     row = listing.split(reverse("job-detail", args=[hostile.pk]))[1].split("</tr>")[0]
     assert "Succeeded" in row and "inconsistent" not in row
+
+
+def test_an_agents_own_verify_shows_its_plain_result(small_fleet, ui, api):
+    """The bulk verify still runs the agent's check: no console figures for it."""
+    device = small_fleet.devices[0]
+    run = jobs.record_job_result(
+        device.pk, "agent-verify", ok=True, kind="verify", stats={"damaged_files": "lots"}
+    )
+    page = ui("auditor").get(reverse("job-detail", args=[run.pk])).content.decode()
+    assert "packs read whole" not in page and "damaged_files: lots" in page
+    assert api("auditor").get(f"/api/v1/jobs/{run.pk}/").json()["verification"] is None
+    hostile = jobs.record_job_result(
+        device.pk,
+        "agent-verify-2",
+        ok=True,
+        kind="verify",
+        stats={"bytes_read": "x", "damaged_files": [{"path": 5}, "s", {"path": "/a" * 5000}]},
+    )
+    body = api("auditor").get(f"/api/v1/jobs/{hostile.pk}/").json()["verification"]
+    assert body["bytes_read"] == 0 and len(body["damaged_files"]) == 1
+    assert len(body["damaged_files"][0]["path"]) == 1024
