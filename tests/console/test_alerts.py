@@ -510,3 +510,19 @@ def test_bench_measures_two_passes_and_leaves_nothing(fleet10):
     assert (t.devices, t.conditions, t.fired) == (10, 10, 10)
     assert t.queries < 20  # a fixed number of queries, not one per device
     assert Alert.objects.count() == 0
+
+
+def test_beat_task_evaluates_and_delivers(fleet10, monkeypatch):
+    """The beat task is the service plus one delivery task per notification
+    (run eagerly here: the worker is the same code)."""
+    from console.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    devices, now = fleet10
+    services.save_settings(SYSTEM, 0, 0)
+    services.save_channel(SYSTEM, None, {"name": "m", "kind": "email", "recipients": ["a@b.co"]})
+    Device.objects.filter(pk=devices[0].pk).update(last_seen_at=now - dt.timedelta(days=30))
+    assert tasks.evaluate.apply().get() == {
+        "conditions": 1, "fired": 1, "resolved": 0, "deliveries": 1,
+    }  # fmt: skip
+    assert len(mail.outbox) == 1 and Delivery.objects.get().state == DeliveryState.SENT
