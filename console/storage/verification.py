@@ -209,7 +209,12 @@ def _finish(run: JobRun, stats: dict, detail: dict, error: str = "", problems: i
         run.error = (
             f"damage found: {len(stats['damaged'])} pack(s), {len(stats['damaged_files'])} file(s)"
         )
-        if problems and not (stats["damaged_files"] or stats["damaged"]):
+        if run.kind == JobKind.TEST_RESTORE:
+            run.error = (
+                f"damage found: {len(stats['damaged_files'])} of {stats['files_compared']} "
+                "file(s) did not restore intact"
+            )
+        elif problems and not (stats["damaged_files"] or stats["damaged"]):
             run.error = f"damage found: {problems} problem(s) in the repository's structure"
     else:
         run.state = JobState.SUCCEEDED

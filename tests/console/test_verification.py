@@ -180,6 +180,8 @@ def test_test_restore_proves_bytes_equal_and_records_throughput(device, tmp_path
     flip_in_file(device, files["f3.bin"])
     damaged = verification.test_restore_device(str(device.pk), files=5, seed=1)
     names = {f["path"] for f in damaged.stats["damaged_files"]}
+    assert damaged.state == JobState.FAILED
+    assert damaged.error == "damage found: 1 of 5 file(s) did not restore intact"
     assert names == {f"{src}/f3.bin"}
     problems = [f["problem"] for f in damaged.progress_detail["files"] if not f["ok"]]
     assert len(problems) == 1 and "failed authentication" in problems[0]
