@@ -45,6 +45,8 @@ from console.fleet.models import AT_RISK_FACTOR, Device, DeviceGroup
 from console.jobs.models import Command, CommandKind, DailyJobStats, JobRun, JobState, Snapshot
 from console.policies import services as policies
 from console.policies.models import Policy
+from console.reports import history
+from console.reports.models import DeviceDay
 
 
 @dataclass
@@ -70,6 +72,9 @@ def reset_demo(out=print) -> None:
     t0 = time.monotonic()
     with transaction.atomic():
         demo_devices = Device.objects.filter(is_demo=True)
+        DeviceDay.objects.filter(device_id__in=demo_devices.values("pk"))._raw_delete(
+            DeviceDay.objects.db
+        )
         Snapshot.objects.filter(device__in=demo_devices)._raw_delete(Snapshot.objects.db)
         JobRun.objects.filter(device__in=demo_devices)._raw_delete(JobRun.objects.db)
         Command.objects.filter(device__in=demo_devices)._raw_delete(Command.objects.db)
@@ -177,6 +182,7 @@ def seed_demo(
         with connection.cursor() as cursor:
             for model in (Device, JobRun, Snapshot, DailyJobStats):
                 cursor.execute(f"ANALYZE {model._meta.db_table}")
+    _fill_history(now, days, out)
     cache.delete("cairn:demo-data")
     total = time.monotonic() - t0
     out(f"demo fleet ready in {total:.1f}s")
@@ -186,6 +192,15 @@ def seed_demo(
         "snapshots": snaps_written,
         "seconds": total,
     }
+
+
+def _fill_history(now: datetime, days: int, out) -> None:
+    """The daily device history of the seeded closed days (what the beat
+    task fills day by day), so reports have their period."""
+    t0 = time.monotonic()
+    last = history.last_closed_day(now)
+    rows = history.fill_days(last - timedelta(days=days - 1), last, now=now)
+    out(f"{rows} device-days of history in {time.monotonic() - t0:.1f}s")
 
 
 @transaction.atomic

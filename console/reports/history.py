@@ -39,6 +39,8 @@ VERIFY, TEST_RESTORE, BACKUP = "verify", "test_restore", "backup"
 #: bounds of what a PC may claim (a year of restore time; 1 PB; 1 TB/s)
 MAX_SECONDS, MAX_BYTES, MAX_RATE = 365 * 86400.0, float(2**50), 1e12
 MAX_RESULT = 255
+#: the longest a run may take and still be counted on the day it finished
+RUN_SPAN = timedelta(days=7)
 
 _UPDATED = [
     "seconds",
@@ -254,12 +256,18 @@ def _fill_day(day: date, carry: _Carry, facts: _FactsCache) -> int:
     existing = {r.device_id: r for r in DeviceDay.objects.filter(day=day, device_id__in=ids)}
     groups, names = _groups_of(ids)
     runs = defaultdict(list)
+    known = set(ids)
     for run in JobRun.objects.filter(
-        finished_at__gte=day_start, finished_at__lt=day_end, device_id__in=ids
+        # started_at is indexed; a run that finished today started within RUN_SPAN
+        started_at__gte=day_start - RUN_SPAN,
+        started_at__lt=day_end,
+        finished_at__gte=day_start,
+        finished_at__lt=day_end,
     ).values_list(
         "device_id", "kind", "state", "finished_at", "bytes_added", "stats", "warnings_count"
     ):
-        runs[run[0]].append(run[1:])
+        if run[0] in known:
+            runs[run[0]].append(run[1:])
     now = timezone.now()
     rows = []
     for device in devices:
