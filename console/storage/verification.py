@@ -37,7 +37,9 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 from celery import current_app
 from django.core.exceptions import PermissionDenied
@@ -66,6 +68,9 @@ TEST_RESTORE_MAX_BYTES = 512 * 1024 * 1024
 TEST_RESTORE_MAX_NODES = 200_000
 #: damaged files / packs kept on a run (the rest are counted in the detail)
 MAX_LISTED = 1000
+#: chunks fetched at once by a test restore (memory: at most this many chunks)
+RESTORE_WINDOW = 8
+RESTORE_WORKERS = 4
 MAX_PATH = 1024
 #: a run of the same kind younger than this is taken to be still running
 RUNNING_FOR_AT_MOST = dt.timedelta(hours=12)
@@ -362,20 +367,31 @@ def _sample_files(repo: Repository, tree: str, count: int, rng: random.Random):
     return chosen
 
 
-def _compare_file(repo: Repository, node) -> tuple[int, str]:
-    """(bytes read, problem or "") for one file: every chunk decrypted in
-    memory, re-hashed with the repository's keyed hash and compared with its
-    id; the total compared with the file's size."""
+def _compare_file(repo: Repository, node, pool: ThreadPoolExecutor) -> tuple[int, str]:
+    """(bytes read, problem or "") for one file: every chunk fetched and
+    decrypted in memory (``RESTORE_WINDOW`` at a time, by ``pool``'s threads,
+    as a restore fetches), re-hashed with the repository's keyed hash and
+    compared with its id; the total compared with the file's size."""
     total = 0
-    for cid in node.chunk_ids:
-        try:
-            data = repo.read_blob(cid)
-        except (CorruptObject, StoreError, UnsupportedVersion) as exc:
-            return total, str(exc)
-        if repo.blob_id(data) != cid:
-            return total, f"chunk {cid.hex()[:16]} does not hash to its id"
-        total += len(data)
-        del data
+    ids = iter(node.chunk_ids)
+    window: deque = deque(pool.submit(repo.read_blob, cid) for cid in islice(ids, RESTORE_WINDOW))
+    order = iter(node.chunk_ids)
+    try:
+        while window:
+            cid = next(order)
+            try:
+                data = window.popleft().result()
+            except (CorruptObject, StoreError, UnsupportedVersion) as exc:
+                return total, str(exc)
+            if (following := next(ids, None)) is not None:
+                window.append(pool.submit(repo.read_blob, following))
+            if repo.blob_id(data) != cid:
+                return total, f"chunk {cid.hex()[:16]} does not hash to its id"
+            total += len(data)
+            del data
+    finally:
+        for pending in window:
+            pending.cancel()
     if total != node.file_size:
         return total, f"restored {total} bytes, the file had {node.file_size}"
     return total, ""
@@ -406,18 +422,21 @@ def test_restore_device(
         compared, nbytes, chunks, damaged_files, results = 0, 0, 0, [], []
         snapshot = snaps[-1].id if snaps else ""
         if snaps:
-            for path, node in _sample_files(repo, snaps[-1].tree, files, rng):
-                if nbytes >= TEST_RESTORE_MAX_BYTES:
-                    break
-                got, problem = _compare_file(repo, node)
-                nbytes += got
-                compared += 1
-                chunks += len(node.chunk_ids)
-                shown = display_path(path)[:MAX_PATH]
-                results.append({"path": shown, "bytes": got, "ok": not problem})
-                if problem:
-                    damaged_files.append({"snapshot": snapshot, "path": shown})
-                    results[-1]["problem"] = problem[:500]
+            sample = _sample_files(repo, snaps[-1].tree, files, rng)
+            pool = ThreadPoolExecutor(RESTORE_WORKERS, thread_name_prefix="cairn-test-restore")
+            with pool:
+                for path, node in sample:
+                    if nbytes >= TEST_RESTORE_MAX_BYTES:
+                        break
+                    got, problem = _compare_file(repo, node, pool)
+                    nbytes += got
+                    compared += 1
+                    chunks += len(node.chunk_ids)
+                    shown = display_path(path)[:MAX_PATH]
+                    results.append({"path": shown, "bytes": got, "ok": not problem})
+                    if problem:
+                        damaged_files.append({"snapshot": snapshot, "path": shown})
+                        results[-1]["problem"] = problem[:500]
         seconds = round(time.monotonic() - t0, 3)
         stats = _stats(
             bytes_read=nbytes,
