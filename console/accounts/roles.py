@@ -32,6 +32,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "view": frozenset({ADMIN, OPERATOR, AUDITOR}),
     "device.backup": frozenset({ADMIN, OPERATOR}),
     "device.restore": frozenset({ADMIN, OPERATOR}),
+    # browse, search and download backed-up files on the console (console/restore)
+    "device.download": frozenset({ADMIN, OPERATOR}),
     "device.verify": frozenset({ADMIN, OPERATOR}),
     "device.revoke": frozenset({ADMIN}),
     "device.edit": frozenset({ADMIN}),
@@ -47,8 +49,6 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "user.manage": frozenset({ADMIN}),
     "alert.acknowledge": frozenset({ADMIN, OPERATOR}),
     "alert.manage": frozenset({ADMIN}),
-    "hold.view": frozenset({ADMIN, AUDITOR}),  # list and export legal holds
-    "hold.manage": frozenset({ADMIN}),  # place and release legal holds (console/holds)
 }
 
 # Actions on many devices at once (device list, POST /api/v1/devices/bulk/).

@@ -10,9 +10,14 @@ from console.api.views.alerts import (
     ChannelViewSet,
     ThresholdsViewSet,
 )
-from console.api.views.holds import LegalHoldViewSet, OffboardingViewSet
 from console.api.views.report_schedules import ReportScheduleViewSet, StoredReportViewSet
 from console.api.views.reports import ComplianceReportView, ReportVerifyView
+from console.api.views.restore import (
+    FileSearchView,
+    SnapshotCompareView,
+    SnapshotDownloadView,
+    SnapshotTreeView,
+)
 
 router = DefaultRouter()
 router.register("overview", views.OverviewView, basename="overview")
@@ -34,8 +39,6 @@ router.register("alert-channels", ChannelViewSet, basename="alertchannel")
 router.register("reports/verify", ReportVerifyView, basename="report-verify")
 router.register("reports/schedules", ReportScheduleViewSet, basename="report-schedule")
 router.register("reports/past", StoredReportViewSet, basename="stored-report")
-router.register("holds", LegalHoldViewSet, basename="legalhold")
-router.register("offboardings", OffboardingViewSet, basename="offboarding")
 
 
 @csrf_exempt  # nothing to protect, and a CSRF refusal would be an HTML 403
@@ -49,6 +52,22 @@ urlpatterns = [
     path("me/", views.me, name="api-me"),
     path("policy-spec/", views.spec_defaults, name="api-spec-defaults"),
     path("auth/token/", views.TokenLogin.as_view(), name="api-token"),
+    path(
+        "devices/<uuid:device_id>/snapshots/<str:snapshot>/tree/",
+        SnapshotTreeView.as_view(),
+        name="api-snapshot-tree",
+    ),
+    path(
+        "devices/<uuid:device_id>/snapshots/<str:snapshot>/compare/",
+        SnapshotCompareView.as_view(),
+        name="api-snapshot-compare",
+    ),
+    path(
+        "devices/<uuid:device_id>/snapshots/<str:snapshot>/download/",
+        SnapshotDownloadView.as_view(),
+        name="api-snapshot-download",
+    ),
+    path("files/search/", FileSearchView.as_view(), name="api-file-search"),
     path("", include(router.urls)),
     path("alert-settings/", AlertSettingsView.as_view(), name="api-alert-settings"),
     re_path(r"^(?P<rest>.*)$", not_found),

@@ -2,7 +2,6 @@ from django.urls import path
 
 from console.dashboard import views
 from console.dashboard.views.alerts import alert_acknowledge, alert_list, alert_rules
-from console.dashboard.views.holds import hold_export, hold_list, hold_release
 from console.dashboard.views.report_files import compliance_file
 from console.dashboard.views.reports import (
     past_download,
@@ -10,6 +9,12 @@ from console.dashboard.views.reports import (
     reports_page,
     schedule_edit,
     schedule_list,
+)
+from console.dashboard.views.restore import (
+    file_search,
+    snapshot_browse,
+    snapshot_compare,
+    snapshot_download,
 )
 
 urlpatterns = [
@@ -23,6 +28,18 @@ urlpatterns = [
     path("devices/<uuid:pk>/restore/", views.device_restore, name="device-restore"),
     path("devices/<uuid:pk>/revoke/", views.device_revoke, name="device-revoke"),
     path("devices/<uuid:pk>/groups/", views.device_groups, name="device-groups"),
+    path("devices/<uuid:pk>/snapshots/<str:snapshot>/", snapshot_browse, name="snapshot-browse"),
+    path(
+        "devices/<uuid:pk>/snapshots/<str:snapshot>/compare/",
+        snapshot_compare,
+        name="snapshot-compare",
+    ),
+    path(
+        "devices/<uuid:pk>/snapshots/<str:snapshot>/download/",
+        snapshot_download,
+        name="snapshot-download",
+    ),
+    path("files/search/", file_search, name="file-search"),
     path("groups/", views.group_list, name="group-list"),
     path("groups/<int:pk>/", views.group_detail, name="group-detail"),
     path("policies/", views.policy_list, name="policy-list"),
@@ -48,9 +65,6 @@ urlpatterns = [
     path("enrollment/", views.token_list, name="token-list"),
     path("enrollment/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("audit/", views.audit_list, name="audit-list"),
-    path("holds/", hold_list, name="hold-list"),
-    path("holds/export.csv", hold_export, name="hold-export"),
-    path("holds/<int:pk>/release/", hold_release, name="hold-release"),
     path("alerts/", alert_list, name="alert-list"),
     path("alerts/rules/", alert_rules, name="alert-rules"),
     path("alerts/<int:pk>/acknowledge/", alert_acknowledge, name="alert-acknowledge"),

@@ -57,6 +57,10 @@ UI = {
         )
     ],
     "device.backup": [("post", lambda f: f"/devices/{_dev(f)}/backup/", {})],
+    "device.download": [
+        ("get", lambda f: "/files/search/", None),
+        ("get", lambda f: f"/files/search/?q=report&device={_dev(f)}", None),
+    ],
     "device.verify": [("post", lambda f: f"/devices/{_dev(f)}/verify/", {})],
     "device.restore": [("get", lambda f: f"/devices/{_dev(f)}/restore/", None)],
     "device.revoke": [("post", lambda f: f"/devices/{f.devices[2].pk}/revoke/", {})],
@@ -93,13 +97,6 @@ UI = {
         ("get", lambda f: "/reports/", None),
         ("get", lambda f: "/reports/schedules/", None),
         ("get", lambda f: "/reports/past/", None),
-    ],
-    "hold.view": [
-        ("get", lambda f: "/holds/?state=active", None),
-        ("get", lambda f: "/holds/export.csv", None),
-    ],
-    "hold.manage": [
-        ("post", lambda f: "/holds/", lambda f: {"scope": "device", "device": _dev(f)}),
     ],
     "report.manage": [
         (
@@ -143,6 +140,10 @@ API = {
         ("post", lambda f: "/api/v1/alert-thresholds/", {"failures_in_a_row": 2}),
     ],
     "device.backup": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/backup/", {})],
+    "device.download": [
+        ("get", lambda f: f"/api/v1/files/search/?q=report&device={_dev(f)}", None),
+        ("get", lambda f: f"/api/v1/devices/{_dev(f)}/snapshots/latest/download/", None),
+    ],
     "device.verify": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/verify/", {})],
     "device.restore": [
         ("post", lambda f: f"/api/v1/devices/{_dev(f)}/restore/", {"snapshot_id": "x"})
@@ -182,18 +183,6 @@ API = {
         ("post", lambda f: "/api/v1/reports/verify/", {}),
         ("get", lambda f: "/api/v1/reports/schedules/", None),
         ("get", lambda f: "/api/v1/reports/past/", None),
-    ],
-    "hold.view": [
-        ("get", lambda f: "/api/v1/holds/?state=active", None),
-        ("get", lambda f: "/api/v1/holds/export/", None),
-        ("get", lambda f: "/api/v1/offboardings/", None),
-    ],
-    "hold.manage": [
-        (
-            "post",
-            lambda f: "/api/v1/holds/",
-            lambda f: {"scope": "device", "device": str(_dev(f)), "case_name": "C", "reason": "r"},
-        ),
     ],
     "report.manage": [
         (
