@@ -43,6 +43,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from agent.engine.errors import PruneError
@@ -115,6 +116,7 @@ class PruneReport:
     packs_to_repack: int = 0  # partly used packs above the repack threshold
     bytes_to_repack: int = 0  # their referenced bytes, copied into new packs
     packs_written: int = 0  # new packs the repack wrote
+    objects_locked: int = 0  # under S3 Object Lock: left, swept by a later run
     repacked: bool = False
     deleted: list[str] = field(default_factory=list)  # object keys (deleted or to delete)
     warnings: list[str] = field(default_factory=list)
@@ -215,10 +217,16 @@ class PrunePlan:
         report = self.report
         report.dry_run = False
         store = self.repo.store
+        packs_locked: list[str] = []
         if self.compact:
             say(
                 f"sweep: {len(self.markers_swept)} marker(s), delete {len(self.packs_deleted)} pack(s)"
             )
+            # Object Lock: what is still retained is left and retried later
+            # (packs marked again; a locked index object defers the sweep)
+            packs_locked = self._honour_locks(report)
+        mark = list(self.mark)
+        if self.compact:
             # (a) the merged index first, (b) then the objects it supersedes,
             # (c) then the packs, (d) then the markers.
             if self.index_written:
@@ -228,7 +236,7 @@ class PrunePlan:
             delete_all(store, [pack_key(p) for p in self.packs_deleted])
             for key in self.markers_swept:
                 store.delete(key)
-        mark = list(self.mark)
+            mark += packs_locked
         if self.repack:
             say(f"repack: {len(self.repack)} pack(s)")
             loaded = self._loaded
@@ -247,6 +255,9 @@ class PrunePlan:
                 report.bytes_marked = sizes(self.repo, set(mark) | set(done))
             mark += done
         if mark:
+            if packs_locked:
+                report.packs_marked = len(mark)
+                report.bytes_marked = sizes(self.repo, set(mark))
             say(f"mark: {len(mark)} pack(s), {report.bytes_marked} bytes")
             # stamped when written: a backup starting before this saw no marker
             when = self.now + dt.timedelta(seconds=time.monotonic() - self.started)
@@ -255,6 +266,51 @@ class PrunePlan:
             plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
             report.marker = "prune/" + self.repo.put_sealed("prune", plain, PRUNE_AAD)
         return report
+
+    def _honour_locks(self, report: PruneReport) -> list[str]:
+        """Take what S3 Object Lock still retains out of the sweep, judged on
+        the wall clock (the storage's retention, not the plan's ``now``). A
+        locked index object defers the whole sweep (its entries must not
+        outlive their packs); locked packs are left and marked again, so a
+        prune after their retention deletes them. The packs marked again."""
+        store = self.repo.store
+        now = dt.datetime.now(dt.UTC)
+        index_locked = _locked(store, self.index_replaced, now)
+        if index_locked:
+            first = min(index_locked.values()).isoformat(timespec="seconds")
+            report.warnings.append(
+                f"{len(index_locked)} index object(s) under Object Lock (first until {first}): "
+                "sweep deferred to a later prune"
+            )
+            report.objects_locked = len(index_locked)
+            report.packs_deleted = report.bytes_deleted = report.markers_swept = 0
+            report.index_objects_replaced = 0
+            report.deleted = []
+            self.compact = False
+            self.index_written = {}
+            self.repack = []  # planned on the repository as swept
+            return []
+        locked = _locked(store, [pack_key(p) for p in self.packs_deleted], now)
+        if not locked:
+            return []
+        packs = [p for p in self.packs_deleted if pack_key(p) in locked]
+        first = min(locked.values()).isoformat(timespec="seconds")
+        report.warnings.append(
+            f"{len(packs)} pack(s) under Object Lock (first until {first}): left and marked again"
+        )
+        report.objects_locked = len(packs)
+        self.packs_deleted = [p for p in self.packs_deleted if pack_key(p) not in locked]
+        report.packs_deleted = len(self.packs_deleted)
+        report.bytes_deleted = sizes(self.repo, set(self.packs_deleted))
+        report.deleted = [k for k in report.deleted if k not in locked]
+        return packs
+
+
+def _locked(store, keys: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
+    """The keys whose Object Lock retention runs past ``now``."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        untils = list(pool.map(store.locked_until, keys))
+    return {k: u for k, u in zip(keys, untils, strict=True) if u is not None and u > now}
 
 
 def plan_prune(

@@ -27,6 +27,7 @@ Semantics every implementation must honour:
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Iterator
 
 __all__ = [
@@ -116,6 +117,12 @@ class ObjectStore(abc.ABC):
     def size(self, key: str) -> int:
         """Size of an object in bytes. Stores should override this cheaply."""
         return len(self.get(key))
+
+    def locked_until(self, key: str) -> dt.datetime | None:
+        """The end of the object's S3 Object Lock retention (aware UTC), or
+        None when it has none (a store without Object Lock). Prune leaves an
+        object whose retention is still running (agent/engine/prune.py)."""
+        return None
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""

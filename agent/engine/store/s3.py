@@ -58,6 +58,7 @@ exception is chained as ``__cause__`` for ``--debug``).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import random
@@ -450,6 +451,18 @@ class S3Store(ObjectStore):
         if info is None:
             raise ObjectNotFound(key, f"s3://{self.bucket}/{self.prefix}")
         return int(info.size)
+
+    def locked_until(self, key: str) -> dt.datetime | None:
+        """The object's Object Lock retain-until date from its HEAD (the
+        bucket's default retention stamps it on every new object)."""
+        info = self._stat(key)
+        if info is None:
+            return None
+        value = (info.metadata or {}).get("x-amz-object-lock-retain-until-date")
+        if not value:
+            return None
+        until = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return until if until.tzinfo else until.replace(tzinfo=dt.UTC)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         full = self._root + prefix
