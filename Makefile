@@ -40,8 +40,9 @@ demo: $(VENV)/.console
 
 # Debian packages the suite drives for real: chromium for the browser tests
 # (Playwright's own download cannot work offline), btrfs-progs for the
-# point-in-time snapshot tests on a loop-mounted btrfs. command:package pairs.
-OS_TOOLS := chromium:chromium mkfs.btrfs:btrfs-progs pdftoppm:poppler-utils
+# point-in-time snapshot tests on a loop-mounted btrfs, pg_dump/pg_restore for
+# the console's disaster-recovery bundle. command:package pairs.
+OS_TOOLS := chromium:chromium mkfs.btrfs:btrfs-progs pdftoppm:poppler-utils pg_dump:postgresql-client
 os-tools:
 	@missing=""; for t in $(OS_TOOLS); do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \

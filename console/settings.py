@@ -229,6 +229,18 @@ CELERY_BEAT_SCHEDULE = {
     "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Disaster recovery of the console (console/storage/recovery.py): a sealed bundle
+# to the storage target every CAIRN_CONSOLE_BACKUP_HOURS (0: no schedule),
+# sealed by the passphrase in CAIRN_RECOVERY_PASSPHRASE_FILE; the newest
+# CAIRN_CONSOLE_BACKUP_KEEP bundles are kept.
+CAIRN_RECOVERY_PASSPHRASE_FILE = env_str("CAIRN_RECOVERY_PASSPHRASE_FILE", "")
+CAIRN_CONSOLE_BACKUP_HOURS = env_int("CAIRN_CONSOLE_BACKUP_HOURS", 0)
+CAIRN_CONSOLE_BACKUP_KEEP = env_int("CAIRN_CONSOLE_BACKUP_KEEP", 14)
+if CAIRN_CONSOLE_BACKUP_HOURS > 0:
+    CELERY_BEAT_SCHEDULE["backup-console"] = {
+        "task": "storage.backup_console",
+        "schedule": CAIRN_CONSOLE_BACKUP_HOURS * 3600.0,
+    }
 
 # --- e-mail (alert notifications, console/alerts/notify.py): SMTP when
 # EMAIL_HOST is set; embedded, each message is written under var/mail/ ------

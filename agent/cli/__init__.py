@@ -31,7 +31,7 @@ import sys
 import traceback
 
 from agent import __version__
-from agent.cli import backup, browse, prune, restore
+from agent.cli import backup, browse, keykit, prune, restore
 from agent.cli.common import EXIT_ERROR, CliError, common_parent, repo_parent
 from agent.engine.errors import EngineError
 from agent.engine.store import StoreError
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cairn-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register_engine_commands(sub, [common])
+    keykit.register(sub, [common])
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from agent.engine.store import StoreError
-from console.storage import maintenance, spool, verification
+from console.audit.services import SYSTEM
+from console.storage import maintenance, recovery, spool, verification
 
 
 @shared_task(name="storage.maintain_device", acks_late=True)
@@ -60,3 +62,13 @@ def verify_due() -> int:
         task = verify_device if kind == "verify" else test_restore_device
         task.delay(device_id)
     return len(due)
+
+
+@shared_task(name="storage.backup_console")
+def backup_console() -> str:
+    """Beat (every CAIRN_CONSOLE_BACKUP_HOURS): the console's sealed bundle to
+    the storage target (console/storage/recovery.py); returns where it went."""
+    result = recovery.backup(
+        SYSTEM, recovery.passphrase_from_settings(), keep=settings.CAIRN_CONSOLE_BACKUP_KEEP
+    )
+    return result.location
