@@ -98,13 +98,19 @@ def check_result(state: str, stats) -> str:
     """What a verification or test restore found, in words: ok, damaged
     (naming up to five files), failed, or unknown when the run said nothing."""
     stats = stats if isinstance(stats, dict) else {}
-    if not str(state).startswith("succeeded"):
-        return "failed"
     damaged, files = stats.get("damaged"), stats.get("damaged_files")
+    # the console's own verification ends failed when it finds damage (issue 17):
+    # what it found is the result, not "failed"
+    found = (isinstance(damaged, list) and damaged) or (isinstance(files, list) and files)
+    if not str(state).startswith("succeeded") and not found:
+        return "failed"
     if not isinstance(damaged, list) and not isinstance(files, list):
         return "unknown"
     damaged = damaged if isinstance(damaged, list) else []
-    files = [str(f)[:120] for f in (files if isinstance(files, list) else [])]
+    files = [
+        str(f.get("path", "") if isinstance(f, dict) else f)[:120]  # {snapshot, path}
+        for f in (files if isinstance(files, list) else [])
+    ]
     if not damaged and not files:
         return "ok"
     text = f"damaged: {len(damaged)} objects, {len(files)} files"

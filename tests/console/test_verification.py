@@ -25,6 +25,7 @@ from console.fleet.models import Device
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
 from console.policies import services as policies
 from console.policies import spec as specs
+from console.reports import history
 from console.storage import targets, verification
 from console.storage.models import VerificationState
 from console.storage.targets import bootstrap_repository
@@ -132,6 +133,9 @@ def test_flipped_byte_names_the_damaged_file_on_the_job_page_and_in_the_api(
     body = api.json()
     assert body["kind"] == "verify"
     assert {"snapshot": sid, "path": path} in body["stats"]["damaged_files"]
+    # the compliance report's words for it
+    assert history.check_result(run.state, run.stats) == f"damaged: 1 objects, 1 files ({path})"
+    assert history.check_result(clean.state, clean.stats) == "ok"
     typed = body["verification"]
     assert typed["ok"] is False and typed["damaged"] == [pack]
     assert {"snapshot": sid, "path": path} in typed["damaged_files"]
