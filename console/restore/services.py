@@ -27,9 +27,11 @@ as an online one. Nothing here writes plaintext to disk:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import fnmatch
 import os
+import secrets
 import threading
 import time
 import zipfile
@@ -41,6 +43,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from agent.engine.cache import ObjectCache
 from agent.engine.errors import (
     AmbiguousSnapshot,
     CorruptObject,
@@ -114,6 +117,38 @@ def cache_dir() -> Path:
     return path
 
 
+class PrivateCache(ObjectCache):
+    """The engine's object cache with owner-only files (0600) and folders
+    (0700), whatever the process's umask: it holds ciphertext, but which
+    objects a repository has, and their sizes, are the organisation's business."""
+
+    def __init__(self, root, repository_id: str):
+        super().__init__(root, repository_id)
+        os.chmod(self.root, 0o700)
+
+    def put(self, kind: str, object_id: str, data) -> None:
+        path = self._path(kind, object_id)
+        tmp = path.parent / f".tmp-{secrets.token_hex(6)}"
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def open_cached(store, key: bytes, root: Path | None = None) -> Repository:
+    """A repository opened with the organisation key, its index objects and
+    tree packs cached (as stored: ciphertext) under ``root``."""
+    repo = Repository.open(store, key=key, load_index=False)
+    repo.cache = PrivateCache(root or cache_dir(), repo.id)
+    repo.load_index()
+    return repo
+
+
 def open_repository(device: Device) -> Repository:
     """The device's repository opened with the organisation key (cached per
     process for REPO_TTL seconds)."""
@@ -124,14 +159,10 @@ def open_repository(device: Device) -> Repository:
         if hit is not None and now - hit[0] < REPO_TTL:
             _repos.move_to_end(key)
             return hit[1]
-    old_umask = os.umask(0o077)  # cache files 0600, directories 0700
     try:
-        store = targets.admin_store(targets.target(), key)
-        repo = Repository.open(store, key=keys.org_key(), cache_dir=cache_dir())
+        repo = open_cached(targets.admin_store(targets.target(), key), keys.org_key())
     except (EngineError, StoreError) as exc:
         raise Unavailable(f"The device's repository cannot be opened: {exc}") from None
-    finally:
-        os.umask(old_umask)
     with _repos_lock:
         _repos[key] = (now, repo)
         while len(_repos) > REPOS_KEPT:
@@ -271,9 +302,15 @@ def _dir_nodes(repo, snap, parts) -> tuple[list[Node], str]:
 def list_folder(
     device: Device, ref: str, path: str | None, cursor: str | None = None, limit: int = PAGE
 ) -> Listing:
+    """A page of a folder of the device's snapshot ``ref``."""
     if not 1 <= limit <= MAX_PAGE:
         raise RestoreError(f"A page holds 1 to {MAX_PAGE} entries.")
-    repo = open_repository(device)
+    return folder_page(open_repository(device), ref, path, cursor, limit)
+
+
+def folder_page(
+    repo: Repository, ref: str, path: str | None, cursor: str | None = None, limit: int = PAGE
+) -> Listing:
     snap = find_snapshot(repo, ref)
     nodes, shown = _dir_nodes(repo, snap, parse_path(path))
     safe, skipped = [], []
@@ -587,6 +624,7 @@ class Download:
     body: Iterator[bytes]
     files: int
     skipped: list[str]
+    audit: dict = field(default_factory=dict)
 
 
 class _Sink:
@@ -689,8 +727,17 @@ def download(
     actor: Actor, device: Device, ref: str, path: str | None, range_header: str | None = None
 ) -> Download:
     """A file (optionally one byte range) or a folder as a zip, streamed;
-    audited (``device.download``) with the snapshot, path and bytes sent."""
-    repo = open_repository(device)
+    audited (``device.download``) with the snapshot, path and bytes sent
+    (recorded when the download starts: for a zip, the bytes of the files it
+    holds)."""
+    dl = prepare_download(open_repository(device), ref, path, range_header)
+    record(actor, "device.download", device, after=dl.audit)
+    return dl
+
+
+def prepare_download(
+    repo: Repository, ref: str, path: str | None, range_header: str | None = None
+) -> Download:
     snap = find_snapshot(repo, ref)
     parts = parse_path(path)
     node = locate(repo, snap, parts)
@@ -700,49 +747,30 @@ def download(
         size = node.file_size
         rng = parse_range(range_header, size) if size else None
         start, end = rng if rng else (0, size - 1)
-        record(
-            actor,
-            "device.download",
-            device,
-            after={
-                "snapshot": snap.id,
-                "path": shown,
-                "kind": "file",
-                "bytes": end - start + 1 if size else 0,
-                "range": f"{start}-{end}" if rng else "",
-            },
-        )
+        audit = {
+            "snapshot": snap.id,
+            "path": shown,
+            "kind": "file",
+            "bytes": end - start + 1 if size else 0,
+            "range": f"{start}-{end}" if rng else "",
+        }
         body = file_bytes(repo, node, start, end) if size else iter([b""])
-        return Download("file", name, size, rng, body, 1, [])
+        return Download("file", name, size, rng, body, 1, [], audit)
     if node is not None and node.type != DIR:
         raise RestoreError(f"{shown} is a {node.type}, not a file or a folder.")
     tree = snap.tree if node is None else node.subtree
     skipped: list[str] = []
     entries = list(_zip_entries(repo, snap, tree, "", skipped)) if tree else []
     files = [n for p, n in entries if n.type == FILE]
-    planned = sum(n.file_size for n in files)
-    record(
-        actor,
-        "device.download",
-        device,
-        after={
-            "snapshot": snap.id,
-            "path": shown,
-            "kind": "zip",
-            "bytes": planned,
-            "files": len(files),
-            "skipped": skipped[:100],
-        },
-    )
-    base = checked_name(node, snap) if node is not None else (device.hostname or "snapshot")
+    audit = {
+        "snapshot": snap.id,
+        "path": shown,
+        "kind": "zip",
+        "bytes": sum(n.file_size for n in files),
+        "files": len(files),
+        "skipped": skipped[:100],
+    }
+    base = checked_name(node, snap) if node is not None else (snap.hostname or "snapshot")
     filename = f"{base}-{snap.short_id}.zip"
-    counter = [0, 0]
-    return Download(
-        "zip",
-        filename,
-        None,
-        None,
-        _zip_stream(repo, snap, entries, skipped, counter),
-        len(files),
-        skipped,
-    )
+    body = _zip_stream(repo, snap, entries, skipped, [0, 0])
+    return Download("zip", filename, None, None, body, len(files), skipped, audit)

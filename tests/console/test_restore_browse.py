@@ -126,6 +126,14 @@ def test_browse_a_revoked_device_folder_by_folder_with_paging(backed_up, api):
     assert client.get(_url(dev, "zz", "tree", path="/")).status_code == 404
     assert client.get(_url(dev, "ffffffff", "tree", path="/")).status_code == 404
     assert client.get(_url(dev, "latest", "tree", path=str(src / "big.bin"))).status_code == 400
+    # the on-disk cache: owner-only, and ciphertext (no file name in it)
+    cache = services.cache_dir()
+    kept = list(cache.rglob("*"))
+    assert any(p.is_file() for p in kept)
+    for p in [cache, *kept]:
+        assert p.stat().st_mode & 0o077 == 0, p
+        if p.is_file():
+            assert b"notes" not in p.read_bytes() and b"big.bin" not in p.read_bytes()
 
 
 def test_compare_two_snapshots_of_a_folder(backed_up, api):
