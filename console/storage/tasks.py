@@ -42,7 +42,10 @@ def promote_spool(device_id: str) -> dict:
 
 @shared_task(name="storage.verify_device", acks_late=True)
 def verify_device(device_id: str, run_id: int | None = None) -> str:
-    """Verification of one device repository (a JobRun of kind verify)."""
+    """Verification of one device repository (a JobRun of kind verify): the
+    Verify button's (``run_id``), or a scheduled one if still due."""
+    if run_id is None and not verification.still_due(device_id, "verify"):
+        return "not due"
     run = verification.verify_device(device_id, run_id=run_id)
     return run.state if run is not None else "skipped"
 
@@ -50,6 +53,8 @@ def verify_device(device_id: str, run_id: int | None = None) -> str:
 @shared_task(name="storage.test_restore_device", acks_late=True)
 def test_restore_device(device_id: str) -> str:
     """Test restore of a sample of one device's files (a JobRun of kind test_restore)."""
+    if not verification.still_due(device_id, "test_restore"):
+        return "not due"
     run = verification.test_restore_device(device_id)
     return run.state if run is not None else "skipped"
 

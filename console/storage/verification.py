@@ -141,16 +141,33 @@ def due(now: dt.datetime | None = None) -> list[tuple[str, str]]:
                 by_hash[key] = v
         else:
             v = by_hash[key]
-        if v is None or (step := interval(v.every_days, v.sample_percent)) is None:
-            continue
-        state = states.get(device.pk)
-        last_verify = state.last_verify_at if state else None
-        last_restore = state.last_test_restore_at if state else None
-        if last_verify is None or last_verify + step <= now:
-            out.append((str(device.pk), JobKind.VERIFY.value))
-        if last_restore is None or last_restore + dt.timedelta(days=v.every_days) <= now:
-            out.append((str(device.pk), JobKind.TEST_RESTORE.value))
+        for kind in (JobKind.VERIFY, JobKind.TEST_RESTORE):
+            if _is_due(v, states.get(device.pk), kind, now):
+                out.append((str(device.pk), kind.value))
     return out
+
+
+def _is_due(v, state: VerificationState | None, kind: str, now: dt.datetime) -> bool:
+    if v is None or (step := interval(v.every_days, v.sample_percent)) is None:
+        return False
+    if kind == JobKind.VERIFY:
+        last = state.last_verify_at if state else None
+    else:
+        last, step = (
+            (state.last_test_restore_at if state else None),
+            dt.timedelta(days=v.every_days),
+        )
+    return last is None or last + step <= now
+
+
+def still_due(device_id: str, kind: str, now: dt.datetime | None = None) -> bool:
+    """Checked again when a scheduled task runs: a queue that backed up over
+    several beats holds the same device more than once, and only the first
+    of them runs."""
+    device = Device.objects.get(pk=device_id)
+    _eff, v = _verification(device)
+    state = VerificationState.objects.filter(device=device).first()
+    return not device.revoked and _is_due(v, state, kind, now or timezone.now())
 
 
 def request_verify(actor: Actor, device: Device) -> JobRun:

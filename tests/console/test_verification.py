@@ -26,7 +26,7 @@ from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
 from console.policies import services as policies
 from console.policies import spec as specs
 from console.reports import history
-from console.storage import targets, verification
+from console.storage import targets, tasks, verification
 from console.storage.models import VerificationState
 from console.storage.targets import bootstrap_repository
 from tests.support import wait_until
@@ -267,6 +267,20 @@ def test_due_follows_each_devices_policy(db, s3_settings):
     ]
     assert (str(weekly.pk), "test_restore") in verification.due(now=now + dt.timedelta(days=7))
     assert off.pk not in {d for d, _k in verification.due(now=now + dt.timedelta(days=30))}
+
+
+def test_a_backed_up_queue_runs_each_due_device_once(device, tmp_path):
+    """The beat queued the device twice (the worker fell behind): the second
+    task finds it no longer due."""
+    back_up(device, tmp_path / "src", {"a.bin": os.urandom(10 * 1024)})
+    assert tasks.verify_device(str(device.pk)) == JobState.SUCCEEDED
+    assert tasks.verify_device(str(device.pk)) == "not due"
+    assert tasks.test_restore_device(str(device.pk)) == JobState.SUCCEEDED
+    assert tasks.test_restore_device(str(device.pk)) == "not due"
+    assert JobRun.objects.filter(device=device).count() == 2
+    # the Verify button's task runs whatever the schedule says
+    run = verification.request_verify(SYSTEM, device)
+    assert tasks.verify_device(str(device.pk), run.pk) == JobState.SUCCEEDED
 
 
 def test_storage_used_is_measured_after_a_real_backup(device, tmp_path, api, ui):
