@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "console.restore",
     "console.audit",
     "console.alerts",
+    "console.holds",
     "console.dashboard",
     "console.api",
     "console.gateway",
@@ -225,10 +226,14 @@ CELERY_BEAT_SCHEDULE = {
     "fill-device-history": {"task": "reports.fill_history", "schedule": 3600.0},
     "report-schedules": {"task": "reports.run_due_schedules", "schedule": 3600.0},
     "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
+    "offboard-revoked": {"task": "holds.offboard_due", "schedule": 86400.0},
     "alert-digests": {"task": "alerts.digest", "schedule": 3600.0},
     "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Offboarding (console/holds/offboarding.py): a revoked device's data is kept
+# this many days after revocation, then deleted unless a legal hold covers it.
+CAIRN_REVOKED_RETENTION_DAYS = env_int("CAIRN_REVOKED_RETENTION_DAYS", 90)
 # Disaster recovery of the console (console/storage/recovery.py): a sealed bundle
 # to the storage target every CAIRN_CONSOLE_BACKUP_HOURS (0: no schedule),
 # sealed by the passphrase in CAIRN_RECOVERY_PASSPHRASE_FILE; the newest

@@ -49,6 +49,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "user.manage": frozenset({ADMIN}),
     "alert.acknowledge": frozenset({ADMIN, OPERATOR}),
     "alert.manage": frozenset({ADMIN}),
+    "hold.view": frozenset({ADMIN, AUDITOR}),  # list and export legal holds
+    "hold.manage": frozenset({ADMIN}),  # place and release legal holds (console/holds)
 }
 
 # Actions on many devices at once (device list, POST /api/v1/devices/bulk/).

@@ -10,6 +10,7 @@ from console.api.views.alerts import (
     ChannelViewSet,
     ThresholdsViewSet,
 )
+from console.api.views.holds import LegalHoldViewSet, OffboardingViewSet
 from console.api.views.report_schedules import ReportScheduleViewSet, StoredReportViewSet
 from console.api.views.reports import ComplianceReportView, ReportVerifyView
 from console.api.views.restore import (
@@ -39,6 +40,8 @@ router.register("alert-channels", ChannelViewSet, basename="alertchannel")
 router.register("reports/verify", ReportVerifyView, basename="report-verify")
 router.register("reports/schedules", ReportScheduleViewSet, basename="report-schedule")
 router.register("reports/past", StoredReportViewSet, basename="stored-report")
+router.register("holds", LegalHoldViewSet, basename="legalhold")
+router.register("offboardings", OffboardingViewSet, basename="offboarding")
 
 
 @csrf_exempt  # nothing to protect, and a CSRF refusal would be an HTML 403

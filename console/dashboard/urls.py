@@ -2,6 +2,7 @@ from django.urls import path
 
 from console.dashboard import views
 from console.dashboard.views.alerts import alert_acknowledge, alert_list, alert_rules
+from console.dashboard.views.holds import hold_export, hold_list, hold_release
 from console.dashboard.views.report_files import compliance_file
 from console.dashboard.views.reports import (
     past_download,
@@ -65,6 +66,9 @@ urlpatterns = [
     path("enrollment/", views.token_list, name="token-list"),
     path("enrollment/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("holds/", hold_list, name="hold-list"),
+    path("holds/export.csv", hold_export, name="hold-export"),
+    path("holds/<int:pk>/release/", hold_release, name="hold-release"),
     path("alerts/", alert_list, name="alert-list"),
     path("alerts/rules/", alert_rules, name="alert-rules"),
     path("alerts/<int:pk>/acknowledge/", alert_acknowledge, name="alert-acknowledge"),

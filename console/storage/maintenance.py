@@ -28,6 +28,7 @@ from agent.engine.retention import RetentionPolicy
 from console.audit.services import SYSTEM, record
 from console.core import keys
 from console.fleet.models import Device
+from console.holds import services as holds
 from console.jobs.models import JobKind, JobRun, JobState, JobTrigger, Snapshot
 from console.policies.services import effective_policy_for_device
 from console.storage import observed, spool, targets, verification
@@ -80,7 +81,9 @@ def held_since(device: Device, now: dt.datetime | None = None) -> dt.datetime | 
 
 
 def devices_due() -> list[str]:
-    """Every enrolled, not revoked device (ids as strings)."""
+    """Every enrolled, not revoked device (ids as strings). A revoked device's
+    repository is left as it is until offboarding deletes it whole
+    (console/holds/offboarding.py)."""
     return [str(pk) for pk in Device.objects.filter(revoked=False).values_list("pk", flat=True)]
 
 
@@ -141,7 +144,9 @@ def maintain_device(
         rows = observed.observe(device, store, snaps, now=now)
         suspicious = sorted(sid for sid, row in rows.items() if row.suspicious)
         stats["observed"] = {"snapshots": len(rows), "suspicious": suspicious}
-        forgotten, stats["forget"] = _forget(repo, snaps, rows, policy, dry_run, now)
+        held = holds.held_snapshots(device)  # legal holds: never forgotten
+        stats["held"] = "all" if held is None else sorted(held)
+        forgotten, stats["forget"] = _forget(repo, snaps, rows, policy, dry_run, now, held)
         preport = prune(
             repo,
             grace=grace or DEFAULT_GRACE,
@@ -171,14 +176,21 @@ def maintain_device(
     return run
 
 
-def _forget(repo, snaps, rows, policy, dry_run: bool, now) -> tuple[list[str], dict | None]:
+def _forget(
+    repo, snaps, rows, policy, dry_run: bool, now, held: set[str] | None = frozenset()
+) -> tuple[list[str], dict | None]:
     """The snapshots the retention rules forget (deleted unless a dry run),
     and what the run's statistics say about it. With no policy (or no rule)
-    nothing is forgotten; prune still runs."""
-    if policy.empty:
+    nothing is forgotten; prune still runs. ``held``: snapshot ids under a
+    legal hold (console/holds), kept whatever the rules say; ``None``: the
+    whole device is held and nothing is forgotten."""
+    if policy.empty or held is None:
         return [], None
     # decided on the times the console observed, never the agent's
     decision = observed.decide(snaps, rows, policy, now=now)
+    if held:
+        decision.keep += [sid for sid in decision.forget if sid in held]
+        decision.forget = [sid for sid in decision.forget if sid not in held]
     if not dry_run:
         delete_snapshots(repo, decision.forget, keep=decision.keep)
     return decision.forget, {

@@ -98,6 +98,13 @@ UI = {
         ("get", lambda f: "/reports/schedules/", None),
         ("get", lambda f: "/reports/past/", None),
     ],
+    "hold.view": [
+        ("get", lambda f: "/holds/?state=active", None),
+        ("get", lambda f: "/holds/export.csv", None),
+    ],
+    "hold.manage": [
+        ("post", lambda f: "/holds/", lambda f: {"scope": "device", "device": _dev(f)}),
+    ],
     "report.manage": [
         (
             "post",
@@ -183,6 +190,18 @@ API = {
         ("post", lambda f: "/api/v1/reports/verify/", {}),
         ("get", lambda f: "/api/v1/reports/schedules/", None),
         ("get", lambda f: "/api/v1/reports/past/", None),
+    ],
+    "hold.view": [
+        ("get", lambda f: "/api/v1/holds/?state=active", None),
+        ("get", lambda f: "/api/v1/holds/export/", None),
+        ("get", lambda f: "/api/v1/offboardings/", None),
+    ],
+    "hold.manage": [
+        (
+            "post",
+            lambda f: "/api/v1/holds/",
+            lambda f: {"scope": "device", "device": str(_dev(f)), "case_name": "C", "reason": "r"},
+        ),
     ],
     "report.manage": [
         (
