@@ -1,4 +1,4 @@
-"""The daemon's subcommands: ``enroll``, ``run``, ``status``.
+"""The daemon's subcommands: ``enroll``, ``run``, ``status``, ``files``.
 
 ``agent/cli.py`` (the engine's CLI) adds them with ``add_commands``; this
 module also runs on its own: ``python -m agent.daemon enroll|run|status``.
@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 
+from agent.cli import files
 from agent.daemon.home import AgentHome
 
 
@@ -47,6 +48,9 @@ def add_commands(subparsers, parents=None) -> None:
     if not parents:  # agent/cli.py's common options already carry --json
         p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
+
+    # Self-service restore through the running agent (agent/cli/files.py).
+    files.register(subparsers, parents)
 
 
 def cmd_enroll(args) -> int:

@@ -10,7 +10,9 @@ module:
 * **jobs and schedule** (agent/daemon/running.py): backups on the policy's
   schedule whether or not the console is reachable, one job at a time in a
   worker thread, the offline upload lease;
-* **status** (agent/daemon/status.py): the status file and ``agent status``.
+* **status** (agent/daemon/status.py): the status file and ``agent status``;
+* **local API** (agent/daemon/localapi.py): self-service restore for the
+  person at the PC, over a Unix socket and a loopback web page.
 
 This module holds what they share: identity, credentials, local state, the
 outgoing queue and the durable report path.
@@ -29,6 +31,7 @@ from agent.daemon import channel, jobs, wire
 from agent.daemon.commands import CommandHandling
 from agent.daemon.connection import GatewayConnection
 from agent.daemon.home import AgentHome
+from agent.daemon.localapi import LocalApi
 from agent.daemon.offline import OfflineSupport
 from agent.daemon.running import JobRunning
 from agent.daemon.state import State
@@ -72,6 +75,8 @@ class Daemon(GatewayConnection, CommandHandling, JobRunning, StatusReporting):
             else None
         )
         self._lease_failed_at = 0.0
+        # Self-service restore for the person at the PC (agent/daemon/localapi.py).
+        self.local_api = LocalApi(self)
 
     def stub(self) -> pb_grpc.AgentGatewayStub:
         """A synchronous stub for job threads (storage grants)."""
@@ -106,7 +111,12 @@ class Daemon(GatewayConnection, CommandHandling, JobRunning, StatusReporting):
             asyncio.create_task(self._status_loop(), name="status"),
             asyncio.create_task(self._lease_loop(), name="offline-lease"),
         ]
+        try:
+            await self.local_api.start()
+        except OSError as exc:
+            log.warning("no local API for self-service restore: %s", exc)
         await self.stop_event.wait()
+        await self.local_api.close()
         if self.current is not None:
             self.current.cancel.set()
         for t in tasks:

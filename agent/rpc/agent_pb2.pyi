@@ -192,16 +192,42 @@ class JobResult(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., command_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_id: _Optional[str] = ..., error: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., stats_json: _Optional[str] = ..., policy_revision: _Optional[str] = ..., trigger: _Optional[str] = ..., files_total: _Optional[int] = ..., bytes_added: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("idempotency_key", "progress", "result", "snapshot")
+    __slots__ = ("idempotency_key", "progress", "result", "snapshot", "self_restore")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    SELF_RESTORE_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     progress: JobProgress
     result: JobResult
     snapshot: SnapshotInfo
-    def __init__(self, idempotency_key: _Optional[str] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., snapshot: _Optional[_Union[SnapshotInfo, _Mapping]] = ...) -> None: ...
+    self_restore: SelfRestore
+    def __init__(self, idempotency_key: _Optional[str] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., snapshot: _Optional[_Union[SnapshotInfo, _Mapping]] = ..., self_restore: _Optional[_Union[SelfRestore, _Mapping]] = ...) -> None: ...
+
+class SelfRestore(_message.Message):
+    __slots__ = ("os_user", "uid", "snapshot_id", "paths", "target", "state", "error", "files", "bytes", "at")
+    OS_USER_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    os_user: str
+    uid: int
+    snapshot_id: str
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    target: str
+    state: str
+    error: str
+    files: int
+    bytes: int
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, os_user: _Optional[str] = ..., uid: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SnapshotInfo(_message.Message):
     __slots__ = ("snapshot_id", "time", "paths", "tags", "files", "bytes")

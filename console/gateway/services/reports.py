@@ -5,7 +5,8 @@
   last-write-wins, a finished run never moves backwards;
 * result: ``record_job_result`` (idempotent by run key; it also records the
   snapshot, the device's protection state, daily statistics, the command);
-* snapshot: ``record_snapshot``, guarded by ``record_report_once``.
+* snapshot: ``record_snapshot``, guarded by ``record_report_once``;
+* self_restore: an audit event (``selfrestore.ingest``, once per key).
 
 A backup result whose stats count ``spooled_objects`` (uploaded offline
 through a spool lease) queues ``storage.promote_spool`` after commit.
@@ -20,6 +21,7 @@ from django.db import transaction
 
 from console.core.safejson import UntrustedJSONError, clean_text
 from console.core.safejson import loads as untrusted_json
+from console.gateway.services import selfrestore
 from console.jobs import services as jobs
 from console.jobs.dispatch import send_task
 from console.jobs.models import Command, JobRun
@@ -75,6 +77,9 @@ def ingest(device_id: str, report) -> bool:
                 paths=[clean_text(p) for p in s.paths],
                 tags=[clean_text(t) for t in s.tags],
             )
+        return True
+    if body == "self_restore":
+        selfrestore.ingest(device_id, report.idempotency_key, report.self_restore)
         return True
     return False
 
