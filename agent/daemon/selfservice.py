@@ -24,9 +24,9 @@ import contextlib
 import dataclasses
 import os
 import pwd
+import shutil
 import stat as statmod
 import time
-from pathlib import Path
 
 from agent.engine import paths as pathmap
 from agent.engine.repository import Repository
@@ -213,13 +213,19 @@ def _target_dir(peer: Peer, target: str | None) -> str:
     return target
 
 
-def _hand_over(root: str, peer: Peer) -> None:
-    """Everything under ``root`` (which the restore just made) to the user;
-    links are changed themselves, never followed."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+def _hand_over(dest_fd: int, peer: Peer) -> None:
+    """Everything under the restore folder (open as ``dest_fd``) to the
+    user. Walked by file descriptor: links are changed themselves, never
+    followed, and renaming a folder on the way cannot send it elsewhere."""
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(
+        ".", dir_fd=dest_fd, follow_symlinks=False
+    ):
         for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), peer.uid, peer.gid)
-    os.lchown(root, peer.uid, peer.gid)
+            os.chown(name, peer.uid, peer.gid, dir_fd=dirfd, follow_symlinks=False)
+    os.fchown(dest_fd, peer.uid, peer.gid)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0)
 
 
 def restore(
@@ -238,43 +244,48 @@ def restore(
     if not may_read(peer, path):
         raise Refused(f"{path} is not yours: you may only restore files under {peer.home}")
     parent = _target_dir(peer, target)
-    # Made by root, private: the user cannot plant links in it while root writes.
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dest = os.path.join(parent, f"cairn-restore-{snap.short_id}-{stamp}")
-    n = 1
-    while True:
-        try:
-            os.mkdir(dest, 0o700)
-            break
-        except FileExistsError:
-            n += 1
-            dest = os.path.join(parent, f"cairn-restore-{snap.short_id}-{stamp}-{n}")
-            if n > 100:
-                raise Refused("could not make a restore folder") from None
-    # Include patterns are globs: the user's path is matched literally.
-    include = ["".join(f"[{c}]" if c in "*?[" else c for c in path)]
+    # The folder is opened without following a link and checked again by its
+    # descriptor; the restore folder is made in it by that descriptor, by
+    # root and private: the user cannot plant links in it while root writes.
     try:
-        result = run_restore(repo, snap, dest, include=include, restore_owner=peer.admin)
-    except Exception:
-        with contextlib.suppress(OSError):
-            if not os.listdir(dest):
-                os.rmdir(dest)
-        raise
-    restored = os.path.join(dest, path.lstrip("/"))
-    if not result.stats.files and not result.stats.dirs and not os.path.lexists(restored):
-        with contextlib.suppress(OSError):
-            _rmtree(dest)
-        raise Refused(f"{path} is not in snapshot {snap.short_id}")
-    if not peer.admin:
-        _hand_over(dest, peer)
-    os.chmod(dest, 0o700)
+        parent_fd = os.open(parent, _DIR_FLAGS)
+    except OSError as exc:
+        raise Refused(f"target {parent}: {exc.strerror}") from None
+    try:
+        if not peer.admin and os.fstat(parent_fd).st_uid != peer.uid:
+            raise Refused(f"target {parent} is not a folder you own")
+        name = _make_private_dir(parent_fd, f"cairn-restore-{snap.short_id}-")
+        dest = os.path.join(parent, name)
+        # Glob patterns: the user's path is matched literally.
+        include = ["".join(f"[{c}]" if c in "*?[" else c for c in path)]
+        try:
+            result = run_restore(repo, snap, dest, include=include, restore_owner=peer.admin)
+        except Exception:
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=parent_fd)
+            raise
+        dest_fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        try:
+            if os.fstat(dest_fd).st_uid != os.geteuid():
+                raise Refused("the restore folder was replaced while restoring")
+            if not os.path.lexists(os.path.join(dest, path.lstrip("/"))):
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(name, dir_fd=parent_fd)
+                raise Refused(f"{path} is not in snapshot {snap.short_id}")
+            if not peer.admin:
+                _hand_over(dest_fd, peer)
+            os.fchmod(dest_fd, 0o700)
+        finally:
+            os.close(dest_fd)
+    finally:
+        os.close(parent_fd)
     st = result.stats
     return {
         "snapshot": snap.id,
         "short_id": snap.short_id,
         "path": path,
         "target": dest,
-        "restored": restored,
+        "restored": os.path.join(dest, path.lstrip("/")),
         "files": st.files,
         "dirs": st.dirs,
         "bytes": st.bytes_written,
@@ -283,7 +294,13 @@ def restore(
     }
 
 
-def _rmtree(root: str) -> None:
-    import shutil
-
-    shutil.rmtree(Path(root))
+def _make_private_dir(parent_fd: int, prefix: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 101):
+        name = f"{prefix}{stamp}" + (f"-{n}" if n > 1 else "")
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+            return name
+        except FileExistsError:
+            continue
+    raise Refused("could not make a restore folder")

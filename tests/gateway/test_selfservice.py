@@ -255,12 +255,14 @@ def test_person_at_the_pc_restores_own_files_only_audited_after_reconnect(
                 "symbolic link",
             ),
             (["restore", "latest", f"{alice_home}/../bob/secret.txt"], "'..'"),
+            (["restore", "latest", f"{alice_home}/not-there.txt"], "is not in snapshot"),
         ]
         for args, why in refusals:
             res = _as_user(alice, alice_home, sock, "files", *args)
             assert res.returncode == 1 and why in res.stderr, (args, res.stderr)
         assert _tree(base / "home" / "bob") | _tree(base / "rootdata") == others_before
         assert not list(base.glob("cairn-restore-*")) and not list((base / "run").glob("c*"))
+        assert len(list(alice_home.glob("cairn-restore-*"))) == 1  # refusals leave nothing
 
         # root (the admin at the PC) may see everything.
         res = subprocess.run(
@@ -321,7 +323,7 @@ def test_person_at_the_pc_restores_own_files_only_audited_after_reconnect(
 
         # Offline: the restores wait in the outbox; nothing at the console yet.
         wait_for(
-            lambda: len(_self_restores(home_dir)) == 10,
+            lambda: len(_self_restores(home_dir)) == 11,
             15,
             "the self-service reports in the outbox",
         )
@@ -330,13 +332,13 @@ def test_person_at_the_pc_restores_own_files_only_audited_after_reconnect(
         agent.stop()
     outbox = _self_restores(home_dir)
     assert {r.os_user for r in outbox} <= {alice, "root"}
-    assert sorted(r.state for r in outbox) == ["refused"] * 7 + ["succeeded"] * 3
+    assert sorted(r.state for r in outbox) == ["refused"] * 8 + ["succeeded"] * 3
 
     # Reconnected: the console's audit log shows who restored what.
     agent = Agent(home_dir, tmp_path / "agent2.log", env).start()
     try:
         wait_for(
-            lambda: AuditEvent.objects.filter(action="device.self_restore").count() == 10,
+            lambda: AuditEvent.objects.filter(action="device.self_restore").count() == 11,
             60,
             "the self-service restores in the audit log",
         )
@@ -344,7 +346,7 @@ def test_person_at_the_pc_restores_own_files_only_audited_after_reconnect(
     finally:
         agent.stop()
     events = AuditEvent.objects.filter(action="device.self_restore", target_id=device_id)
-    assert events.count() == 10
+    assert events.count() == 11
     ok = events.filter(after__state="succeeded")
     assert ok.count() == 3
     assert {e.actor_name for e in events} == {f"{alice} (on the PC)"}
