@@ -35,8 +35,11 @@ import datetime as dt
 import posixpath
 import secrets
 
+from django.utils import timezone
+
 from console.fleet.models import Device
 from console.storage import conf
+from console.storage.models import RestoreAccess
 from console.storage.sigv4 import presign
 from console.storage.targets import Target, device_prefix, target
 
@@ -125,6 +128,26 @@ def grant(device_id: str, method: str, keys: list[str], list_prefix: str = "", t
     if len(keys) > MAX_KEYS_PER_GRANT:
         raise GrantRefused(f"at most {MAX_KEYS_PER_GRANT} keys per grant")
     return _presign_keys(t, device_id, method, keys, ttl, now), expires_at
+
+
+#: what a target may do in another device's repository: read, never write
+READ_METHODS = {"GET", "HEAD", "LIST"}
+
+
+def grant_restore_read(
+    target_id: str, access_id: int, method: str, keys: list[str], list_prefix: str = "", token=""
+):
+    """Read grants on another device's repository for a restore onto
+    ``target_id`` (console/storage/restore_access.py): only while that
+    device holds an open, unexpired access to it, and only GET, HEAD and
+    LIST. Same answer as :func:`grant`."""
+    method = (method or "").upper()
+    if method not in READ_METHODS:
+        raise GrantRefused(f"method {method or '(none)'} is not granted on another device's data")
+    row = RestoreAccess.objects.filter(pk=access_id, target_id=target_id).first()
+    if row is None or not row.open_at(timezone.now()):
+        raise GrantRefused("no open restore access of this device to that repository")
+    return grant(str(row.source_id), method, keys, list_prefix, token)
 
 
 def spool_keys(spool_id: str) -> tuple[str, str]:

@@ -152,3 +152,24 @@ class VerificationState(models.Model):
 
     def __str__(self) -> str:
         return f"verification of {self.device_id}"
+
+
+class RestoreAccess(models.Model):
+    """One device's time-limited read access to another device's repository,
+    for a restore onto another device (console/storage/restore_access.py):
+    the key file of the one-time key written into the source repository, and
+    the window in which the gateway signs GET/HEAD/LIST of the source prefix
+    for the target (console/storage/grants.py ``grant_restore_read``)."""
+
+    source = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="+")
+    key_file = models.CharField(max_length=64)
+    opened_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"restore access {self.source_id} -> {self.target_id}"
+
+    def open_at(self, now) -> bool:
+        return self.closed_at is None and self.expires_at > now

@@ -18,8 +18,11 @@ Opening and closing are audited (``device.restore_access.open`` / ``.close``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
+
+from django.utils import timezone
 
 from agent.engine.repository import Repository
 from console.audit.services import Actor, record
@@ -27,6 +30,10 @@ from console.core import keys
 from console.fleet.models import Device
 from console.holds.models import Offboarding
 from console.storage import targets
+from console.storage.models import RestoreAccess
+
+#: how long the target may read the source repository (grants and key)
+ACCESS_FOR = dt.timedelta(hours=24)
 
 
 class AccessRefused(Exception):
@@ -35,6 +42,7 @@ class AccessRefused(Exception):
 
 @dataclass(frozen=True)
 class Access:
+    id: int  # the RestoreAccess row (named in the target's grant requests)
     source: str  # device id
     target: str  # device id
     repository_url: str  # where the source repository lives
@@ -65,13 +73,23 @@ def open_access(actor: Actor, source: Device, target: Device) -> Access:
         key_file = repo.add_key(org_key=one_time)
     finally:
         store.close()
+    row = RestoreAccess.objects.create(
+        source=source, target=target, key_file=key_file, expires_at=timezone.now() + ACCESS_FOR
+    )
     record(
         actor,
         "device.restore_access.open",
         source,
-        after={"target": str(target.pk), "target_hostname": target.hostname, "key_file": key_file},
+        after={
+            "access": row.pk,
+            "target": str(target.pk),
+            "target_hostname": target.hostname,
+            "key_file": key_file,
+            "expires_at": row.expires_at.isoformat(),
+        },
     )
     return Access(
+        row.pk,
         str(source.pk),
         str(target.pk),
         targets.repository_url(t, str(source.pk)),
@@ -80,13 +98,21 @@ def open_access(actor: Actor, source: Device, target: Device) -> Access:
     )
 
 
-def close_access(actor: Actor, source: Device, key_file: str) -> None:
-    """Delete the one-time key file: the key handed out opens nothing any more."""
-    if not key_file or not all(c in "0123456789abcdef" for c in key_file):
-        raise AccessRefused(f"not a key file id: {key_file!r}")
-    store = targets.admin_store(targets.target(), str(source.pk))
+def close_access(actor: Actor, access_id: int) -> None:
+    """Delete the one-time key file and end the grants: the key handed out
+    opens nothing any more."""
+    row = RestoreAccess.objects.select_related("source").get(pk=access_id)
+    store = targets.admin_store(targets.target(), str(row.source_id))
     try:
-        store.delete(f"keys/{key_file}")
+        store.delete(f"keys/{row.key_file}")
     finally:
         store.close()
-    record(actor, "device.restore_access.close", source, after={"key_file": key_file})
+    if row.closed_at is None:
+        row.closed_at = timezone.now()
+        row.save(update_fields=["closed_at"])
+    record(
+        actor,
+        "device.restore_access.close",
+        row.source,
+        after={"access": row.pk, "key_file": row.key_file},
+    )

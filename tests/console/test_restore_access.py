@@ -4,9 +4,13 @@ organisation key, against moto with real repositories."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import urllib.error
+import urllib.request
 
 import pytest
+from django.utils import timezone
 
 from agent.engine.backup import run_backup
 from agent.engine.errors import WrongKey
@@ -18,7 +22,8 @@ from console.core.keys import org_key
 from console.fleet import services as fleet
 from console.fleet.models import Device
 from console.holds.models import Offboarding
-from console.storage import restore_access, targets
+from console.storage import grants, restore_access, targets
+from console.storage.models import RestoreAccess
 from console.storage.targets import bootstrap_repository
 
 
@@ -75,7 +80,7 @@ def test_the_target_opens_the_source_with_a_one_time_key_until_closed(pair, tmp_
     with pytest.raises(WrongKey):  # nothing else opens with it
         Repository.open(store_of(target), key=access.key)
 
-    restore_access.close_access(admin, source, access.key_file)
+    restore_access.close_access(admin, access.id)
     with pytest.raises(WrongKey):
         Repository.open(store_of(source), key=access.key)
     assert Repository.open(store_of(source), key=org_key()).snapshot_ids() == [sid]
@@ -90,8 +95,6 @@ def test_refusals(pair, users):
     admin = Actor(user=users["admin"])
     with pytest.raises(restore_access.AccessRefused, match="in place"):
         restore_access.open_access(admin, source, source)
-    with pytest.raises(restore_access.AccessRefused, match="not a key file"):
-        restore_access.close_access(admin, source, "../org.key")
     Offboarding.objects.create(device=source, hostname=source.hostname, deleted_by="system")
     with pytest.raises(restore_access.AccessRefused, match="offboarding"):
         restore_access.open_access(admin, source, target)
@@ -99,3 +102,43 @@ def test_refusals(pair, users):
     target = Device.objects.get(pk=target.pk)
     with pytest.raises(restore_access.AccessRefused, match="revoked"):
         restore_access.open_access(admin, Device.objects.get(pk=source.pk), target)
+
+
+def fetch(url: str, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_gateway_signs_reads_of_the_source_only_for_an_open_access(pair, users):
+    (source, _), (target, _) = pair
+    admin = Actor(user=users["admin"])
+    access = restore_access.open_access(admin, source, target)
+    key = f"keys/{access.key_file}"
+
+    ((got, url, headers),) = grants.grant_restore_read(str(target.pk), access.id, "GET", [key])[0]
+    assert got == key and headers == {} and f"/{source.pk}/{key}" in url
+    assert fetch(url) == 200  # a real GET of the source's object from moto
+    (listing,) = grants.grant_restore_read(str(target.pk), access.id, "LIST", [], "keys/")[0]
+    assert fetch(listing[1]) == 200
+    # never a write, never for another device, never after the window or the close
+    for method in ("PUT", "DELETE", ""):
+        with pytest.raises(grants.GrantRefused, match="not granted"):
+            grants.grant_restore_read(str(target.pk), access.id, method, [key])
+    with pytest.raises(grants.GrantRefused, match="no open restore access"):
+        grants.grant_restore_read(str(source.pk), access.id, "GET", [key])
+    with pytest.raises(grants.GrantRefused, match="invalid object key"):
+        grants.grant_restore_read(str(target.pk), access.id, "GET", ["../other/config"])
+    RestoreAccess.objects.filter(pk=access.id).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    with pytest.raises(grants.GrantRefused, match="no open restore access"):
+        grants.grant_restore_read(str(target.pk), access.id, "GET", [key])
+    RestoreAccess.objects.filter(pk=access.id).update(
+        expires_at=timezone.now() + dt.timedelta(hours=1)
+    )
+    restore_access.close_access(admin, access.id)
+    with pytest.raises(grants.GrantRefused, match="no open restore access"):
+        grants.grant_restore_read(str(target.pk), access.id, "GET", [key])
