@@ -98,6 +98,9 @@ class LocalApi:
     # -- the socket ------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if not hasattr(asyncio, "start_unix_server"):  # Windows: a named pipe, later
+            log.info("self-service restore: no local socket on this platform yet")
+            return
         path = self.socket_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):

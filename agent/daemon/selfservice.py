@@ -23,12 +23,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import pwd
 import shutil
 import stat as statmod
 import time
 
 from agent.engine import paths as pathmap
+
+try:
+    import pwd
+except ImportError:  # Windows: users come from the named pipe's client token (not built)
+    pwd = None
 from agent.engine.repository import Repository
 from agent.engine.restore import run_restore
 from agent.engine.snapshot import Snapshot
@@ -58,6 +62,8 @@ class Peer:
 
     @classmethod
     def from_uid(cls, uid: int) -> Peer:
+        if pwd is None:
+            raise Refused("self-service restore is not available on this platform yet")
         try:
             pw = pwd.getpwuid(uid)
         except KeyError:
