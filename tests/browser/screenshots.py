@@ -92,6 +92,41 @@ def _pdf_first_page(page, url: str) -> None:
     )
 
 
+# restore without the device (issue 11): a revoked laptop with two real
+# snapshots in the embedded storage, for the browser, compare and search pages
+RESTORE_SETUP = """
+import os, pathlib, tempfile
+from agent.engine.backup import run_backup
+from agent.engine.repository import Repository
+from console.audit.services import SYSTEM
+from console.core.keys import org_key
+from console.fleet import services as fleet
+from console.fleet.models import DeviceGroup
+from console.jobs.models import Snapshot
+from console.storage import targets
+_, token = fleet.create_enrollment_token(SYSTEM, "r", DeviceGroup.objects.get(name="Finance"), max_uses=1)
+dev = fleet.enroll_device(token, hostname="fin-lt-stolen", os="linux")
+targets.bootstrap_repository(targets.target(), str(dev.pk), os.urandom(32))
+src = pathlib.Path(tempfile.mkdtemp()) / "home" / "ana"
+for folder, names in {"Documents": ["budget-2026.xlsx", "board-minutes.docx", "contract.pdf"],
+                      "Documents/Taxes": ["2024.pdf", "2025.pdf"], "Pictures": ["team.jpg"]}.items():
+    (src / folder).mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (src / folder / name).write_bytes(os.urandom(20000 * (i + 1)))
+def back_up():
+    repo = Repository.open(targets.admin_store(targets.target(), str(dev.pk)), key=org_key())
+    sid = run_backup(repo, [str(src)], hostname=dev.hostname).snapshot_id
+    Snapshot.objects.create(device=dev, snapshot_id=sid, paths=[str(src)])
+    return sid
+first = back_up()
+(src / "Documents" / "notes.txt").write_bytes(b"Friday notes\\n")
+(src / "Documents" / "contract.pdf").unlink()
+second = back_up()
+fleet.revoke_device(SYSTEM, dev, "stolen")
+print(dev.pk, first, second, src)
+"""
+
+
 def main() -> int:
     if not Path(CHROMIUM).exists():
         print("chromium is missing (apt-get install chromium): no screenshots", file=sys.stderr)
@@ -115,6 +150,12 @@ def main() -> int:
         .splitlines()
     )
     device_id = lines[-1]
+    restore = subprocess.run(
+        [*py, "shell", "-c", RESTORE_SETUP], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    if restore.returncode:
+        raise SystemExit(f"restore screenshots setup failed:\n{restore.stderr}")
+    lost, lost_first, lost_second, lost_src = restore.stdout.split()[-4:]
     report_from, report_to = lines[-2].split()
     port = free_port()
     server = subprocess.Popen(
@@ -144,6 +185,13 @@ def main() -> int:
         ("reports", f"/reports/?start={report_from}&end={report_to}"),
         ("report-schedules", "/reports/schedules/"),
         ("reports-past", "/reports/past/"),
+        ("device-revoked", f"/devices/{lost}/"),
+        ("restore-browse", f"/devices/{lost}/snapshots/latest/?path={lost_src}/Documents"),
+        (
+            "restore-compare",
+            f"/devices/{lost}/snapshots/{lost_first}/compare/?with={lost_second}&path={lost_src}",
+        ),
+        ("restore-search", f"/files/search/?q=*.pdf&device={lost}"),
         ("api-docs", "/api/docs/"),
     ]
     try:

@@ -58,8 +58,8 @@ def test_admin_browses_a_revoked_device_and_downloads_a_file(
     expect(page.get_by_test_id("snapshot-id")).to_have_text(second[:12])
     # walk down to the folder, one click per level
     for part in [p for p in str(src).split("/") if p]:
-        page.locator("#entries a", has_text=re.compile(rf"^📁 {re.escape(part)}$")).click()
-    page.locator("#entries a", has_text="Documents").click()
+        page.locator("#entries a.folder", has_text=re.compile(rf"^{re.escape(part)}/$")).click()
+    page.locator("#entries a.folder", has_text="Documents/").click()
     row = page.locator("#entries tr", has_text="ledger.xlsx")
     expect(row).to_contain_text("683.6 KB")
     with page.expect_download() as info:
