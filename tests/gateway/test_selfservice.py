@@ -170,6 +170,8 @@ def test_person_at_the_pc_restores_own_files_only_audited_after_reconnect(
 
     (base / "run").mkdir(mode=0o755)
     sock = base / "run" / "agent.sock"
+    res = _as_user(alice, alice_home, sock, "files", "ls")
+    assert res.returncode == 1 and "agent is not running" in res.stderr, res.stderr
     # First run: the gateway is unreachable (the PC is away from the office).
     env = {"CAIRN_AGENT_SOCKET": str(sock), "CAIRN_AGENT_WEB_PORT": str(free_port())}
     agent = Agent(
