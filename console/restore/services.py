@@ -10,8 +10,8 @@ as an online one. Nothing here writes plaintext to disk:
   ``VAR_DIR/restore-cache/<repository id>/`` (directories 0700, files 0600):
   index objects and tree packs as stored, i.e. *ciphertext* named by their
   BLAKE3 (a read is re-hashed, so the cache can never serve a damaged or
-  stale object). Its size is the repository's index plus its tree packs
-  (about 150-250 bytes per file entry per distinct directory version, see
+  stale object), and ``counts.sqlite`` (tree id -> entries; ids and numbers
+  only). Its size is the repository's index plus its tree packs (measured in
   docs/performance.md). Decrypted trees live only in memory: an opened
   repository (index + a bounded LRU of tree packs) is kept per process for
   ``REPO_TTL`` seconds, then reopened (new backups appear).
