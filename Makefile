@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: prod-check help os-tools s3sig bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console screenshots browser pin clean
+.PHONY: prod-check help os-tools s3sig bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console bench-restore screenshots browser pin clean
 
 help:
 	@echo "make demo         run the whole platform locally on embedded defaults"
@@ -19,6 +19,7 @@ help:
 	@echo "make proto        regenerate gRPC stubs from proto/"
 	@echo "make bench        engine benchmark side by side with restic and borg"
 	@echo "make bench-console console pages at 10,000 devices / 1M job runs (PostgreSQL)"
+	@echo "make bench-restore snapshot browser (200,000 files) and a 5 GiB zip download vs restic dump"
 	@echo "make screenshots  PNGs of the console's main pages under var/screenshots/"
 	@echo "make pin          re-pin requirements/*.txt from requirements/*.in"
 
@@ -96,6 +97,12 @@ proto-check: $(VENV)/.dev
 
 bench: $(VENV)/.dev bench-tools
 	$(PY) -m tests.bench.engine_bench $(BENCH_ARGS)
+
+# Restore without the device (issue 11): first screen of a 200,000-file
+# snapshot, cold and warm; a 5 GiB folder streamed as a zip (peak RSS of the
+# serving process) next to restic dump. Figures in docs/performance.md.
+bench-restore: $(VENV)/.dev bench-tools
+	$(PY) -m tests.bench.restore_bench $(BENCH_ARGS)
 
 # Console pages at fleet scale: 10,000 devices and ~1,000,000 job runs in a
 # PostgreSQL database of its own (created and dropped here).
