@@ -178,6 +178,22 @@ class RestoreInput(serializers.Serializer):
     paths = serializers.ListField(child=f.Text(allow_blank=True), required=False, default=list)
     target = f.Text(required=False, allow_blank=True, default="")
     overwrite = f.Boolean(required=False, default=False)
+    # restore onto another device (issue 11): the target receives the command
+    target_device = f.PrimaryKey(
+        queryset=Device.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Another enrolled device to restore onto (paths mapped onto its profile)",
+    )
+    source_home = f.Text(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=1024,
+        help_text="The source user's profile folder (e.g. /C/Users/ana); "
+        "by default the one the paths lie under",
+    )
 
 
 class BulkInput(serializers.Serializer):

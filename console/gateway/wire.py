@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.policy import Policy
 from agent.rpc import agent_pb2 as pb
+from console.restore import onto
 
 PROTOCOL = pb.PROTOCOL_VERSION_1
 #: command id of a policy push no Command row asked for (drift, rollout)
@@ -48,7 +49,8 @@ def command_message(cmd) -> pb.ConsoleMessage:
         )
     else:
         msg.run_job.kind = cmd.kind
-        msg.run_job.args_json = json.dumps(payload)
+        # a restore onto another device: its one-time key is opened only here
+        msg.run_job.args_json = json.dumps(onto.wire_args(payload, str(cmd.device_id)))
     return msg
 
 

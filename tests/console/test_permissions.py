@@ -153,7 +153,12 @@ API = {
     ],
     "device.verify": [("post", lambda f: f"/api/v1/devices/{_dev(f)}/verify/", {})],
     "device.restore": [
-        ("post", lambda f: f"/api/v1/devices/{_dev(f)}/restore/", {"snapshot_id": "x"})
+        ("post", lambda f: f"/api/v1/devices/{_dev(f)}/restore/", {"snapshot_id": "x"}),
+        (  # onto another device (issue 11)
+            "post",
+            lambda f: f"/api/v1/devices/{_dev(f)}/restore/",
+            lambda f: {"snapshot_id": "x", "target_device": str(f.devices[1].pk)},
+        ),
     ],
     "device.revoke": [("post", lambda f: f"/api/v1/devices/{f.devices[2].pk}/revoke/", {})],
     "device.edit": [

@@ -16,6 +16,7 @@ from console.fleet.models import Device
 from console.jobs import bulk
 from console.jobs import services as jobs
 from console.policies import services as policies
+from console.restore import onto
 from console.storage import verification
 
 
@@ -77,11 +78,27 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
         return Response(s.JobRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request=s.RestoreInput, responses={202: s.CommandSerializer}, summary="Restore files"
+        request=s.RestoreInput,
+        responses={202: s.CommandSerializer},
+        summary="Restore files (here, or onto another device with target_device)",
     )
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
         data = validated(s.RestoreInput, request)
+        target, source_home = data.pop("target_device"), data.pop("source_home")
+        if target is not None:
+            return self._accepted(
+                onto.request_restore_onto(
+                    actor(request),
+                    self.get_object(),
+                    target,
+                    data["snapshot_id"],
+                    data["paths"],
+                    source_home=source_home,
+                    folder=data["target"],
+                    overwrite=data["overwrite"],
+                )
+            )
         return self._accepted(jobs.request_restore(actor(request), self.get_object(), **data))
 
     @extend_schema(request=s.RevokeInput, responses=s.DeviceDetailSerializer, summary="Revoke")
