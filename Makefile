@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: prod-check help os-tools s3sig bench-tools demo test test-sqlite lint fmt proto proto-check bench bench-console bench-restore screenshots browser pin clean
 
 help:
-	@echo "make demo         run the whole platform locally on embedded defaults"
+	@echo "make demo         run the whole platform locally on embedded defaults (PORT=8000, GATEWAY_PORT=7443)"
 	@echo "make test         install and run the full test suite"
 	@echo "make prod-check   the production installation (deploy/) as local processes"
 	@echo "make lint         ruff + generated-stub check"
@@ -36,8 +36,10 @@ $(VENV)/.dev: requirements/dev.txt $(VENV)/.console
 	$(PIP) install -q -r requirements/dev.txt
 	touch $@
 
+# make demo PORT=9000 (console port; the gateway takes the next two) or GATEWAY_PORT=…
+PORT ?= 8000
 demo: $(VENV)/.console
-	$(PY) manage.py demo
+	$(PY) manage.py demo --port $(PORT)$(if $(GATEWAY_PORT), --gateway-port $(GATEWAY_PORT))
 
 # Debian packages the suite drives for real: chromium for the browser tests
 # (Playwright's own download cannot work offline), btrfs-progs for the

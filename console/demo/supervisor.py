@@ -32,6 +32,7 @@ from django.core.management import call_command
 
 from agent.daemon.jobs import os_name
 from console.audit.services import SYSTEM
+from console.core import pki
 from console.fleet.models import DeviceGroup
 from console.fleet.services import create_enrollment_token
 from console.gateway import conf as gateway_conf
@@ -39,6 +40,8 @@ from console.policies.models import Policy
 from console.policies.services import assign_policy, create_policy
 
 ADMIN_USERNAME = "admin"
+DEFAULT_PORT = 8000
+DEFAULT_GATEWAY_PORT = 7443
 
 
 @dataclass
@@ -159,7 +162,12 @@ def prepare_demo_agent(python: str, enroll_address: str) -> tuple[Path, Path] | 
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be listened on. With SO_REUSEADDR, as the
+    gateway's grpc listeners bind: a port whose last connections are still in
+    TIME_WAIT after a quick restart is free (binding without it failed there,
+    which moved the gateway to random ports and orphaned enrolled agents)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -167,36 +175,64 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def gateway_addresses() -> tuple[str, str]:
-    """The configured gateway listeners, or free loopback ports when the
-    defaults are taken (another demo running) and none were configured."""
-    bind, enroll = gateway_conf.bind(), gateway_conf.enroll_bind()
-    configured = "CAIRN_GATEWAY_BIND" in os.environ
-    host, _, port = bind.rpartition(":")
-    ehost, _, eport = enroll.rpartition(":")
-    if configured or (_port_free(host, int(port)) and _port_free(ehost, int(eport))):
-        return bind, enroll
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-    return f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
+class PortsTaken(Exception):
+    """The demo's fixed ports are held by another process."""
 
 
-def _start_services(sup: Supervisor, python: str, host: str, port: int) -> tuple[str, str]:
+def gateway_addresses(console_port: int = DEFAULT_PORT, gateway_port: int | None = None):
+    """The gateway's (mTLS, enrollment) listeners, always the same for the
+    same command line, so agents enrolled against them keep connecting:
+    CAIRN_GATEWAY_BIND when set; else ``gateway_port`` and the next port;
+    else 7443/7444 with the default console port 8000, and the two ports
+    after the console's with another one (``make demo PORT=9000``: 9001,
+    9002). Ports another process listens on are an error, never a move."""
+    if "CAIRN_GATEWAY_BIND" in os.environ:
+        return gateway_conf.bind(), gateway_conf.enroll_bind()
+    if gateway_port is None:
+        gateway_port = DEFAULT_GATEWAY_PORT if console_port == DEFAULT_PORT else console_port + 1
+    if not 0 < gateway_port < 65535:
+        raise PortsTaken(f"gateway port {gateway_port} is out of range")
+    bind, enroll = f"127.0.0.1:{gateway_port}", f"127.0.0.1:{gateway_port + 1}"
+    taken = [a for a in (bind, enroll) if not _port_free("127.0.0.1", int(a.rpartition(":")[2]))]
+    if taken:
+        raise PortsTaken(
+            f"{' and '.join(taken)} already in use (another demo running?): stop it, or run "
+            "make demo PORT=<console port> GATEWAY_PORT=<gateway port>"
+        )
+    return bind, enroll
+
+
+#: quiet children: no Celery banner or root warning, no runserver checks
+#: and development-server notice; errors still show
+QUIET_ENV = {
+    "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges",
+    "DJANGO_RUNSERVER_HIDE_WARNING": "true",
+}
+
+
+def _start_services(
+    sup: Supervisor, python: str, host: str, port: int, gateway: tuple[str, str]
+) -> tuple[str, str]:
     """Web server, Celery worker and beat, and the gateway. Returns the
     gateway's (mTLS, enrollment) addresses."""
-    sup.start("web", [python, "manage.py", "runserver", "--noreload", f"{host}:{port}"])
-    celery = [python, "-m", "celery", "-A", "console"]
-    sup.start("worker", [*celery, "worker", "-l", "WARNING", "-c", "1"])
+    bind, enroll_bind = gateway
+    # every child knows the gateway's addresses: the enrollment page shows them
+    env = {
+        **QUIET_ENV,
+        "CAIRN_GATEWAY_BIND": bind,
+        "CAIRN_GATEWAY_ENROLL_BIND": enroll_bind,
+        "CAIRN_GATEWAY_ADDRESS": bind,
+    }
+    web = [python, "manage.py", "runserver", "--noreload", "--skip-checks", f"{host}:{port}"]
+    sup.start("web", web, env=env)
+    celery = [python, "-m", "celery", "-A", "console", "--quiet"]
+    sup.start("worker", [*celery, "worker", "-l", "ERROR", "-c", "1"], env=env)
     beat_schedule = str(settings.VAR_DIR / "celerybeat-schedule")
-    sup.start("beat", [*celery, "beat", "-l", "WARNING", "-s", beat_schedule])
-    bind, enroll_bind = gateway_addresses()
+    sup.start("beat", [*celery, "beat", "-l", "ERROR", "-s", beat_schedule], env=env)
     sup.start(
         "gateway",
         [python, "manage.py", "run_gateway", "--bind", bind, "--enroll-bind", enroll_bind],
-        env={"CAIRN_GATEWAY_ADDRESS": bind},
+        env=env,
     )
     return bind, enroll_bind
 
@@ -230,14 +266,28 @@ def _banner(url: str, creds: dict, agent, bind: str, enroll_bind: str) -> str:
         ]
     lines += [
         f"  Gateway:        {bind} (mTLS), enrollment {enroll_bind}",
+        f"  CA fingerprint: {pki.ensure_ca().fingerprint}",
         "  Press Ctrl-C to stop everything.",
         "",
     ]
     return "\n".join(lines)
 
 
-def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
+def run_demo(
+    host: str = "127.0.0.1", port: int = DEFAULT_PORT, gateway_port: int | None = None
+) -> int:
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        gateway = gateway_addresses(port, gateway_port)
+    except PortsTaken as exc:
+        print(f"cannot start the demo: {exc}", file=sys.stderr)
+        return 1
+    if not _port_free(host, port):
+        print(
+            f"cannot start the demo: {host}:{port} already in use: make demo PORT=<another port>",
+            file=sys.stderr,
+        )
+        return 1
     call_command("migrate", verbosity=0, interactive=False)
     creds = ensure_admin(settings.VAR_DIR / "demo-admin.json")
     python = sys.executable
@@ -250,7 +300,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        bind, enroll_bind = _start_services(sup, python, host, port)
+        bind, enroll_bind = _start_services(sup, python, host, port, gateway)
         agent = _start_agent(sup, python, bind, enroll_bind)
         url = f"http://{host}:{port}/"
         if not wait_for_http(

@@ -38,6 +38,17 @@ def public_address() -> str:
     return _get("GATEWAY_PUBLIC_ADDRESS", "") or bind()
 
 
+def public_enroll_address() -> str:
+    """Where PCs reach the enrollment listener (shown on the enrollment
+    page): CAIRN_GATEWAY_ENROLL_ADDRESS, else the public address's host with
+    the enrollment listener's port."""
+    value = os.environ.get("CAIRN_GATEWAY_ENROLL_ADDRESS", "")
+    if value:
+        return value
+    host = public_address().rpartition(":")[0]
+    return f"{host}:{enroll_bind().rpartition(':')[2]}"
+
+
 def heartbeat_interval() -> int:
     return int(os.environ.get("CAIRN_HEARTBEAT_SECONDS", "30"))
 

@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from console.accounts.roles import can, require
+from console.core import pki
 from console.dashboard.forms import (
     TokenForm,
 )
@@ -20,6 +21,7 @@ from console.dashboard.views.common import (
 )
 from console.fleet import services as fleet
 from console.fleet.models import EnrollmentToken
+from console.gateway import conf as gateway_conf
 
 
 @never_cache  # the page shows a new token's secret once
@@ -54,8 +56,18 @@ def token_list(request):
             "form": form,
             "created": created,
             "now": timezone.now(),
+            "enroll_address": gateway_conf.public_enroll_address(),
+            "ca_fingerprint": _ca_fingerprint(),
         },
     )
+
+
+def _ca_fingerprint() -> str:
+    """The console CA's SHA-256 fingerprint, which agents pin at enrollment."""
+    try:
+        return pki.ensure_ca(create=False).fingerprint
+    except (pki.PKIError, OSError):
+        return ""
 
 
 @require_POST
