@@ -258,6 +258,18 @@ class RestoreForm(forms.Form):
     overwrite = forms.BooleanField(
         required=False, label="Overwrite files that are newer on the device"
     )
+    # restore onto another device (issue 11): choices set by the view
+    target_device = forms.ChoiceField(
+        required=False,
+        label="Restore onto",
+        help_text="Another enrolled device: the paths are mapped onto its user's profile",
+    )
+    source_home = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="Source user's profile",
+        help_text="For another device: e.g. /C/Users/ana; empty uses the one the paths lie under",
+    )
 
 
 class StorageTargetForm(forms.Form):

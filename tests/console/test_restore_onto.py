@@ -126,3 +126,25 @@ def test_refusals(pair, snap, api, users):  # noqa: F811
     r = post({"target_device": t})
     assert r.status_code == 400 and "revoked" in r.content.decode()
     assert RestoreAccess.objects.count() == 1  # refusals opened nothing
+
+
+def test_dashboard_form_restores_a_revoked_device_onto_another(pair, snap, ui):  # noqa: F811
+    (source, _), (target, _) = pair
+    c = ui("operator")
+    page = c.get(f"/devices/{source.pk}/").content.decode()
+    assert f"/devices/{source.pk}/restore/" in page and "Restore onto another device" in page
+    form = c.get(f"/devices/{source.pk}/restore/").content.decode()
+    assert f'value="{target.pk}"' in form and "This device" not in form  # source is revoked
+    r = c.post(
+        f"/devices/{source.pk}/restore/",
+        {"snapshot_id": snap, "paths": f"{PROFILE}/Documents", "target_device": ""},
+    )
+    assert r.status_code == 200 and "Choose the device to restore onto" in r.content.decode()
+    r = c.post(
+        f"/devices/{source.pk}/restore/",
+        {"snapshot_id": snap, "paths": f"{PROFILE}/Documents", "target_device": str(target.pk)},
+    )
+    assert r.status_code == 302 and r["Location"].endswith(f"/devices/{target.pk}/")
+    cmd = Command.objects.get(device=target, kind="restore")
+    assert cmd.payload["mapping"]["entries"] == [[f"{PROFILE}/Documents", "{Documents}", ""]]
+    assert ui("auditor").get(f"/devices/{source.pk}/restore/").status_code == 403

@@ -32,6 +32,7 @@ from console.jobs import services as jobs
 from console.policies import origin
 from console.policies import services as policies
 from console.policies.models import Policy
+from console.restore import onto
 from console.storage import observed, verification
 
 
@@ -103,11 +104,17 @@ def device_detail(request, pk):
     )
 
 
-def _restore_form(snapshots, data=None):
+def _restore_form(snapshots, data=None, device=None):
     form = RestoreForm(data)
     form.fields["snapshot_id"].choices = [
         (s.snapshot_id, f"{s.taken_at:%Y-%m-%d %H:%M} · {s.snapshot_id[:12]}") for s in snapshots
     ]
+    if device is not None:  # this device (unless revoked) or another enrolled one
+        others = Device.objects.filter(revoked=False).exclude(pk=device.pk).order_by("hostname")
+        here = [] if device.revoked else [("", f"This device ({device.hostname})")]
+        form.fields["target_device"].choices = here + [
+            (str(d.pk), f"{d.hostname} ({d.get_os_display()})") for d in others[:500]
+        ]
     return form
 
 
@@ -162,9 +169,11 @@ def device_verify(request, pk):
 def device_restore(request, pk):
     device = get_object_or_404(Device, pk=pk)
     snapshots = list(device.snapshots.order_by("-taken_at")[:50])
-    form = _restore_form(snapshots, request.POST or None)
+    form = _restore_form(snapshots, request.POST or None, device)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
+        if d["target_device"] or device.revoked:
+            return _restore_onto(request, device, form)
         with errors_onto(form, PermissionDenied):
             jobs.request_restore(
                 actor(request),
@@ -176,6 +185,33 @@ def device_restore(request, pk):
             )
             messages.success(request, f"Restore requested for {device.hostname}.")
             return redirect("device-detail", pk=pk)
+    return render(
+        request,
+        "dashboard/device_restore.html",
+        {"section": "devices", "device": device, "form": form},
+    )
+
+
+def _restore_onto(request, device, form):
+    d = form.cleaned_data
+    with errors_onto(form, PermissionDenied):
+        target = Device.objects.filter(pk=d["target_device"] or None).first()
+        if target is None:
+            raise ValidationError({"target_device": ["Choose the device to restore onto."]})
+        onto.request_restore_onto(
+            actor(request),
+            device,
+            target,
+            d["snapshot_id"],
+            d["paths"].splitlines(),
+            source_home=d["source_home"],
+            folder=d["target"],
+            overwrite=d["overwrite"],
+        )
+        messages.success(
+            request, f"Restore of {device.hostname}'s files onto {target.hostname} requested."
+        )
+        return redirect("device-detail", pk=target.pk)
     return render(
         request,
         "dashboard/device_restore.html",
