@@ -45,8 +45,12 @@ class GrantStore(ObjectStore):
         location: str,
         prefix: str = "",
         offline: OfflineSupport | None = None,
+        restore_access: int = 0,
     ):
         self.stub = stub
+        #: reads of another device's repository under an open restore access
+        #: (restore onto another device); the gateway grants GET/HEAD/LIST only
+        self.restore_access = int(restore_access or 0)
         self.offline = offline
         #: set at the first unanswered grant call: the rest of this store's
         #: life (one job) does not wait for the gateway again
@@ -87,7 +91,10 @@ class GrantStore(ObjectStore):
                 return hit[0], hit[1]
         try:
             resp = self.stub.GetStorageGrant(
-                pb.StorageGrantRequest(method=method, object_keys=[key]), timeout=30
+                pb.StorageGrantRequest(
+                    method=method, object_keys=[key], restore_access=self.restore_access
+                ),
+                timeout=30,
             )
         except grpc.RpcError as exc:
             raise self._rpc_error(f"{method} grant for {key}", exc) from None
@@ -216,7 +223,10 @@ class GrantStore(ObjectStore):
             try:
                 resp = self.stub.GetStorageGrant(
                     pb.StorageGrantRequest(
-                        method="LIST", list_prefix=prefix, continuation_token=token
+                        method="LIST",
+                        list_prefix=prefix,
+                        continuation_token=token,
+                        restore_access=self.restore_access,
                     ),
                     timeout=30,
                 )

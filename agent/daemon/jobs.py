@@ -14,6 +14,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -24,10 +26,11 @@ from agent import policy as contract
 from agent.daemon.state import State
 from agent.engine import backup as engine_backup
 from agent.engine import check as engine_check
+from agent.engine import remap
 from agent.engine import restore as engine_restore
 from agent.engine.errors import BackupCancelled
 from agent.policy import Policy
-from agent.policy.knownfolders import os_name, resolve_entry
+from agent.policy.knownfolders import os_name, resolve_entry, resolve_token
 from agent.policy.sources import Sources, split_token
 from agent.snapshots import chooser
 from agent.throttle import CpuCeiling
@@ -289,3 +292,147 @@ def run_restore(ctx: JobContext, repo) -> JobOutcome:
             stats=stats,
         )
     return JobOutcome("succeeded", warnings=warnings, stats=stats)
+
+
+#: bounds on what a restore-onto command may carry (the console is trusted,
+#: but a malformed command must fail cleanly, not run away)
+MAX_MAPPED_PATHS = 1000
+
+
+def mapped_destinations(mapping: Mapping, resolve=None) -> tuple[list, list[str]]:
+    """[(remap.Entry, native destination)] on this machine for a restore onto
+    another device, and the entries that cannot be mapped (in words)."""
+    resolve = resolve or resolve_token
+    src_os = str(mapping.get("source_os") or "")
+    entries = mapping.get("entries") or []
+    if not isinstance(entries, list) or len(entries) > MAX_MAPPED_PATHS:
+        raise ValueError("the restore command's path mapping is malformed")
+    out, problems = [], []
+    for item in entries:
+        if not (
+            isinstance(item, list) and len(item) == 3 and all(isinstance(v, str) for v in item)
+        ):
+            raise ValueError("the restore command's path mapping is malformed")
+        entry = remap.Entry(*item)
+        try:
+            out.append((entry, remap.destination(entry, src_os, os_name(), resolve)))
+        except remap.RemapError as exc:
+            problems.append(f"{entry.source}: {exc}")
+    return out, problems
+
+
+def _newer(src: str, dst: str) -> bool:
+    return os.lstat(src).st_mtime > os.lstat(dst).st_mtime
+
+
+def _move_into(restored: str, dst: str, overwrite: str) -> tuple[int, list[str]]:
+    """Move what a staged restore wrote at ``restored`` to ``dst`` (same
+    volume): whole when ``dst`` does not exist, else file by file, an
+    existing file replaced per ``overwrite``. Links on the way are not
+    followed (os.walk without followlinks; a destination folder that is a
+    link is refused). Returns (files kept as they were, problems)."""
+    if not os.path.lexists(dst):
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        os.replace(restored, dst)
+        return 0, []
+    if not os.path.isdir(restored) or os.path.islink(restored):
+        if os.path.isdir(dst) or os.path.islink(dst):
+            return 0, [f"{dst}: exists and is not a file"]
+        if overwrite == "always" or (overwrite == "if-newer" and _newer(restored, dst)):
+            os.replace(restored, dst)
+            return 0, []
+        return 1, []
+    if os.path.islink(dst) or not os.path.isdir(dst):
+        return 0, [f"{dst}: exists and is not a folder"]
+    kept, problems = 0, []
+    for root, dirs, files in os.walk(restored):
+        rel = os.path.relpath(root, restored)
+        here = dst if rel == "." else os.path.join(dst, rel)
+        if os.path.islink(here) or (os.path.lexists(here) and not os.path.isdir(here)):
+            problems.append(f"{here}: exists and is not a folder")
+            dirs[:] = []
+            continue
+        os.makedirs(here, exist_ok=True)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            src, target = os.path.join(root, name), os.path.join(here, name)
+            if os.path.lexists(target):
+                if os.path.isdir(target) and not os.path.islink(target):
+                    problems.append(f"{target}: exists and is a folder")
+                    continue
+                if not (overwrite == "always" or (overwrite == "if-newer" and _newer(src, target))):
+                    kept += 1
+                    continue
+            os.replace(src, target)
+    return kept, problems
+
+
+def run_restore_onto(ctx: JobContext, repo) -> JobOutcome:
+    """Restore another device's snapshot onto this machine (issue 11): each
+    planned path mapped onto this user's profile and OS (agent/engine/remap.py,
+    known folders resolved here), restored by the engine (names through
+    paths.safe_name, content verified against its chunk ids as it is written)
+    into a staging folder next to its destination, then moved into place.
+    With a ``target`` folder, paths keep their repository path below it."""
+    args = ctx.args
+    if args.get("target"):
+        return run_restore(ctx, repo)
+    snapshot = args.get("snapshot_id") or "latest"
+    overwrite = args.get("overwrite", False)
+    if overwrite not in ("never", "if-newer", "always"):
+        overwrite = "always" if overwrite else "if-newer"
+    try:
+        planned, problems = mapped_destinations(args.get("mapping") or {})
+    except ValueError as exc:
+        return JobOutcome("failed", error=str(exc))
+    totals: dict = {}
+    kept = 0
+    done = []
+    for entry, dst in planned:
+        if ctx.cancel.is_set():
+            return JobOutcome("cancelled", error="cancelled")
+        parent = os.path.dirname(dst.rstrip(os.sep)) or os.sep
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".cairn-restore-", dir=parent)
+        try:
+            result = engine_restore.run_restore(
+                repo,
+                snapshot,
+                staging,
+                include=[entry.source],
+                overwrite="always",
+                restore_owner=False,
+                progress=_progress_adapter(ctx),
+                cancel=ctx.cancel,
+            )
+            problems += [f"{e.path}: {e.message}" for e in result.errors]
+            for k, v in _scalars(result.stats.to_dict()).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    totals[k] = totals.get(k, 0) + v
+            restored = os.path.join(staging, *[p for p in entry.source.split("/") if p])
+            if not os.path.lexists(restored):
+                problems.append(f"{entry.source}: not in snapshot {snapshot}")
+                continue
+            k, p = _move_into(restored, dst, overwrite)
+            kept += k
+            problems += p
+            done.append({"source": entry.source, "destination": dst})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if ctx.cancel.is_set():
+        return JobOutcome("cancelled", error="cancelled")
+    stats = {
+        **totals,
+        "snapshot_id": snapshot,
+        "source_device": str(args.get("source_device") or ""),
+        "mapped": done[:MAX_MAPPED_PATHS],
+        "kept_local": kept,
+        "overwrite": overwrite,
+    }
+    if problems:
+        return JobOutcome(
+            "failed",
+            error=f"{len(problems)} paths or files could not be restored",
+            warnings=problems,
+            stats=stats,
+        )
+    return JobOutcome("succeeded", stats=stats)

@@ -34,6 +34,22 @@ def open_device_store(identity, stub=None, offline=None) -> ObjectStore:
     return open_store(identity.repository_url)
 
 
+def open_source_store(identity, repository_url: str, access_id: int, stub=None) -> ObjectStore:
+    """Another device's repository, read for a restore onto this device
+    (issue 11): grants of the source prefix under the open restore access
+    ``access_id`` (GET/HEAD/LIST only); the embedded setup's local directory
+    is read directly (development only, no isolation)."""
+    if identity.storage_access == "grant":
+        from agent.daemon.grantstore import GrantStore
+
+        if stub is None:
+            raise RuntimeError("grant storage needs a gateway connection")
+        url = repository_url
+        prefix = url.split("://", 1)[1].split("/", 1)[1] if url.startswith("s3://") else ""
+        return GrantStore(stub, location=url, prefix=prefix, restore_access=access_id)
+    return open_store(repository_url)
+
+
 def open_repository(store: ObjectStore, device_key: bytes, cache_dir=None) -> Repository:
     """``cache_dir`` keeps index objects, snapshots and tree packs on the PC:
     fewer requests, and what an offline backup reads."""

@@ -17,6 +17,7 @@ daemon's ``home``, ``identity``, ``state``, ``offline``, ``tick``, ``send``,
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -137,6 +138,8 @@ class JobRunning:
         if policy.limits.background_priority:
             # Never raises: what could not be lowered is in the report.
             log.debug("background priority: %s", background().describe())
+        if ctx.kind == "restore" and ctx.args.get("source_device"):
+            return self._restore_onto(ctx)
         repo = self._open_repo(ctx)
         try:
             if ctx.kind == "backup":
@@ -156,6 +159,29 @@ class JobRunning:
         finally:
             with contextlib.suppress(Exception):
                 repo.store.close()
+
+    def _restore_onto(self, ctx: jobs.JobContext) -> jobs.JobOutcome:
+        """Another device's snapshot onto this one (issue 11): its repository
+        opened with the command's one-time key (taken out of the arguments at
+        once, never logged or reported) through read grants of the source
+        prefix under the command's restore access."""
+        args = ctx.args
+        try:
+            key = base64.b64decode(args.pop("key", ""), validate=True)
+            access = int(args.get("restore_access") or 0)
+        except (ValueError, TypeError):
+            return jobs.JobOutcome("failed", error="the restore command carries no usable key")
+        if len(key) != 32 or access <= 0 or not args.get("repository_url"):
+            return jobs.JobOutcome("failed", error="the restore command carries no usable key")
+        store = repo_glue.open_source_store(
+            self.identity, str(args["repository_url"]), access, self.stub()
+        )
+        try:
+            repo = repo_glue.open_repository(store, key)
+            return jobs.run_restore_onto(ctx, repo)
+        finally:
+            with contextlib.suppress(Exception):
+                store.close()
 
     def _open_repo(self, ctx: jobs.JobContext | None = None):
         store = repo_glue.open_device_store(self.identity, self.stub(), self.offline)

@@ -316,16 +316,18 @@ class ConsoleMessage(_message.Message):
     def __init__(self, command_id: _Optional[str] = ..., apply_policy: _Optional[_Union[ApplyPolicy, _Mapping]] = ..., run_job: _Optional[_Union[RunJob, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., report_ack: _Optional[_Union[ReportAck, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StorageGrantRequest(_message.Message):
-    __slots__ = ("object_keys", "method", "list_prefix", "continuation_token")
+    __slots__ = ("object_keys", "method", "list_prefix", "continuation_token", "restore_access")
     OBJECT_KEYS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     LIST_PREFIX_FIELD_NUMBER: _ClassVar[int]
     CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_ACCESS_FIELD_NUMBER: _ClassVar[int]
     object_keys: _containers.RepeatedScalarFieldContainer[str]
     method: str
     list_prefix: str
     continuation_token: str
-    def __init__(self, object_keys: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ..., list_prefix: _Optional[str] = ..., continuation_token: _Optional[str] = ...) -> None: ...
+    restore_access: int
+    def __init__(self, object_keys: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ..., list_prefix: _Optional[str] = ..., continuation_token: _Optional[str] = ..., restore_access: _Optional[int] = ...) -> None: ...
 
 class PresignedUrl(_message.Message):
     __slots__ = ("object_key", "url", "headers")

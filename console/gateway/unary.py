@@ -63,10 +63,16 @@ class UnaryCalls:
 
     async def GetStorageGrant(self, request, context):
         device_id = await self._caller(context)
+        # restore onto another device: reads of the source's repository, only
+        # while this device holds an open access to it
+        caller = (
+            (grants.grant_restore_read, device_id, request.restore_access)
+            if request.restore_access
+            else (grants.grant, device_id)
+        )
         try:
             urls, expires_at = await self.db(
-                grants.grant,
-                device_id,
+                *caller,
                 request.method,
                 list(request.object_keys),
                 request.list_prefix,

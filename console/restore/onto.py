@@ -124,7 +124,6 @@ def request_restore_onto(
         "mapping": {
             "source_os": profile.os,
             "source_home": profile.home,
-            "source_label": f"From {source.hostname}",
             "entries": [[e.source, e.token, e.rest] for e in entries],
         },
     }

@@ -25,6 +25,7 @@ from console.gateway.services import selfrestore
 from console.jobs import services as jobs
 from console.jobs.dispatch import send_task
 from console.jobs.models import Command, JobRun
+from console.restore import onto
 from console.storage.tasks import promote_spool
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,24 @@ def _result(device_id: str, r) -> None:
     spooled = stats.get("spooled_objects")
     if isinstance(spooled, int) and spooled > 0:
         _queue_promotion(device_id)
+    if r.kind == "restore" and r.state in FINISHED:
+        _close_restore_access(device_id, _command_pk(device_id, r.command_id))
+
+
+#: a restore onto another device that ended: its one-time key stops working
+FINISHED = {"succeeded", "partial", "failed", "cancelled"}
+
+
+def _close_restore_access(device_id: str, command_pk) -> None:
+    command = (
+        Command.objects.filter(pk=command_pk, device_id=device_id).first() if command_pk else None
+    )
+    if command is None or not (command.payload or {}).get("restore_access"):
+        return
+    try:
+        onto.close_for_command(command)
+    except Exception:  # the access still expires; never fail the ingest
+        log.exception("could not close the restore access of command %s", command_pk)
 
 
 def _queue_promotion(device_id: str) -> None:
