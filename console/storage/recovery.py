@@ -158,7 +158,8 @@ def manifest() -> dict:
         "cairn_version": agent_version,
         "database": {
             "engine": "postgresql" if _is_postgres() else "sqlite",
-            "server": connection.vendor,
+            # pg_restore refuses dumps of a newer pg_dump: worth knowing first
+            "server_version": getattr(connection, "pg_version", None) or sqlite3.sqlite_version,
         },
         "migrations": dict(sorted(applied.items())),
         "storage": {

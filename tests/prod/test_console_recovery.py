@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -151,6 +152,8 @@ def test_console_destroyed_restored_agent_reconnects_and_kit_restores(
         (documents / "big").mkdir(parents=True)
         (documents / "notes.txt").write_text("before the disaster\n" * 50)
         (documents / "big" / "data.bin").write_bytes(os.urandom(3_000_000))
+        for f in (documents / "notes.txt", documents / "big" / "data.bin"):
+            os.utime(f, (time.time() - 3600, time.time() - 3600))  # not "racily" new
         home = tmp_path / "agent"
         device_id = enroll_agent(home, inst.gateway, tok["token"], {"HOME": str(user_home)})
         agent = Agent(home, tmp_path / "agent.log", {"HOME": str(user_home)}).start()
