@@ -62,7 +62,11 @@ def _validate(data: HoldInput) -> dict:
     if data.scope not in Scope.values:
         errors["scope"] = [f"One of {', '.join(Scope.values)}."]
     elif data.scope == Scope.USER:
-        fields["owner"] = _text(data.owner, "owner", 255, errors)
+        if not (data.owner or "").strip():
+            # a rule across fields (the owner is optional for other scopes)
+            errors["owner"] = ["A user hold names the owner."]
+        else:
+            fields["owner"] = _text(data.owner, "owner", 255, errors)
     else:
         if data.device is None:
             errors["device"] = ["A device is required for this scope."]

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -27,8 +27,10 @@ from console.holds.models import LegalHold, Offboarding, Scope
 class LegalHoldSerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField()
     subject = serializers.CharField(read_only=True)
-    created_by = serializers.CharField(source="created_by.username", default=None)
-    released_by = serializers.CharField(source="released_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+    released_by = serializers.CharField(
+        source="released_by.username", default=None, allow_null=True
+    )
 
     class Meta:
         model = LegalHold
@@ -119,7 +121,8 @@ class LegalHoldViewSet(
         return Response(LegalHoldSerializer(hold).data)
 
     @extend_schema(
-        parameters=[HoldQuery, OpenApiParameter("format", OpenApiTypes.STR, enum=["csv"])],
+        # no ?format=: DRF reads that parameter as a renderer name (404 for csv)
+        parameters=[HoldQuery],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="One row a hold")
         },
