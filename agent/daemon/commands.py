@@ -9,8 +9,10 @@ the daemon's ``state``, ``send``, ``current``, ``job_queue`` and ``_wake``.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import shutil
 import time
 
 from agent import policy as contract
@@ -63,6 +65,9 @@ class CommandHandling:
             args = json.loads(run_job.args_json or "{}")
         except ValueError:
             args = {}
+        if run_job.kind == "takeover":
+            self._take_over(cid, args)
+            return
         if run_job.kind not in JOB_KINDS:
             self.state.command_finished(cid, "failed")
             self._ack(cid, False, f"unknown job kind {run_job.kind!r}")
@@ -70,6 +75,25 @@ class CommandHandling:
         self._ack(cid, True)
         ctx = jobs.JobContext.new(run_job.kind, "manual", command_id=cid, args=args)
         self.job_queue.put_nowait(ctx)
+
+    def _take_over(self, cid: str, args: dict) -> None:
+        """This device takes over a replaced one (console/restore/takeover.py):
+        its repository now holds the old device's history, opened from now on
+        with the key the command carries (kept 0600 like the one it replaces;
+        never logged). The local repository cache is dropped."""
+        try:
+            key = base64.b64decode(str(args.get("key", "")), validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            self.state.command_finished(cid, "failed")
+            self._ack(cid, False, "the takeover command carries no usable key")
+            return
+        self.home.keys.put("repo.key", key)
+        shutil.rmtree(self.home.cache_dir, ignore_errors=True)
+        self.state.command_finished(cid, "succeeded")
+        log.info("took over device %s", str(args.get("old_device", ""))[:64])
+        self._ack(cid, True)
 
     def _apply_policy(self, command_id: str, ap: pb.ApplyPolicy) -> None:
         try:

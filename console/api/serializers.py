@@ -204,6 +204,11 @@ class BulkInput(serializers.Serializer):
     )
 
 
+class ReplaceInput(serializers.Serializer):
+    # the device that takes over this one's history, policy and groups (issue 11)
+    replacement = f.PrimaryKey(queryset=Device.objects.all())
+
+
 class RevokeInput(serializers.Serializer):
     reason = f.Text(required=False, allow_blank=True, default="")
 

@@ -2,6 +2,7 @@ from django.urls import path
 
 from console.dashboard import views
 from console.dashboard.views.alerts import alert_acknowledge, alert_list, alert_rules
+from console.dashboard.views.devices import device_replace
 from console.dashboard.views.holds import hold_export, hold_list, hold_release
 from console.dashboard.views.report_files import compliance_file
 from console.dashboard.views.reports import (
@@ -28,6 +29,7 @@ urlpatterns = [
     path("devices/<uuid:pk>/verify/", views.device_verify, name="device-verify"),
     path("devices/<uuid:pk>/restore/", views.device_restore, name="device-restore"),
     path("devices/<uuid:pk>/revoke/", views.device_revoke, name="device-revoke"),
+    path("devices/<uuid:pk>/replace/", device_replace, name="device-replace"),
     path("devices/<uuid:pk>/groups/", views.device_groups, name="device-groups"),
     path("devices/<uuid:pk>/snapshots/<str:snapshot>/", snapshot_browse, name="snapshot-browse"),
     path(

@@ -30,6 +30,7 @@ class CommandKind(models.TextChoices):
     RESTORE = "restore", "Restore"
     VERIFY = "verify", "Verify"
     CANCEL = "cancel", "Cancel"
+    TAKEOVER = "takeover", "Take over a device"  # console/restore/takeover.py
 
 
 class CommandState(models.TextChoices):

@@ -51,6 +51,15 @@ def _aad(access_id: int, target_id: str) -> bytes:
     return f"restore-access:{access_id}:{target_id}".encode()
 
 
+def takeover_aad(target_id: str) -> bytes:
+    return f"takeover:{target_id}".encode()
+
+
+def seal(key: bytes, aad: bytes) -> bytes:
+    """A key for a device, as it rests in a Command row (see the module doc)."""
+    return _cipher().seal(key, aad)
+
+
 def _clean_paths(paths) -> list[str]:
     out = []
     for p in paths or []:
@@ -133,7 +142,7 @@ def request_restore_onto(
         kind=CommandKind.RESTORE,
         payload={
             **payload,
-            SEALED: crypto.b64(_cipher().seal(access.key, _aad(access.id, access.target))),
+            SEALED: crypto.b64(seal(access.key, _aad(access.id, access.target))),
         },
         created_by=actor.user,
         created_at=now,
@@ -159,11 +168,11 @@ def wire_args(payload: dict, target_id: str) -> dict:
     if SEALED not in payload:
         return payload
     args = {k: v for k, v in payload.items() if k != SEALED}
-    key = _cipher().open(
-        crypto.unb64(payload[SEALED]),
-        _aad(int(payload["restore_access"]), str(target_id)),
-        what="restore key",
-    )
+    if "restore_access" in payload:
+        aad = _aad(int(payload["restore_access"]), str(target_id))
+    else:  # a takeover (console/restore/takeover.py)
+        aad = takeover_aad(str(target_id))
+    key = _cipher().open(crypto.unb64(payload[SEALED]), aad, what="device key")
     args["key"] = crypto.b64(key)
     return args
 

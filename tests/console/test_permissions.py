@@ -63,7 +63,10 @@ UI = {
     ],
     "device.verify": [("post", lambda f: f"/devices/{_dev(f)}/verify/", {})],
     "device.restore": [("get", lambda f: f"/devices/{_dev(f)}/restore/", None)],
-    "device.revoke": [("post", lambda f: f"/devices/{f.devices[2].pk}/revoke/", {})],
+    "device.revoke": [
+        ("post", lambda f: f"/devices/{f.devices[2].pk}/revoke/", {}),
+        ("get", lambda f: f"/devices/{f.devices[2].pk}/replace/", None),  # takeover (issue 11)
+    ],
     "device.edit": [
         ("post", lambda f: f"/devices/{_dev(f)}/groups/", lambda f: {"groups": [f.group.pk]})
     ],
@@ -160,7 +163,14 @@ API = {
             lambda f: {"snapshot_id": "x", "target_device": str(f.devices[1].pk)},
         ),
     ],
-    "device.revoke": [("post", lambda f: f"/api/v1/devices/{f.devices[2].pk}/revoke/", {})],
+    "device.revoke": [
+        ("post", lambda f: f"/api/v1/devices/{f.devices[2].pk}/revoke/", {}),
+        (  # takeover (issue 11): the replaced device is revoked
+            "post",
+            lambda f: f"/api/v1/devices/{f.devices[2].pk}/replace/",
+            lambda f: {"replacement": str(f.devices[2].pk)},
+        ),
+    ],
     "device.edit": [
         ("put", lambda f: f"/api/v1/devices/{_dev(f)}/groups/", lambda f: {"groups": [f.group.pk]})
     ],

@@ -148,3 +148,28 @@ def test_dashboard_form_restores_a_revoked_device_onto_another(pair, snap, ui): 
     cmd = Command.objects.get(device=target, kind="restore")
     assert cmd.payload["mapping"]["entries"] == [[f"{PROFILE}/Documents", "{Documents}", ""]]
     assert ui("auditor").get(f"/devices/{source.pk}/restore/").status_code == 403
+
+
+def test_replace_a_device_through_the_api_and_the_page(pair, api, ui, users):  # noqa: F811
+    from agent.engine.repository import Repository as Repo
+    from console.core.keys import org_key
+
+    (old, _), (new, _) = pair
+    Snapshot.objects.create(device=old, snapshot_id="c" * 64, paths=["/home/ana"])
+    url = f"/api/v1/devices/{old.pk}/replace/"
+    assert api("operator").post(url, {"replacement": str(new.pk)}, format="json").status_code == 403
+    r = api("admin").post(url, {"replacement": str(old.pk)}, format="json")
+    assert r.status_code == 400 and "itself" in r.content.decode()
+    page = ui("admin").get(f"/devices/{old.pk}/replace/").content.decode()
+    assert f'value="{new.pk}"' in page
+    r = ui("admin").post(f"/devices/{old.pk}/replace/", {"replacement": str(new.pk)})
+    assert r.status_code == 302 and r["Location"].endswith(f"/devices/{new.pk}/")
+    cmd = Command.objects.get(device=new, kind="takeover")
+    key = crypto.unb64(json.loads(wire.command_message(cmd).run_job.args_json)["key"])
+    assert Repo.open(store_of(new), key=key, load_index=False)  # the adopted copy
+    assert Repo.open(store_of(new), key=org_key(), load_index=False)
+    old.refresh_from_db()
+    assert old.revoked and AuditEvent.objects.filter(action="device.takeover").count() == 1
+    # again: the replacement now holds the history
+    r = api("admin").post(url, {"replacement": str(new.pk)}, format="json")
+    assert r.status_code == 400

@@ -134,3 +134,70 @@ def test_a_revoked_devices_folder_restored_onto_another_users_profile(two, monke
         refused = b._run_job(again)
         assert refused.state == "failed"
         raise RuntimeError(refused.error)
+
+
+def test_a_replacement_takes_over_the_old_devices_history(two, s3_server, s3_bucket):
+    from agent.engine.repository import Repository
+    from agent.rpc import agent_pb2 as pb
+    from console.audit.models import AuditEvent
+    from console.core.keys import org_key
+    from console.fleet.models import DeviceGroup
+    from console.restore import takeover
+    from console.storage import targets
+
+    (a, a_id, ana), (b, b_id, bob) = two
+    group = DeviceGroup.objects.create(name="Finance")
+    Device.objects.get(pk=a_id).groups.add(group)
+    # A's sources are B's profile folder too: a replacement backs up the same place
+    b.state.apply_policy(
+        "rev-1",
+        {
+            "sources": {k: [str(ana / "Documents")] for k in ("linux", "macos", "windows")},
+            "excludes": [],
+            "schedule": {"every_hours": 1, "catch_up": True},
+            "limits": {"pause_on_battery": False, "pause_on_metered": False},
+            "open_files": "off",
+        },
+    )
+    (ana / "Documents" / "big.bin").write_bytes(os.urandom(3_000_000))
+    first = a._run_job(jobs.JobContext.new("backup", "manual"))
+    assert first.state == "succeeded", first.error
+    Snapshot.objects.create(device_id=a_id, snapshot_id=first.snapshot_id)
+
+    cmd = takeover.take_over(SYSTEM, Device.objects.get(pk=a_id), Device.objects.get(pk=b_id))
+    assert cmd.kind == "takeover" and "key" not in cmd.payload
+    old, new = Device.objects.get(pk=a_id), Device.objects.get(pk=b_id)
+    assert old.revoked and list(new.groups.all()) == [group]
+    assert list(Snapshot.objects.filter(device=new).values_list("snapshot_id", flat=True)) == [
+        first.snapshot_id
+    ]
+    msg = wire.command_message(cmd)  # as written to B's stream
+    wired = json.loads(msg.run_job.args_json)["key"]
+    ev = AuditEvent.objects.get(action="device.takeover")
+    assert wired not in json.dumps(ev.after) and ev.after["old_device"] == a_id
+    b.outgoing = None
+    b._run_job_command(
+        str(cmd.pk), pb.RunJob(kind=msg.run_job.kind, args_json=msg.run_job.args_json)
+    )
+
+    # B's next backup reads the same files into the adopted repository: only
+    # what changed is added
+    (ana / "Documents" / "new.txt").write_bytes(b"changed on the new PC\n" * 100)
+    nxt = b._run_job(jobs.JobContext.new("backup", "manual"))
+    assert nxt.state == "succeeded", nxt.error
+    total = sum(len(v) for v in _files(ana / "Documents").values())
+    assert total > 3_400_000 and nxt.stats["bytes_added_raw"] < 100_000, nxt.stats
+    store = targets.admin_store(targets.target(), b_id)
+    try:
+        ids = Repository.open(store, key=org_key()).snapshot_ids()
+    finally:
+        store.close()
+    assert set(ids) == {first.snapshot_id, nxt.snapshot_id}
+
+    # refused: itself, a replacement with backups of its own, a revoked one
+    with pytest.raises(Exception, match="itself"):
+        takeover.check(new, new)
+    with pytest.raises(Exception, match="backups of its own"):
+        takeover.check(old, new)
+    with pytest.raises(Exception, match="revoked"):
+        takeover.check(new, old)

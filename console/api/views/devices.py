@@ -16,7 +16,7 @@ from console.fleet.models import Device
 from console.jobs import bulk
 from console.jobs import services as jobs
 from console.policies import services as policies
-from console.restore import onto
+from console.restore import onto, takeover
 from console.storage import verification
 
 
@@ -26,6 +26,7 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
         "verify": "device.verify",
         "restore": "device.restore",
         "revoke": "device.revoke",
+        "replace": "device.revoke",  # it revokes this device
         "set_groups": "device.edit",
         "bulk": "view",  # the action's own capability is checked by the service
     }
@@ -100,6 +101,21 @@ class DeviceViewSet(Base, viewsets.ReadOnlyModelViewSet):
                 )
             )
         return self._accepted(jobs.request_restore(actor(request), self.get_object(), **data))
+
+    @extend_schema(
+        request=s.ReplaceInput,
+        responses={202: s.CommandSerializer},
+        summary="Replace this device: another device takes over its history, policy and groups",
+        description="The repository is copied server-side into the replacement's prefix and "
+        "the replacement gets a new key to it (a takeover command); this device's groups go "
+        "to it and this device is revoked. Refused when the replacement has backups of its own.",
+    )
+    @action(detail=True, methods=["post"])
+    def replace(self, request, pk=None):
+        data = validated(s.ReplaceInput, request)
+        return self._accepted(
+            takeover.take_over(actor(request), self.get_object(), data["replacement"])
+        )
 
     @extend_schema(request=s.RevokeInput, responses=s.DeviceDetailSerializer, summary="Revoke")
     @action(detail=True, methods=["post"])

@@ -32,7 +32,7 @@ from console.jobs import services as jobs
 from console.policies import origin
 from console.policies import services as policies
 from console.policies.models import Policy
-from console.restore import onto
+from console.restore import onto, takeover
 from console.storage import observed, verification
 
 
@@ -216,6 +216,40 @@ def _restore_onto(request, device, form):
         request,
         "dashboard/device_restore.html",
         {"section": "devices", "device": device, "form": form},
+    )
+
+
+@require("device.revoke")
+def device_replace(request, pk):
+    """Another device takes over this one (console/restore/takeover.py)."""
+    device = get_object_or_404(Device, pk=pk)
+    candidates = Device.objects.filter(revoked=False).exclude(pk=device.pk).order_by("hostname")
+    error = ""
+    if request.method == "POST":
+        new = candidates.filter(pk=request.POST.get("replacement") or None).first()
+        if new is None:
+            error = "Choose the device that replaces this one."
+        else:
+            try:
+                takeover.take_over(actor(request), device, new)
+            except ValidationError as exc:
+                error = " ".join(exc.messages)
+            else:
+                messages.success(
+                    request,
+                    f"{new.hostname} takes over {device.hostname}: its history, policy and "
+                    "groups; it receives its new repository key at its next connection.",
+                )
+                return redirect("device-detail", pk=new.pk)
+    return render(
+        request,
+        "dashboard/device_replace.html",
+        {
+            "section": "devices",
+            "device": device,
+            "candidates": candidates[:500],
+            "error": error,
+        },
     )
 
 

@@ -1,0 +1,128 @@
+"""A replacement device takes over an old one ("replace a device", issue 11).
+
+The new device adopts the old one's history, so its next backup is
+incremental against the old data (the engine deduplicates against every
+chunk already in the repository): the old repository's objects are copied
+server-side into the new device's prefix (S3 CopyObject: the bytes stay in
+the object store; the new device's empty repository from enrollment is
+replaced), a fresh repository key for the new device is wrapped into that
+copy by the console with the organisation key, and a ``takeover`` command
+carries the key to the new agent (sealed at rest like the restore-onto key,
+console/restore/onto.py; opened only into the mTLS stream; never audited).
+The old device joins nothing any more: its groups (and so its policy) are
+given to the new device and it is revoked. The old prefix stays until
+offboarding deletes it (CAIRN_REVOKED_RETENTION_DAYS), unless held.
+
+Why a copy rather than pointing the new device at the old prefix: grants are
+confined to a device's own prefix (console/storage/grants.py), and this
+keeps that rule whole. Cost: the repository's size again in storage until
+the old prefix is offboarded.
+
+Refused: the same device, a revoked new device, an offboarded old one, and a
+new device that already has backups of its own (they would be lost).
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from agent.engine import crypto
+from agent.engine.repository import Repository
+from console.audit.services import Actor, record
+from console.core import keys
+from console.fleet import services as fleet
+from console.fleet.models import Device
+from console.holds.models import Offboarding
+from console.jobs import dispatch
+from console.jobs.models import Command, CommandKind, Snapshot
+from console.restore import onto
+from console.storage import targets
+
+
+def check(old: Device, new: Device) -> None:
+    if old.pk == new.pk:
+        raise ValidationError({"replacement": ["A device cannot take over itself."]})
+    if new.revoked:
+        raise ValidationError({"replacement": [f"{new.hostname} is revoked."]})
+    if Offboarding.objects.filter(device=old).exists():
+        raise ValidationError(
+            {"replacement": [f"The data of {old.hostname} was deleted at offboarding."]}
+        )
+    if Snapshot.objects.filter(device=new).exists():
+        raise ValidationError(
+            {"replacement": [f"{new.hostname} already has backups of its own: they would be lost."]}
+        )
+
+
+def _copy_repository(t, old_id: str, new_id: str) -> int:
+    """The old repository's objects into the new prefix (the new one's
+    bootstrap objects removed first). Returns the number of objects."""
+    old = targets.admin_store(t, old_id)
+    new = targets.admin_store(t, new_id)
+    root = targets.admin_store(t, "") if t.kind == "s3" else None
+    try:
+        for key in list(new.list("")):
+            new.delete(key)
+        n = 0
+        for key in old.list(""):
+            if root is not None:  # server-side: the bytes never leave the store
+                root.copy(f"{old_id}/{key}", f"{new_id}/{key}")
+            else:
+                new.put(key, old.get(key))
+            n += 1
+        return n
+    finally:
+        for s in (old, new, root):
+            if s is not None:
+                s.close()
+
+
+def take_over(actor: Actor, old: Device, new: Device) -> Command:
+    check(old, new)
+    t = targets.target()
+    objects = _copy_repository(t, str(old.pk), str(new.pk))
+    repo_key = os.urandom(32)
+    store = targets.admin_store(t, str(new.pk))
+    try:
+        repo = Repository.open(store, key=keys.org_key(), load_index=False)
+        key_file = repo.add_key(org_key=repo_key)
+    finally:
+        store.close()
+    with transaction.atomic():
+        groups = list(old.groups.all()) + list(new.groups.all())
+        fleet.set_device_groups(actor, new, list({g.pk: g for g in groups}.values()))
+        # the history is the new device's now: its snapshots are listed under it
+        moved = Snapshot.objects.filter(device=old).update(device=new)
+        fleet.revoke_device(actor, old, reason=f"replaced by {new.hostname}")
+        payload = {"old_device": str(old.pk), "key_file": key_file}
+        now = timezone.now()
+        command = Command.objects.create(
+            device=new,
+            kind=CommandKind.TAKEOVER,
+            payload={
+                **payload,
+                onto.SEALED: crypto.b64(onto.seal(repo_key, onto.takeover_aad(str(new.pk)))),
+            },
+            created_by=actor.user,
+            created_at=now,
+            expires_at=now + onto.restore_access.ACCESS_FOR,
+        )
+        record(
+            actor,
+            "device.takeover",
+            new,
+            before={"device": str(old.pk), "hostname": old.hostname},
+            after={
+                "command": str(command.pk),
+                **payload,
+                "objects_copied": objects,
+                "snapshots": moved,
+                "groups": sorted(g.name for g in groups),
+            },
+        )
+        dispatch.enqueue_delivery(command)
+    return command
