@@ -166,7 +166,12 @@ def test_queue_length_of_the_embedded_broker(client, db, settings, tmp_path):
     are counted for their queue only."""
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    # control_folder too: kombu's default is "control" in the working directory
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+    }
     settings.CELERY_BROKER_URL = "filesystem://"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     settings.CELERY_TASK_DEFAULT_QUEUE = "cairn"
