@@ -76,6 +76,17 @@ def test_image_runs_as_a_user_owning_its_state():
         assert must in ignored, must
 
 
+def test_image_can_dump_the_compose_database_for_the_console_backup():
+    """backup_console runs pg_dump in the image: its major version must be the
+    server's (pg_dump refuses a newer server). The base image is Debian
+    bookworm, whose postgresql-client is 15."""
+    docker = (stack.DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:[^\n]*-bookworm$", docker, re.M)
+    assert re.search(r"apt-get install [^\n]*postgresql-client", docker)
+    image = stack.compose()["services"]["postgres"]["image"]
+    assert re.fullmatch(r"postgres:15\.\d+-bookworm", image), image
+
+
 def test_dockerfile_collectstatic_writes_whitenoise_manifest(tmp_path):
     """The image's RUN line, as written, with the static root moved here."""
     docker = (stack.DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
