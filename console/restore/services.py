@@ -49,6 +49,7 @@ from agent.engine.errors import (
     AmbiguousSnapshot,
     CorruptObject,
     EngineError,
+    NotARepository,
     SnapshotNotFound,
     UnsafeName,
 )
@@ -71,6 +72,11 @@ PAGE = 200
 MAX_PAGE = 1000
 #: a path given by a caller: at most this long
 MAX_PATH = 4096
+#: an absolute path with no ``.`` or ``..`` component (what ``parse_path``
+#: takes), for the API's schema
+PATH_PATTERN = r"^(?:/(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)?)+$"
+#: one file name or glob, not blank
+PATTERN_PATTERN = r"^[^/\x00]*[^/\x00\s][^/\x00]*$"
 #: differences returned by a compare (more: truncated)
 MAX_DIFFS = 5000
 #: search bounds
@@ -95,7 +101,10 @@ class NotFound(RestoreError):
 
 
 class Unavailable(RestoreError):
-    status = 503
+    """The repository cannot be read now (storage settings, storage down,
+    damage): 409, the state of the installation, not a server fault."""
+
+    status = 409
 
 
 class RangeNotSatisfiable(RestoreError):
@@ -224,6 +233,8 @@ def open_repository(device: Device) -> Repository:
             return hit[1]
     try:
         repo = open_cached(targets.admin_store(targets.target(), key), keys.org_key())
+    except NotARepository:
+        raise NotFound("This device has no backups in storage.") from None
     except (EngineError, StoreError) as exc:
         raise Unavailable(f"The device's repository cannot be opened: {exc}") from None
     with _repos_lock:
@@ -243,7 +254,7 @@ def find_snapshot(repo: Repository, ref: str) -> Snapshot:
     """Full id, unique prefix or ``latest``."""
     ref = (ref or "").strip().lower()
     if len(ref) > 64:
-        raise RestoreError("A snapshot id is at most 64 hexadecimal characters.")
+        raise NotFound("A snapshot id is at most 64 hexadecimal characters.")
     try:
         return repo.find_snapshot(ref)
     except AmbiguousSnapshot as exc:
@@ -551,7 +562,7 @@ def search(
         try:
             repo = open_repository(device)
             snaps = repo.snapshots()
-        except (Unavailable, EngineError, StoreError):
+        except (RestoreError, EngineError, StoreError):  # no backups yet, unreadable
             continue
         n_dev += 1
         seen_trees: set[tuple[str, bytes]] = set()

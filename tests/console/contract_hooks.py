@@ -50,6 +50,12 @@ STATE = re.compile(
             r"^Job history refers to this policy; it cannot be deleted\.$",
             r"^Unable to log in with provided credentials\.$",
             r"^Choose a group\.$",  # bulk add_to_group without one (a rule across fields)
+            # what a snapshot holds (console/restore/services.py)
+            r"^The cursor is not one this listing gave\.$",
+            r"^The path is a file, not a folder: download it instead\.$",
+            r"^The path names an entry whose stored name is unsafe\.$",
+            r" is a (symlink|fifo|socket|chardev|blockdev), not a file or a folder\.$",
+            r"^snapshot prefix .* is ambiguous",
         ]
     )
 )

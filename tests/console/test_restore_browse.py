@@ -126,6 +126,12 @@ def test_browse_a_revoked_device_folder_by_folder_with_paging(backed_up, api):
     assert client.get(_url(dev, "zz", "tree", path="/")).status_code == 404
     assert client.get(_url(dev, "ffffffff", "tree", path="/")).status_code == 404
     assert client.get(_url(dev, "latest", "tree", path=str(src / "big.bin"))).status_code == 400
+    # a device whose repository was never made has nothing to browse
+    group = fleet.create_group(SYSTEM, "No repo")
+    _, token = fleet.create_enrollment_token(SYSTEM, "t", group, max_uses=1)
+    bare = fleet.enroll_device(token, hostname="never-backed-up", os="linux")
+    r = client.get(_url(bare, "latest", "tree", path="/"))
+    assert r.status_code == 404 and r.json()["detail"] == "This device has no backups in storage."
     # the on-disk cache: owner-only, and ciphertext (no file name in it)
     cache = services.cache_dir()
     kept = list(cache.rglob("*"))

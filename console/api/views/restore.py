@@ -24,6 +24,10 @@ from console.fleet.models import Device
 from console.restore import services
 from console.restore.responses import range_refused, streaming_response
 
+UNAVAILABLE = OpenApiResponse(
+    description="The device's repository cannot be read now (storage settings or storage down)"
+)
+
 
 class _Refused(APIException):
     def __init__(self, exc: services.RestoreError):
@@ -39,7 +43,9 @@ def _device(device_id) -> Device:
 
 
 class TreeQuery(serializers.Serializer):
-    path = serializers.CharField(default="/", max_length=services.MAX_PATH, trim_whitespace=False)
+    path = serializers.RegexField(
+        services.PATH_PATTERN, default="/", max_length=services.MAX_PATH, trim_whitespace=False
+    )
     cursor = serializers.CharField(required=False, max_length=64)
     limit = serializers.IntegerField(
         default=services.PAGE, min_value=1, max_value=services.MAX_PAGE
@@ -68,7 +74,9 @@ class TreeSerializer(serializers.Serializer):
 
 class CompareQuery(serializers.Serializer):
     vars()["with"] = serializers.CharField(max_length=64, help_text="The snapshot to compare to")
-    path = serializers.CharField(default="/", max_length=services.MAX_PATH, trim_whitespace=False)
+    path = serializers.RegexField(
+        services.PATH_PATTERN, default="/", max_length=services.MAX_PATH, trim_whitespace=False
+    )
 
 
 class DiffSerializer(serializers.Serializer):
@@ -90,11 +98,17 @@ class CompareSerializer(serializers.Serializer):
 
 
 class DownloadQuery(serializers.Serializer):
-    path = serializers.CharField(max_length=services.MAX_PATH, trim_whitespace=False)
+    path = serializers.RegexField(
+        services.PATH_PATTERN, max_length=services.MAX_PATH, trim_whitespace=False
+    )
 
 
 class SearchQuery(serializers.Serializer):
-    q = serializers.CharField(max_length=services.MAX_PATTERN, help_text="Substring or glob")
+    q = serializers.RegexField(
+        services.PATTERN_PATTERN,
+        max_length=services.MAX_PATTERN,
+        help_text="One file name: a substring (any case) or a glob (* ? [...])",
+    )
     device = serializers.UUIDField(required=False, help_text="Only this device (else the fleet)")
     limit = serializers.IntegerField(
         default=services.SEARCH_LIMIT, min_value=1, max_value=services.MAX_SEARCH_LIMIT
@@ -131,7 +145,7 @@ class SnapshotTreeView(Base, APIView):
 
     @extend_schema(
         parameters=[TreeQuery],
-        responses=TreeSerializer,
+        responses={200: TreeSerializer, 409: UNAVAILABLE},
         summary="A folder of a snapshot (id, unique prefix or latest), paged",
     )
     def get(self, request, device_id, snapshot):
@@ -152,7 +166,7 @@ class SnapshotCompareView(Base, APIView):
 
     @extend_schema(
         parameters=[CompareQuery],
-        responses=CompareSerializer,
+        responses={200: CompareSerializer, 409: UNAVAILABLE},
         summary="What was added, changed and removed in a folder between two snapshots",
     )
     def get(self, request, device_id, snapshot):
@@ -173,6 +187,8 @@ class SnapshotDownloadView(Base, APIView):
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
             (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
             (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+            416: OpenApiResponse(description="The range is outside the file"),
+            409: UNAVAILABLE,
         },
         summary="Download a file (Range supported) or a folder as a streamed zip",
     )
@@ -195,7 +211,7 @@ class FileSearchView(Base, APIView):
 
     @extend_schema(
         parameters=[SearchQuery],
-        responses=SearchSerializer,
+        responses={200: SearchSerializer, 404: OpenApiResponse(description="No such device")},
         summary="Files by name (substring or glob) across a device's snapshots or the fleet",
     )
     def get(self, request):
