@@ -54,9 +54,7 @@ def _repo(dev) -> Repository:
 
 def _files(src) -> dict[str, bytes]:
     """relative path -> bytes of every file under src"""
-    return {
-        str(p.relative_to(src)): p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(src)): p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -225,7 +223,9 @@ def test_search_by_substring_and_glob_on_a_device_and_the_fleet(backed_up, api, 
     # bounded
     r = api("admin").get("/api/v1/files/search/", {"q": "*", "limit": 2})
     assert len(r.json()["versions"]) == 2 and r.json()["truncated"] is True
-    assert client.get("/api/v1/files/search/", {"q": "a/b", "device": str(dev.pk)}).status_code == 400
+    assert (
+        client.get("/api/v1/files/search/", {"q": "a/b", "device": str(dev.pk)}).status_code == 400
+    )
 
 
 def test_an_auditor_may_not_browse_search_or_download(backed_up, api):
