@@ -16,7 +16,7 @@ from console.alerts import filters, services
 from console.alerts.evaluation import settings_row
 from console.alerts.models import Alert, Channel, ChannelKind, Rule, Thresholds
 from console.alerts.rules import default_thresholds
-from console.dashboard.views.common import Window, actor
+from console.dashboard.views.common import Window, actor, params_without_page
 from console.fleet.models import DeviceGroup
 
 
@@ -28,7 +28,13 @@ def alert_list(request):
     return render(
         request,
         "dashboard/alerts.html",
-        {"section": "alerts", "page": page, "filter": flt, "shown": flt.values()},
+        {
+            "section": "alerts",
+            "page": page,
+            "filter": flt,
+            "shown": flt.values(),
+            "qs": params_without_page(request),
+        },
     )
 
 
