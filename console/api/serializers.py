@@ -359,6 +359,14 @@ class CommandSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        payload = data.get("payload")
+        if isinstance(payload, dict) and "key_sealed" in payload:
+            # a device key sealed for the gateway (console/restore/onto.py): not for readers
+            data["payload"] = {k: v for k, v in payload.items() if k != "key_sealed"}
+        return data
+
 
 class SnapshotSerializer(serializers.ModelSerializer):
     class Meta:

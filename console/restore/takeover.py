@@ -93,11 +93,6 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
     finally:
         store.close()
     with transaction.atomic():
-        groups = list(old.groups.all()) + list(new.groups.all())
-        fleet.set_device_groups(actor, new, list({g.pk: g for g in groups}.values()))
-        # the history is the new device's now: its snapshots are listed under it
-        moved = Snapshot.objects.filter(device=old).update(device=new)
-        fleet.revoke_device(actor, old, reason=f"replaced by {new.hostname}")
         payload = {"old_device": str(old.pk), "key_file": key_file}
         now = timezone.now()
         command = Command.objects.create(
@@ -111,6 +106,14 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
             created_at=now,
             expires_at=now + onto.restore_access.ACCESS_FOR,
         )
+        dispatch.enqueue_delivery(command)
+        # after the command (delivered first): the new policy's first backup
+        # should find the new key in place
+        groups = list(old.groups.all()) + list(new.groups.all())
+        fleet.set_device_groups(actor, new, list({g.pk: g for g in groups}.values()))
+        # the history is the new device's now: its snapshots are listed under it
+        moved = Snapshot.objects.filter(device=old).update(device=new)
+        fleet.revoke_device(actor, old, reason=f"replaced by {new.hostname}")
         record(
             actor,
             "device.takeover",
@@ -124,5 +127,4 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
                 "groups": sorted(g.name for g in groups),
             },
         )
-        dispatch.enqueue_delivery(command)
     return command
