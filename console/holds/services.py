@@ -42,7 +42,8 @@ class HoldInput:
 
 
 def _text(value: str, field: str, limit: int, errors: dict) -> str:
-    value = _CONTROL.sub("", (value or "").strip())
+    # control characters shown as U+FFFD: visible in the CSV, never dropped to ""
+    value = _CONTROL.sub("\ufffd", (value or "").strip())
     if not value:
         errors[field] = ["This field is required."]
     elif len(value) > limit:

@@ -50,6 +50,11 @@ STATE = re.compile(
             r"^Job history refers to this policy; it cannot be deleted\.$",
             r"^Unable to log in with provided credentials\.$",
             r"^Choose a group\.$",  # bulk add_to_group without one (a rule across fields)
+            # a legal hold's scope decides which other field it needs (console/holds)
+            r"^A user hold names the owner\.$",
+            r"^A device is required for this scope\.$",
+            r"^A snapshot id \(hexadecimal\)\.$",
+            r"^The device has no snapshot with this id\.$",
             # what a snapshot holds (console/restore/services.py)
             r"^The cursor is not one this listing gave\.$",
             r"^The path is a file, not a folder: download it instead\.$",
