@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from agent.engine.repository import Repository
-from console.audit.services import Actor, record
+from console.audit.services import SYSTEM, Actor, record
 from console.core import keys
 from console.fleet.models import Device
 from console.holds.models import Offboarding
@@ -116,3 +116,19 @@ def close_access(actor: Actor, access_id: int) -> None:
         row.source,
         after={"access": row.pk, "key_file": row.key_file},
     )
+
+
+def close_expired(now=None) -> int:
+    """Close the accesses whose window passed without a result closing them
+    (the target never ran the restore): their key files are deleted, so the
+    one-time keys open nothing. Run daily with maintenance
+    (``storage.maintain_all``); the grants already stop at ``expires_at``."""
+    now = now or timezone.now()
+    ids = list(
+        RestoreAccess.objects.filter(closed_at__isnull=True, expires_at__lte=now).values_list(
+            "pk", flat=True
+        )
+    )
+    for access_id in ids:
+        close_access(SYSTEM, access_id)
+    return len(ids)

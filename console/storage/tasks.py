@@ -7,7 +7,7 @@ from django.conf import settings
 
 from agent.engine.store import StoreError
 from console.audit.services import SYSTEM
-from console.storage import maintenance, recovery, spool, verification
+from console.storage import maintenance, recovery, restore_access, spool, verification
 
 
 @shared_task(name="storage.maintain_device", acks_late=True)
@@ -23,6 +23,8 @@ def maintain_all() -> int:
     ids = maintenance.devices_due()
     for device_id in ids:
         maintain_device.delay(device_id)
+    # restores onto another device that never ran: their one-time keys go (issue 11)
+    restore_access.close_expired()
     return len(ids)
 
 

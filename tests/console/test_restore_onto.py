@@ -173,3 +173,25 @@ def test_replace_a_device_through_the_api_and_the_page(pair, api, ui, users):  #
     # again: the replacement now holds the history
     r = api("admin").post(url, {"replacement": str(new.pk)}, format="json")
     assert r.status_code == 400
+
+
+def test_an_access_never_used_is_closed_when_it_expires(pair, snap, api):  # noqa: F811
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from console.storage import restore_access
+
+    (source, _), (target, _) = pair
+    body = {"snapshot_id": snap, "target_device": str(target.pk), "paths": [f"{PROFILE}/x"]}
+    cmd = Command.objects.get(
+        pk=api("operator").post(url(source), body, format="json").json()["id"]
+    )
+    key = crypto.unb64(json.loads(wire.command_message(cmd).run_job.args_json)["key"])
+    assert restore_access.close_expired() == 0  # still open
+    Repository.open(store_of(source), key=key, load_index=False)
+    later = timezone.now() + restore_access.ACCESS_FOR + dt.timedelta(minutes=1)
+    assert restore_access.close_expired(later) == 1
+    assert restore_access.close_expired(later) == 0
+    with pytest.raises(WrongKey):
+        Repository.open(store_of(source), key=key, load_index=False)
