@@ -24,6 +24,7 @@ new device that already has backups of its own (they would be lost).
 
 from __future__ import annotations
 
+import json
 import os
 
 from django.core.exceptions import ValidationError
@@ -81,6 +82,25 @@ def _copy_repository(t, old_id: str, new_id: str) -> int:
                 s.close()
 
 
+def _drop_other_device_keys(store, org_key: bytes, keep: str) -> int:
+    """In the copy, remove the key files of other keys (the old device's own
+    key, one-time restore keys): only the organisation key, passphrase files
+    (a recovery passphrase) and the new device's key open it."""
+    mine = crypto.org_key_id(org_key)
+    n = 0
+    for name in list(store.list("keys/")):
+        if name == f"keys/{keep}":
+            continue
+        try:
+            doc = json.loads(store.get(name))
+        except ValueError:
+            continue
+        if doc.get("kind") == "org-key" and doc.get("org_key_id") != mine:
+            store.delete(name)
+            n += 1
+    return n
+
+
 def take_over(actor: Actor, old: Device, new: Device) -> Command:
     check(old, new)
     t = targets.target()
@@ -90,6 +110,7 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
     try:
         repo = Repository.open(store, key=keys.org_key(), load_index=False)
         key_file = repo.add_key(org_key=repo_key)
+        dropped = _drop_other_device_keys(store, keys.org_key(), keep=key_file)
     finally:
         store.close()
     with transaction.atomic():
@@ -123,6 +144,7 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
                 "command": str(command.pk),
                 **payload,
                 "objects_copied": objects,
+                "other_keys_removed": dropped,
                 "snapshots": moved,
                 "groups": sorted(g.name for g in groups),
             },

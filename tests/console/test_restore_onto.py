@@ -154,7 +154,7 @@ def test_replace_a_device_through_the_api_and_the_page(pair, api, ui, users):  #
     from agent.engine.repository import Repository as Repo
     from console.core.keys import org_key
 
-    (old, _), (new, _) = pair
+    (old, old_key), (new, new_key) = pair
     Snapshot.objects.create(device=old, snapshot_id="c" * 64, paths=["/home/ana"])
     url = f"/api/v1/devices/{old.pk}/replace/"
     assert api("operator").post(url, {"replacement": str(new.pk)}, format="json").status_code == 403
@@ -168,6 +168,10 @@ def test_replace_a_device_through_the_api_and_the_page(pair, api, ui, users):  #
     key = crypto.unb64(json.loads(wire.command_message(cmd).run_job.args_json)["key"])
     assert Repo.open(store_of(new), key=key, load_index=False)  # the adopted copy
     assert Repo.open(store_of(new), key=org_key(), load_index=False)
+    for gone in (old_key, new_key):  # the old PC's key does not open the copy
+        with pytest.raises(WrongKey):
+            Repo.open(store_of(new), key=gone, load_index=False)
+    assert Repo.open(store_of(old), key=old_key, load_index=False)  # the original is untouched
     old.refresh_from_db()
     assert old.revoked and AuditEvent.objects.filter(action="device.takeover").count() == 1
     # again: the replacement now holds the history
