@@ -325,7 +325,32 @@ def _newer(src: str, dst: str) -> bool:
     return os.lstat(src).st_mtime > os.lstat(dst).st_mtime
 
 
-def _move_into(restored: str, dst: str, overwrite: str) -> tuple[int, list[str]]:
+def _give_to(path: str, owner: tuple[int, int] | None) -> None:
+    """Hand what was moved in to the profile's owner (the agent runs as root):
+    lchown, never following a link."""
+    if owner is None:
+        return
+    os.lchown(path, *owner)
+    if os.path.isdir(path) and not os.path.islink(path):
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), *owner)
+
+
+def _profile_owner(resolve) -> tuple[int, int] | None:
+    """Owner of this machine's user profile, when the agent runs as root."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    home = resolve(remap.HOME_TOKEN[os_name()])
+    if not home:
+        return None
+    st = os.stat(home[0])
+    return (st.st_uid, st.st_gid) if st.st_uid != 0 else None
+
+
+def _move_into(
+    restored: str, dst: str, overwrite: str, owner: tuple[int, int] | None = None
+) -> tuple[int, list[str]]:
     """Move what a staged restore wrote at ``restored`` to ``dst`` (same
     volume): whole when ``dst`` does not exist, else file by file, an
     existing file replaced per ``overwrite``. Links on the way are not
@@ -334,12 +359,14 @@ def _move_into(restored: str, dst: str, overwrite: str) -> tuple[int, list[str]]
     if not os.path.lexists(dst):
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
         os.replace(restored, dst)
+        _give_to(dst, owner)
         return 0, []
     if not os.path.isdir(restored) or os.path.islink(restored):
         if os.path.isdir(dst) or os.path.islink(dst):
             return 0, [f"{dst}: exists and is not a file"]
         if overwrite == "always" or (overwrite == "if-newer" and _newer(restored, dst)):
             os.replace(restored, dst)
+            _give_to(dst, owner)
             return 0, []
         return 1, []
     if os.path.islink(dst) or not os.path.isdir(dst):
@@ -352,7 +379,9 @@ def _move_into(restored: str, dst: str, overwrite: str) -> tuple[int, list[str]]
             problems.append(f"{here}: exists and is not a folder")
             dirs[:] = []
             continue
-        os.makedirs(here, exist_ok=True)
+        if not os.path.lexists(here):
+            os.makedirs(here)
+            _give_to(here, owner)
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             src, target = os.path.join(root, name), os.path.join(here, name)
             if os.path.lexists(target):
@@ -363,6 +392,7 @@ def _move_into(restored: str, dst: str, overwrite: str) -> tuple[int, list[str]]
                     kept += 1
                     continue
             os.replace(src, target)
+            _give_to(target, owner)
     return kept, problems
 
 
@@ -387,6 +417,7 @@ def run_restore_onto(ctx: JobContext, repo) -> JobOutcome:
     totals: dict = {}
     kept = 0
     done = []
+    owner = _profile_owner(resolve_token)
     for entry, dst in planned:
         if ctx.cancel.is_set():
             return JobOutcome("cancelled", error="cancelled")
@@ -412,7 +443,7 @@ def run_restore_onto(ctx: JobContext, repo) -> JobOutcome:
             if not os.path.lexists(restored):
                 problems.append(f"{entry.source}: not in snapshot {snapshot}")
                 continue
-            k, p = _move_into(restored, dst, overwrite)
+            k, p = _move_into(restored, dst, overwrite, owner)
             kept += k
             problems += p
             done.append({"source": entry.source, "destination": dst})

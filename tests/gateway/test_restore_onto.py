@@ -106,6 +106,9 @@ def test_a_revoked_devices_folder_restored_onto_another_users_profile(two, monke
         [str(ana / "Documents" / "Projects"), "{Documents}", "/Projects"]
     ]
     monkeypatch.setenv("HOME", str(bob))  # B's user profile
+    if os.geteuid() == 0:  # the agent runs as root: bob gets his files
+        for p in (bob, bob / "Documents", bob / "Documents" / "Projects"):
+            os.chown(p, 4242, 4242)
     monkeypatch.delenv("XDG_DOCUMENTS_DIR", raising=False)
     ctx = jobs.JobContext.new("restore", "manual", command_id=str(cmd.pk), args=dict(args))
     out = b._run_job(ctx)
@@ -118,6 +121,13 @@ def test_a_revoked_devices_folder_restored_onto_another_users_profile(two, monke
     assert got["bob-own.txt"] == b"bob's own file"  # what was there is kept
     assert not (bob / "Documents" / "private.txt").exists()  # only what was chosen
     assert not list(bob.rglob(".cairn-restore-*"))  # no staging left
+    if os.geteuid() == 0:
+        restored = [
+            p for p in (bob / "Documents" / "Projects").rglob("*") if p.name != "bob-own.txt"
+        ]
+        assert restored and {(p.lstat().st_uid, p.lstat().st_gid) for p in restored} == {
+            (4242, 4242)
+        }
     assert out.stats["mapped"] == [
         {
             "source": str(ana / "Documents" / "Projects"),
