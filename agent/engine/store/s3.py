@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import random
 import threading
 import time
@@ -69,12 +68,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import certifi
-import urllib3
-from minio import Minio
 from minio.commonconfig import CopySource
-from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
-from minio.helpers import MIN_PART_SIZE, check_bucket_name, md5sum_hash
+from minio.error import S3Error
+from minio.helpers import MIN_PART_SIZE, md5sum_hash
 
 from agent.engine.store.base import (
     ObjectExists,
@@ -83,15 +79,15 @@ from agent.engine.store.base import (
     StoreError,
     validate_key,
 )
+from agent.engine.store.s3client import check_settings, connect, http_pool, region_for
 from agent.engine.store.s3errors import (
-    CREDENTIAL_CODES,
     NOT_FOUND_CODES,
     Exists,
     NotImplementedByServer,
     Retry,
     http_status,
     is_retriable,
-    root_reason,
+    store_error,
 )
 
 __all__ = ["S3Store"]
@@ -126,14 +122,7 @@ class S3Store(ObjectStore):
         list_page_size: int = 1000,
         cert_check: bool = True,
     ):
-        if not bucket:
-            raise StoreError("S3 store needs a bucket name")
-        try:
-            check_bucket_name(bucket)
-        except ValueError as exc:
-            raise StoreError(f"invalid S3 bucket name {bucket!r}: {exc}") from None
-        if part_size < MIN_PART_SIZE:
-            raise StoreError(f"S3 part size must be at least {MIN_PART_SIZE} bytes")
+        check_settings(bucket, part_size)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._root = self.prefix + "/" if self.prefix else ""
@@ -141,15 +130,9 @@ class S3Store(ObjectStore):
         self.secure = secure
         scheme = "https" if secure else "http"
         self.location = f"s3://{bucket}/{self.prefix} at {scheme}://{endpoint}"
-        #: objects up to this size go in one PUT (the engine's packs, ~16-20 MiB,
-        #: always do: one request each, and the write is atomic by nature)
-        self.multipart_threshold = max(multipart_threshold, MIN_PART_SIZE)
-        self.part_size = part_size
-        self.parallel_parts = max(1, parallel_parts)
-        self.max_retries = max(0, max_retries)
+        self._tune(multipart_threshold, part_size, parallel_parts, max_retries, list_page_size)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.list_page_size = max(1, min(1000, list_page_size))
         #: True: If-None-Match on every put; False: HEAD then PUT; None: try the
         #: header and fall back if the server says it does not implement it.
         self.conditional_put = conditional_put
@@ -157,26 +140,28 @@ class S3Store(ObjectStore):
         self.retries_done = 0
         self._bucket_checked = False
         self._lock = threading.Lock()
-        self._http = _http_pool(connect_timeout, read_timeout, max_connections, cert_check)
-        if not region and "amazonaws.com" not in endpoint.lower():
-            # Without a region the SDK asks GetBucketLocation before the first
-            # request, which device credentials scoped to one prefix may not
-            # be allowed to do. MinIO and most S3-compatibles default to us-east-1;
-            # on AWS the SDK reads the region from the host name or asks.
-            region = "us-east-1"
-        self.region = region
-        try:
-            self._client = Minio(
-                endpoint,
-                access_key=access_key or None,
-                secret_key=secret_key if access_key else None,
-                session_token=session_token or os.environ.get("AWS_SESSION_TOKEN") or None,
-                secure=secure,
-                region=region or None,
-                http_client=self._http,
-            )
-        except ValueError as exc:  # bad endpoint syntax and the like
-            raise StoreError(f"invalid S3 endpoint {endpoint!r}: {exc}") from exc
+        self._http = http_pool(connect_timeout, read_timeout, max_connections, cert_check)
+        self.region = region_for(endpoint, region)
+        self._client = connect(
+            endpoint, access_key, secret_key, session_token, secure, self.region, self._http
+        )
+
+    def _tune(
+        self,
+        multipart_threshold: int,
+        part_size: int,
+        parallel_parts: int,
+        max_retries: int,
+        list_page_size: int,
+    ) -> None:
+        """The sizes and counts, each bounded to what S3 accepts."""
+        #: objects up to this size go in one PUT (the engine's packs, ~16-20 MiB,
+        #: always do: one request each, and the write is atomic by nature)
+        self.multipart_threshold = max(multipart_threshold, MIN_PART_SIZE)
+        self.part_size = part_size
+        self.parallel_parts = max(1, parallel_parts)
+        self.max_retries = max(0, max_retries)
+        self.list_page_size = max(1, min(1000, list_page_size))
 
     # -- keys ----------------------------------------------------------------------
     def _key(self, key: str) -> str:
@@ -204,47 +189,8 @@ class S3Store(ObjectStore):
 
     def _error(self, op: str, key: str | None, exc: BaseException, attempts: int) -> StoreError:
         """One readable line for an SDK / network failure."""
-        if isinstance(exc, StoreError):
-            return exc
-        if isinstance(exc, Exists) and key:
-            return ObjectExists(key, f"s3://{self.bucket}/{self.prefix}")
-        what = f"{op} {key}" if key else op
-        where = f"s3://{self.bucket}/{self.prefix}"
         endpoint = f"{'https' if self.secure else 'http'}://{self.endpoint}"
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if isinstance(exc, S3Error):
-            code = exc.code or ""
-            if code in NOT_FOUND_CODES and key:
-                return ObjectNotFound(key, where)
-            if code == "NoSuchBucket":
-                return StoreError(
-                    f"cannot {what}: bucket {self.bucket!r} does not exist at {endpoint}"
-                )
-            if code in CREDENTIAL_CODES:
-                return StoreError(
-                    f"cannot {what} in {where}: {endpoint} rejected the credentials "
-                    f"({code}: {exc.message or 'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY'})"
-                )
-            if code == "AccessDenied":
-                return StoreError(
-                    f"cannot {what} in {where}: access denied by {endpoint} "
-                    "(wrong credentials, or no permission for this bucket/prefix)"
-                )
-            status = http_status(exc)
-            return StoreError(
-                f"cannot {what} in {where}: S3 error {code or status}"
-                f"{': ' + exc.message if exc.message else ''}{tries}"
-            )
-        if isinstance(exc, ServerError | InvalidResponseError):
-            return StoreError(
-                f"cannot {what} in {where}: {endpoint} answered HTTP {http_status(exc)}{tries}"
-            )
-        if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-            reason = root_reason(exc)
-            return StoreError(f"cannot {what} in {where}: cannot reach {endpoint}{tries}: {reason}")
-        if isinstance(exc, MinioException | ValueError):
-            return StoreError(f"cannot {what} in {where}: {exc}")
-        return StoreError(f"cannot {what} in {where}: {type(exc).__name__}: {exc}")
+        return store_error(op, key, exc, attempts, self.bucket, self.prefix, endpoint)
 
     def _check_bucket(self) -> None:
         """A HEAD of a key in a missing bucket looks like a missing key (no body
@@ -498,16 +444,3 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self._http.clear()
-
-
-def _http_pool(
-    connect_timeout: float, read_timeout: float, max_connections: int, cert_check: bool
-) -> urllib3.PoolManager:
-    return urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-        maxsize=max_connections,
-        block=False,  # extra concurrent requests open extra (unkept) connections
-        retries=False,  # retries are S3Store._call's, in one place
-        cert_reqs="CERT_REQUIRED" if cert_check else "CERT_NONE",
-        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-    )

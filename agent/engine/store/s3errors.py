@@ -4,9 +4,9 @@ a missing key, bad credentials or an existing object (agent/engine/store/s3.py).
 from __future__ import annotations
 
 import urllib3
-from minio.error import InvalidResponseError, S3Error, ServerError
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
-from agent.engine.store.base import StoreError
+from agent.engine.store.base import ObjectExists, ObjectNotFound, StoreError
 
 #: S3 error codes worth another attempt even when the HTTP status is not 5xx.
 RETRY_CODES = frozenset(
@@ -86,3 +86,54 @@ def root_reason(exc: BaseException) -> str:
     if text.startswith("<") and ">: " in text:
         text = text.split(">: ", 1)[1]
     return text or type(exc).__name__
+
+
+def store_error(
+    op: str,
+    key: str | None,
+    exc: BaseException,
+    attempts: int,
+    bucket: str,
+    prefix: str,
+    endpoint: str,
+) -> StoreError:
+    """One readable line for an SDK / network failure of ``op`` on ``key`` in
+    ``s3://bucket/prefix`` at ``endpoint`` (a URL)."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, Exists) and key:
+        return ObjectExists(key, f"s3://{bucket}/{prefix}")
+    what = f"{op} {key}" if key else op
+    where = f"s3://{bucket}/{prefix}"
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, S3Error):
+        code = exc.code or ""
+        if code in NOT_FOUND_CODES and key:
+            return ObjectNotFound(key, where)
+        if code == "NoSuchBucket":
+            return StoreError(f"cannot {what}: bucket {bucket!r} does not exist at {endpoint}")
+        if code in CREDENTIAL_CODES:
+            return StoreError(
+                f"cannot {what} in {where}: {endpoint} rejected the credentials "
+                f"({code}: {exc.message or 'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY'})"
+            )
+        if code == "AccessDenied":
+            return StoreError(
+                f"cannot {what} in {where}: access denied by {endpoint} "
+                "(wrong credentials, or no permission for this bucket/prefix)"
+            )
+        status = http_status(exc)
+        return StoreError(
+            f"cannot {what} in {where}: S3 error {code or status}"
+            f"{': ' + exc.message if exc.message else ''}{tries}"
+        )
+    if isinstance(exc, ServerError | InvalidResponseError):
+        return StoreError(
+            f"cannot {what} in {where}: {endpoint} answered HTTP {http_status(exc)}{tries}"
+        )
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        reason = root_reason(exc)
+        return StoreError(f"cannot {what} in {where}: cannot reach {endpoint}{tries}: {reason}")
+    if isinstance(exc, MinioException | ValueError):
+        return StoreError(f"cannot {what} in {where}: {exc}")
+    return StoreError(f"cannot {what} in {where}: {type(exc).__name__}: {exc}")
