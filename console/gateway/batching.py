@@ -28,6 +28,7 @@ from console.gateway import conf
 from console.gateway.services import connections, identity, reports
 from console.jobs import commands
 from console.policies import services as policies
+from console.restore import takeover
 
 log = logging.getLogger("cairn.gateway")
 
@@ -106,6 +107,8 @@ class BatchedWrites:
                     await self._deliver_many(deliver[i : i + DELIVERY_BATCH])
                 if acks or policy_acks:
                     await self.db(commands.acknowledge_many, acks, policy_acks)
+                if acks:  # a replacement that took its key gets its groups (issue 11)
+                    await self.db(takeover.finish_acknowledged, acks)
             except Exception:
                 log.exception("batched delivery/acknowledgement failed; retrying")
                 self.to_deliver[:0] = deliver

@@ -9,8 +9,9 @@ replaced), a fresh repository key for the new device is wrapped into that
 copy by the console with the organisation key, and a ``takeover`` command
 carries the key to the new agent (sealed at rest like the restore-onto key,
 console/restore/onto.py; opened only into the mTLS stream; never audited).
-The old device joins nothing any more: its groups (and so its policy) are
-given to the new device and it is revoked. The old prefix stays until
+The old device is revoked; its groups (and so its policy) are added to the
+new device's once that has acknowledged the command (its new policy's first
+backup must find the new key in place). The old prefix stays until
 offboarding deletes it (CAIRN_REVOKED_RETENTION_DAYS), unless held.
 
 Why a copy rather than pointing the new device at the old prefix: grants are
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -33,10 +35,10 @@ from django.utils import timezone
 
 from agent.engine import crypto
 from agent.engine.repository import Repository
-from console.audit.services import Actor, record
+from console.audit.services import SYSTEM, Actor, record
 from console.core import keys
 from console.fleet import services as fleet
-from console.fleet.models import Device
+from console.fleet.models import Device, DeviceGroup
 from console.holds.models import Offboarding
 from console.jobs import dispatch
 from console.jobs.models import Command, CommandKind, Snapshot
@@ -114,7 +116,11 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
     finally:
         store.close()
     with transaction.atomic():
-        payload = {"old_device": str(old.pk), "key_file": key_file}
+        payload = {
+            "old_device": str(old.pk),
+            "key_file": key_file,
+            "groups": sorted(old.groups.values_list("pk", flat=True)),
+        }
         now = timezone.now()
         command = Command.objects.create(
             device=new,
@@ -128,10 +134,10 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
             expires_at=now + onto.restore_access.ACCESS_FOR,
         )
         dispatch.enqueue_delivery(command)
-        # after the command (delivered first): the new policy's first backup
-        # should find the new key in place
-        groups = list(old.groups.all()) + list(new.groups.all())
-        fleet.set_device_groups(actor, new, list({g.pk: g for g in groups}.values()))
+        # The groups (so the policy) are given once the new device has
+        # acknowledged the command (finish_acknowledged): a backup the new
+        # policy starts must find the new key in place.
+        groups = list(old.groups.all())
         # the history is the new device's now: its snapshots are listed under it
         moved = Snapshot.objects.filter(device=old).update(device=new)
         fleet.revoke_device(actor, old, reason=f"replaced by {new.hostname}")
@@ -146,7 +152,47 @@ def take_over(actor: Actor, old: Device, new: Device) -> Command:
                 "objects_copied": objects,
                 "other_keys_removed": dropped,
                 "snapshots": moved,
-                "groups": sorted(g.name for g in groups),
+                "group_names": sorted(g.name for g in groups),
             },
         )
     return command
+
+
+def finish_acknowledged(acks) -> int:
+    """The gateway's acknowledgements ((device id, command id, accepted,
+    reason), batched): a takeover the new device accepted gets the old
+    device's groups added to its own, once (its policy follows). Returns how
+    many were finished."""
+    ids = [c for d, c, ok, _ in acks if ok]
+    if not ids:
+        return 0
+    done = 0
+    for cmd in Command.objects.filter(pk__in=_uuids(ids), kind=CommandKind.TAKEOVER).select_related(
+        "device", "created_by"
+    ):
+        if not any(str(cmd.device_id) == str(d) and str(cmd.pk) == str(c) for d, c, _, _ in acks):
+            continue
+        payload = dict(cmd.payload or {})
+        if payload.get("groups_given"):
+            continue
+        with transaction.atomic():
+            new = cmd.device
+            groups = list(new.groups.all()) + list(
+                DeviceGroup.objects.filter(pk__in=payload.get("groups") or [])
+            )
+            actor = Actor(user=cmd.created_by) if cmd.created_by else SYSTEM
+            fleet.set_device_groups(actor, new, list({g.pk: g for g in groups}.values()))
+            payload["groups_given"] = True
+            Command.objects.filter(pk=cmd.pk).update(payload=payload)
+        done += 1
+    return done
+
+
+def _uuids(values) -> list:
+    out = []
+    for v in values:
+        try:
+            out.append(uuid.UUID(str(v)))
+        except ValueError:
+            continue
+    return out

@@ -177,7 +177,7 @@ def test_a_replacement_takes_over_the_old_devices_history(two, s3_server, s3_buc
     cmd = takeover.take_over(SYSTEM, Device.objects.get(pk=a_id), Device.objects.get(pk=b_id))
     assert cmd.kind == "takeover" and "key" not in cmd.payload
     old, new = Device.objects.get(pk=a_id), Device.objects.get(pk=b_id)
-    assert old.revoked and list(new.groups.all()) == [group]
+    assert old.revoked and list(new.groups.all()) == []  # not before B has its key
     assert list(Snapshot.objects.filter(device=new).values_list("snapshot_id", flat=True)) == [
         first.snapshot_id
     ]
@@ -189,6 +189,10 @@ def test_a_replacement_takes_over_the_old_devices_history(two, s3_server, s3_buc
     b._run_job_command(
         str(cmd.pk), pb.RunJob(kind=msg.run_job.kind, args_json=msg.run_job.args_json)
     )
+    acks = [(b_id, str(cmd.pk), True, "")]  # what the gateway batches
+    assert takeover.finish_acknowledged(acks) == 1
+    assert takeover.finish_acknowledged(acks) == 0  # once
+    assert list(Device.objects.get(pk=b_id).groups.all()) == [group]
 
     # B's next backup reads the same files into the adopted repository: only
     # what changed is added
