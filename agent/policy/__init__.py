@@ -102,7 +102,7 @@ def _build(data: Any, *, stored: bool) -> tuple[Policy | None, FieldErrors]:
         errors.add(key, "Unknown field.")
     sources = parse_sources(errors, data, stored=stored)
     excludes = parse_excludes(errors, data)
-    schedule = parse_schedule(errors, data)
+    schedule = parse_schedule(errors, data, stored=stored)
     lo, hi = bounds(Policy, "rpo_hours")
     default_rpo = Policy.__dataclass_fields__["rpo_hours"].default
     rpo = integer(errors, "rpo_hours", data.get("rpo_hours", default_rpo), lo, hi)

@@ -56,12 +56,16 @@ def _times(errors: Errors, raw) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def _window(errors: Errors, raw) -> Window | None:
-    if raw in ({}, "", None) or (
-        isinstance(raw, dict) and not raw.get("start") and not raw.get("end")
-    ):
+def _window(errors: Errors, raw, *, stored: bool) -> Window | None:
+    if raw is None:
         return None
-    if not isinstance(raw, dict):
+    # "No window": null, or both ends left empty (the form's blank fields);
+    # stored revisions also wrote {} and "". An object without its two ends
+    # is refused, not read as "no window".
+    empty_ends = isinstance(raw, dict) and not raw.get("start") and not raw.get("end")
+    if (stored and raw in ({}, "")) or (empty_ends and (stored or {"start", "end"} <= raw.keys())):
+        return None
+    if not isinstance(raw, dict) or not {"start", "end"} <= raw.keys():
         errors.add("schedule.window", "Must be an object with start and end (HH:MM).")
         return None
     start = time_of_day(errors, "schedule.window", raw.get("start"))
@@ -71,7 +75,7 @@ def _window(errors: Errors, raw) -> Window | None:
     return Window(start or "", end or "")
 
 
-def parse_schedule(errors: Errors, data: dict) -> Schedule:
+def parse_schedule(errors: Errors, data: dict, *, stored: bool = False) -> Schedule:
     raw = section(errors, data, "schedule", DEFAULT)
     lo, hi = bounds(Schedule, "every_hours")
     every = integer(errors, "schedule.every_hours", raw.get("every_hours"), lo, hi, allow_none=True)
@@ -83,6 +87,6 @@ def parse_schedule(errors: Errors, data: dict) -> Schedule:
     return Schedule(
         every_hours=every,
         times=times,
-        window=_window(errors, raw.get("window")),
+        window=_window(errors, raw.get("window"), stored=stored),
         catch_up=boolean(errors, "schedule.catch_up", raw.get("catch_up")),
     )

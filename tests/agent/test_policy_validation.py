@@ -155,3 +155,21 @@ def test_load_accepts_a_policy_and_refuses_garbage_by_field():
     with pytest.raises(policy.PolicyError) as exc:
         policy.load({"limits": {"upload_kbps": "fast"}})
     assert list(exc.value.errors) == ["limits.upload_kbps"]
+
+
+def _with_window(window) -> dict:
+    data = default()
+    data["schedule"] = {"every_hours": 4, "times": [], "window": window, "catch_up": True}
+    return data
+
+
+def test_a_window_object_without_its_two_ends_is_refused_not_read_as_none():
+    """New input says "no window" with null or two empty ends; an object
+    naming neither end (the API contract test sent one) is an error. Stored
+    revisions keep their looser forms."""
+    with pytest.raises(policy.PolicyError) as err:
+        policy.parse(_with_window({"from": "08:00"}))
+    assert "schedule.window" in err.value.errors
+    assert policy.parse(_with_window(None)).schedule.window is None
+    assert policy.parse(_with_window({"start": "", "end": ""})).schedule.window is None
+    assert policy.load(_with_window({})).schedule.window is None

@@ -55,6 +55,7 @@ STATE = re.compile(
             r"^A device is required for this scope\.$",
             r"^A snapshot id \(hexadecimal\)\.$",
             r"^The device has no snapshot with this id\.$",
+            r"^This hold was already released\.$",  # state: a release is done once
             # what a snapshot holds (console/restore/services.py)
             r"^The cursor is not one this listing gave\.$",
             r"^The path is a file, not a folder: download it instead\.$",
