@@ -501,6 +501,48 @@ def test_pages_list_alerts_and_admins_change_rules(ui, small_fleet):
     assert r.status_code == 200 and "greater than or equal to 0" in r.content.decode()
 
 
+def test_device_page_lists_open_alerts_first_then_the_last_resolved(ui, small_fleet):
+    from console.alerts import queries
+
+    device, other = small_fleet.devices[0], small_fleet.devices[1]
+    now = timezone.now()
+
+    def alert(rule, state, started_days, resolved_days=None, on=device, message="m"):
+        return Alert.objects.create(
+            rule=rule, severity="warning", device=on, state=state, message=message,
+            started_at=now - dt.timedelta(days=started_days),
+            resolved_at=None if resolved_days is None else now - dt.timedelta(days=resolved_days),
+        )  # fmt: skip
+
+    # seven resolved, the oldest-started resolved most recently
+    resolved = [alert(Rule.FAILURES, AlertState.RESOLVED, 30 + i, 20 - i) for i in range(7)]
+    firing = alert(Rule.NOT_SEEN, AlertState.FIRING, 40, message="<b>not seen 40 d</b>")
+    pending = alert(Rule.GROWTH, AlertState.PENDING, 1)
+    alert(Rule.DAMAGE, AlertState.FIRING, 1, on=other, message="someone else's")
+
+    shown = queries.for_device(device)
+    # open ones first (newest first), then the 5 most recently resolved
+    assert [a.pk for a in shown] == [pending.pk, firing.pk] + [a.pk for a in resolved[::-1][:5]]
+    assert queries.for_device(device, resolved=0) == [pending, firing]
+    assert queries.for_device(other)[0].message == "someone else's"
+
+    html = ui("auditor").get(f"/devices/{device.pk}/").content.decode()
+    section = html[html.index('data-testid="device-alerts"') :]
+    section = section[: section.index("</section>")]
+    assert section.count("<tr data-alert-state=") == 7
+    assert section.index('data-alert-state="pending"') < section.index('"firing"')
+    assert section.index('"firing"') < section.index('"resolved"')
+    assert "Not seen" in section and "Firing" in section and "Resolved" in section
+    assert "&lt;b&gt;not seen 40 d&lt;/b&gt;" in section and "<b>not" not in section
+    assert "someone else" not in section
+    assert f'href="/alerts/?device={device.pk}"' in section
+    listed = ui("auditor").get(f"/alerts/?device={device.pk}").content.decode()
+    assert "someone else" not in listed and "not seen 40 d" in listed
+
+    empty = ui("auditor").get(f"/devices/{small_fleet.devices[2].pk}/").content.decode()
+    assert "No alerts for this device." in empty
+
+
 def test_bench_measures_two_passes_and_leaves_nothing(fleet10):
     from console.alerts import bench
 

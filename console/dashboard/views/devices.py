@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console.accounts.roles import BULK_ACTIONS, can, require
+from console.alerts import queries as alert_queries
 from console.dashboard.forms import (
     RestoreForm,
 )
@@ -100,6 +101,8 @@ def device_detail(request, pk):
                 next((r.stats for r in runs if r.kind == "backup" and r.finished_at), {})
             ),
             "verification": verification.latest(device),
+            # open alerts first, then the last few resolved (one query)
+            "alerts": alert_queries.for_device(device),
         },
     )
 
