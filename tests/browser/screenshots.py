@@ -4,6 +4,9 @@ Seeds a small demo fleet into a throw-away var directory (SQLite), starts the
 console on a free port, signs in with Debian's chromium through Playwright
 and saves each page at 1280 px wide (the Reports pages with a history
 filled for the last 30 closed days, a schedule and the report it sent),
+a device with an open alert (device-alert.png, after one alert evaluation
+pass), the revoked laptop's "Restore onto another device" form
+(restore-onto.png) and "Replace device" page (replace.png),
 the first page of the compliance PDF (report-pdf-page1.png, by pdftoppm),
 plus the overview and device list at tablet width (820 px).
 """
@@ -50,8 +53,17 @@ scheduling.create_schedule(actor, scheduling.ScheduleInput(
     "Weekly, Finance", "weekly", scope_kind="group", group=DeviceGroup.objects.get(name="Finance"),
     recipients=("finance-it@example.com",)))
 scheduling.run_due_schedules()
+# alerts: no hold-down, one real evaluation pass over the demo fleet
+from console.alerts import evaluation, services as alert_services
+from console.alerts.models import Alert
+alert_services.save_settings(actor, 0, 0)
+evaluation.evaluate()
+alerted = Alert.objects.filter(state="firing", severity="critical").order_by("device__hostname").first()
+if alerted is None:
+    raise SystemExit("no alert fired on the demo fleet")
 print(end - timedelta(days=29), end)
 print(d.pk)
+print(alerted.device_id)
 """
 
 
@@ -149,14 +161,14 @@ def main() -> int:
         .stdout.strip()
         .splitlines()
     )
-    device_id = lines[-1]
+    device_id, alerted_id = lines[-2], lines[-1]
     restore = subprocess.run(
         [*py, "shell", "-c", RESTORE_SETUP], capture_output=True, text=True, cwd=ROOT, env=env
     )
     if restore.returncode:
         raise SystemExit(f"restore screenshots setup failed:\n{restore.stderr}")
     lost, lost_first, lost_second, lost_src = restore.stdout.split()[-4:]
-    report_from, report_to = lines[-2].split()
+    report_from, report_to = lines[-3].split()
     port = free_port()
     server = subprocess.Popen(
         [*py, "runserver", "--noreload", f"127.0.0.1:{port}"],
@@ -171,6 +183,7 @@ def main() -> int:
         ("devices", "/devices/"),
         ("devices-filtered", "/devices/?status=at_risk&os=windows"),
         ("device", f"/devices/{device_id}/"),
+        ("device-alert", f"/devices/{alerted_id}/"),
         ("groups", "/groups/"),
         ("policies", "/policies/"),
         ("policy", "/policies/1/"),
@@ -192,6 +205,8 @@ def main() -> int:
             f"/devices/{lost}/snapshots/{lost_first}/compare/?with={lost_second}&path={lost_src}",
         ),
         ("restore-search", f"/files/search/?q=*.pdf&device={lost}"),
+        ("restore-onto", f"/devices/{lost}/restore/"),
+        ("replace", f"/devices/{lost}/replace/"),
         ("api-docs", "/api/docs/"),
     ]
     try:
