@@ -74,8 +74,9 @@ class ReleaseInput(serializers.Serializer):
 
 
 class HoldQuery(serializers.Serializer):
+    # ?state= (blank) is read as absent, as a query form sends it: say so
     state = serializers.ChoiceField(
-        choices=[("active", "active"), ("released", "released")], required=False
+        choices=[("active", "active"), ("released", "released")], required=False, allow_blank=True
     )
 
 
