@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from console.restore.services import Download, RangeNotSatisfiable
+from console.restore.downloads import Download
+from console.restore.errors import RangeNotSatisfiable
 
 
 def streaming_response(dl: Download) -> StreamingHttpResponse:
