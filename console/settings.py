@@ -228,7 +228,6 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
     "offboard-revoked": {"task": "holds.offboard_due", "schedule": 86400.0},
     "alert-digests": {"task": "alerts.digest", "schedule": 3600.0},
-    "verify-repositories": {"task": "storage.verify_due", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Offboarding (console/holds/offboarding.py): a revoked device's data is kept
