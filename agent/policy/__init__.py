@@ -95,6 +95,7 @@ def canonical_json(spec: Mapping[str, Any]) -> str:
 
 def _build(data: Any, *, stored: bool) -> tuple[Policy | None, FieldErrors]:
     errors = Errors()
+    errors.strict = not stored
     if not isinstance(data, Mapping):
         return None, {"spec": ["A policy spec must be a JSON object."]}
     data = dict(data)

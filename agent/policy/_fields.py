@@ -69,7 +69,11 @@ def to_dict(obj) -> dict[str, Any]:
 
 
 class Errors(dict):
-    """Messages by dotted field path."""
+    """Messages by dotted field path. ``strict``: new input from an admin, in
+    which a key the contract does not know is an error (stored revisions are
+    read as they were written)."""
+
+    strict = False
 
     def add(self, path: str, message: str) -> None:
         self.setdefault(path, []).append(message)
@@ -86,6 +90,9 @@ def section(errors: Errors, data: dict, key: str, defaults: dict) -> dict:
     if not isinstance(value, dict):
         errors.add(key, "Must be an object.")
         return dict(defaults)
+    if errors.strict:
+        for unknown in sorted(set(value) - set(defaults), key=str):
+            errors.add(f"{key}.{unknown}", "Unknown field.")
     return {**defaults, **value}
 
 

@@ -173,3 +173,14 @@ def test_a_window_object_without_its_two_ends_is_refused_not_read_as_none():
     assert policy.parse(_with_window(None)).schedule.window is None
     assert policy.parse(_with_window({"start": "", "end": ""})).schedule.window is None
     assert policy.load(_with_window({})).schedule.window is None
+
+
+def test_unknown_keys_inside_a_section_are_refused_on_new_input_only():
+    """The schema says what a section holds; new input naming anything else is
+    refused by field (it was silently dropped), stored revisions load as written."""
+    data = default()
+    data["retention"] = {**data["retention"], "keep_forever": True}
+    with pytest.raises(policy.PolicyError) as err:
+        policy.parse(data)
+    assert err.value.errors == {"retention.keep_forever": ["Unknown field."]}
+    assert policy.load(data).retention == policy.default_policy().retention

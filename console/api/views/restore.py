@@ -46,7 +46,9 @@ class TreeQuery(serializers.Serializer):
     path = serializers.RegexField(
         services.PATH_PATTERN, default="/", max_length=services.MAX_PATH, trim_whitespace=False
     )
-    cursor = serializers.CharField(required=False, max_length=64)
+    # not trimmed: a cursor is an opaque token, checked as given (a whitespace
+    # one is "not one this listing gave", never quietly blank)
+    cursor = serializers.CharField(required=False, max_length=64, trim_whitespace=False)
     limit = serializers.IntegerField(
         default=services.PAGE, min_value=1, max_value=services.MAX_PAGE
     )
