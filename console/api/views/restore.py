@@ -48,7 +48,9 @@ class TreeQuery(serializers.Serializer):
     )
     # not trimmed: a cursor is an opaque token, checked as given (a whitespace
     # one is "not one this listing gave", never quietly blank)
-    cursor = serializers.CharField(required=False, max_length=64, trim_whitespace=False)
+    cursor = serializers.RegexField(
+        r"^[^\x00]*$", required=False, max_length=64, trim_whitespace=False
+    )
     limit = serializers.IntegerField(
         default=services.PAGE, min_value=1, max_value=services.MAX_PAGE
     )
