@@ -27,7 +27,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
-DOMAIN = ("core", "accounts", "audit", "fleet", "policies", "jobs", "storage", "alerts", "reports", "holds", "restore")
+DOMAIN = (
+    "core",
+    "accounts",
+    "audit",
+    "fleet",
+    "policies",
+    "jobs",
+    "storage",
+    "alerts",
+    "reports",
+    "holds",
+    "restore",
+)
 ADAPTERS = ("gateway", "api", "dashboard", "metrics", "demo")
 FOUNDATION = ("core", "accounts", "audit")
 
