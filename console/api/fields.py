@@ -63,6 +63,13 @@ class StrictUUID(serializers.UUIDField):
 class PrimaryKey(serializers.PrimaryKeyRelatedField):
     """A related object's id as the schema types it: an integer, or a UUID as text."""
 
+    def run_validation(self, data=serializers.empty):
+        # DRF reads "" as null for related fields; in JSON the schema says
+        # integer (or UUID text) or null, so "" is a wrong type there.
+        if data == "" and not _form(self):
+            self.fail("incorrect_type", data_type="str")
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         pk = self.get_queryset().model._meta.pk
         if _form(self):

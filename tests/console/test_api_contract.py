@@ -164,7 +164,7 @@ def test_schemathesis_finds_no_failure(live_console, tmp_path):
         "--max-examples",
         str(EXAMPLES),
         "--workers",
-        "2",
+        "1",  # one worker: with the fixed seed the cases come in one order
         "--report",
         "junit",
         "--report-dir",
