@@ -28,7 +28,7 @@ def test_demo_serves_login_page_and_ctrl_c_stops_everything(tmp_path):
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CAIRN_ENV"}
     }
     env.update(CAIRN_VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
-    port = free_port()
+    port = _console_port()  # the gateway takes the next two
     log = tmp_path / "demo.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -149,9 +149,7 @@ def _enrollment_page(url: str, user: tuple[str, str]) -> str:
 @pytest.mark.slow
 def test_make_demo_port_fixed_gateway_ports_across_quick_restarts_quiet_output(tmp_path):
     env = _session_env(tmp_path)
-    port = free_port()
-    while not all(_free(p) for p in (port + 1, port + 2)):
-        port = free_port()
+    port = _console_port()
     assert (
         "--port 9000"
         in subprocess.run(
@@ -189,6 +187,14 @@ def test_make_demo_port_fixed_gateway_ports_across_quick_restarts_quiet_output(t
         finally:
             _stop(proc)
         assert not [n for n in BANNER_NOISE if n in log.read_text()], log.read_text()
+
+
+def _console_port() -> int:
+    """A free port for the demo's console whose next two (the gateway's) are free too."""
+    port = free_port()
+    while not all(_free(p) for p in (port + 1, port + 2)):
+        port = free_port()
+    return port
 
 
 def _free(port: int) -> bool:
